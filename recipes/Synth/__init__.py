@@ -1,0 +1,1 @@
+"""Procedural sound dataset with captions (the offline embedded default)."""

@@ -1,0 +1,1 @@
+"""SpeechBrain-style recipes of tinyclap, one folder per dataset."""

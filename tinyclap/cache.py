@@ -1,0 +1,177 @@
+"""Teacher-embedding cache: run the frozen teacher once, not every epoch.
+
+The distillation loss needs only the teacher's audio embeddings, so they are
+computed once per deterministic window of every clip and stored on disk
+(``embeddings.npy``, memory-mapped at training time, plus ``index.json``
+mapping each manifest id to its rows). The folder name is a content key over
+the teacher's weights, the manifest (paths, sizes, modification times) and the
+preprocessing, so any change to them builds a new cache.
+
+Building is resumable: rows are appended to ``partial.bin`` and a clip is
+recorded in ``partial_index.jsonl`` only after its rows are flushed; an
+interrupted build restarts after the last recorded clip, and the final files
+are renamed into place only when complete.
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tinyclap.audio import load_audio, split_windows
+
+
+def manifest_fingerprint(entries):
+    """Fingerprint ``{id: wav_path}``: paths, file sizes and modification times.
+
+    Example
+    -------
+    >>> len(manifest_fingerprint({}))
+    64
+    """
+    digest = hashlib.sha256()
+    for key in sorted(entries):
+        path = Path(entries[key])
+        stat = path.stat() if path.exists() else None
+        record = [key, str(path), stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1]
+        digest.update(json.dumps(record).encode())
+    return digest.hexdigest()
+
+
+def content_key(teacher_fingerprint, entries, preprocessing):
+    """Short hash naming a cache: teacher + manifest + preprocessing options.
+
+    Example
+    -------
+    >>> content_key("t", {}, {"sr": 16000}) == content_key("t", {}, {"sr": 16000})
+    True
+    """
+    payload = json.dumps(
+        [teacher_fingerprint, manifest_fingerprint(entries), preprocessing], sort_keys=True
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class TeacherEmbeddingCache:
+    """Read access to a complete cache folder.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A folder written by :meth:`build`.
+    """
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        with open(self.folder / "index.json", encoding="utf-8") as f:
+            meta = json.load(f)
+        self.index = meta["index"]
+        self.preprocessing = meta["preprocessing"]
+        self.embeddings = np.load(self.folder / "embeddings.npy", mmap_mode="r")
+
+    def __len__(self):
+        return len(self.index)
+
+    def num_windows(self, clip_id):
+        """Number of cached windows of ``clip_id``."""
+        return self.index[clip_id][1]
+
+    def get(self, clip_id, window=0):
+        """Teacher embedding (float32 ``[D]``) of window ``window`` of ``clip_id``."""
+        offset, count = self.index[clip_id]
+        if not 0 <= window < count:
+            raise IndexError(f"{clip_id} has {count} cached windows, asked for {window}")
+        return torch.from_numpy(np.array(self.embeddings[offset + window], dtype=np.float32))
+
+    @classmethod
+    def build(
+        cls, root, teacher, entries, window_samples, hop_samples=None,
+        batch_size=32, dtype="float16", progressbar=True,
+    ):
+        """Return the cache for ``entries``, building (or resuming) it if needed.
+
+        Parameters
+        ----------
+        root : str or Path
+            Parent folder; the cache lives in ``root/<content key>``.
+        teacher : object
+            Has ``embed_audio(wavs) -> [B, D]``, ``sample_rate`` and
+            ``fingerprint``.
+        entries : dict
+            ``{id: wav_path}``.
+        window_samples, hop_samples : int
+            Window length and hop of :func:`tinyclap.audio.split_windows`.
+        batch_size : int
+            Windows per teacher forward pass.
+        dtype : str
+            ``float16`` (half the disk) or ``float32``.
+        progressbar : bool
+            Show a tqdm bar.
+        """
+        hop_samples = hop_samples or window_samples
+        preprocessing = {
+            "sample_rate": teacher.sample_rate, "window": window_samples,
+            "hop": hop_samples, "dtype": dtype,
+        }
+        folder = Path(root) / content_key(teacher.fingerprint, entries, preprocessing)
+        if (folder / "index.json").exists():
+            return cls(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        done = _read_partial_index(folder / "partial_index.jsonl")
+        dim = teacher.embedding_dim
+        np_dtype = np.dtype(dtype)
+        rows_done = sum(n for _, n in done)
+        partial = folder / "partial.bin"
+        with open(partial, "ab") as f:
+            f.truncate(rows_done * dim * np_dtype.itemsize)  # drop unrecorded rows
+        todo = [k for k in entries if k not in dict(done)]
+        with open(partial, "ab") as data_file, open(
+            folder / "partial_index.jsonl", "a", encoding="utf-8"
+        ) as index_file:
+            for clip_id in tqdm(todo, desc="teacher cache", disable=not progressbar):
+                wav = load_audio(entries[clip_id], teacher.sample_rate, manifest_id=clip_id)
+                windows = split_windows(wav, window_samples, hop_samples)
+                with torch.no_grad():
+                    embs = torch.cat(
+                        [teacher.embed_audio(w) for w in windows.split(batch_size)]
+                    )
+                data_file.write(embs.cpu().numpy().astype(np_dtype).tobytes())
+                data_file.flush()
+                os.fsync(data_file.fileno())
+                index_file.write(json.dumps([clip_id, len(windows)]) + "\n")
+                index_file.flush()
+        _finalise(folder, dim, np_dtype, preprocessing)
+        return cls(folder)
+
+
+def _read_partial_index(path):
+    if not path.exists():
+        return []
+    done = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            clip_id, count = json.loads(line)
+        except (ValueError, TypeError):
+            break  # a torn last line: everything after it is redone
+        done.append((clip_id, int(count)))
+    return done
+
+
+def _finalise(folder, dim, np_dtype, preprocessing):
+    done = _read_partial_index(folder / "partial_index.jsonl")
+    rows = np.fromfile(folder / "partial.bin", dtype=np_dtype).reshape(-1, dim)
+    index, offset = {}, 0
+    for clip_id, count in done:
+        index[clip_id] = [offset, count]
+        offset += count
+    np.save(folder / "embeddings.tmp.npy", rows[:offset])
+    os.replace(folder / "embeddings.tmp.npy", folder / "embeddings.npy")
+    tmp = folder / "index.tmp.json"
+    tmp.write_text(json.dumps({"index": index, "preprocessing": preprocessing}))
+    os.replace(tmp, folder / "index.json")
+    (folder / "partial.bin").unlink()
+    (folder / "partial_index.jsonl").unlink()
