@@ -55,8 +55,7 @@ def _mentions(caption, label):
 def _read_manifests(manifest_paths):
     """Load every split's manifest."""
     return {
-        split: json.loads(Path(path).read_text("utf-8"))
-        for split, path in manifest_paths.items()
+        split: json.loads(Path(path).read_text("utf-8")) for split, path in manifest_paths.items()
     }
 
 
@@ -86,9 +85,7 @@ def test_class_list_is_large_unique_and_readable():
 def test_generate_clip_length_dtype_and_range(sample_rate, duration):
     expected_length = round(sample_rate * duration)
     for index, label in enumerate(CLASSES):
-        clip = synth.generate_clip(
-            label, np.random.default_rng(index), sample_rate, duration
-        )
+        clip = synth.generate_clip(label, np.random.default_rng(index), sample_rate, duration)
         assert clip.shape == (expected_length,), label
         assert clip.dtype == np.float32, label
         assert np.all(np.isfinite(clip)), label
@@ -118,15 +115,9 @@ def test_render_example_mixture_noise_and_peak():
 
 def test_same_seed_is_bit_identical_and_seeds_differ():
     for index, label in enumerate(CLASSES):
-        first = synth.sample_example(
-            synth.example_rng(11, 1, index), label, 16000, 1.0, 0.5
-        )
-        again = synth.sample_example(
-            synth.example_rng(11, 1, index), label, 16000, 1.0, 0.5
-        )
-        other = synth.sample_example(
-            synth.example_rng(12, 1, index), label, 16000, 1.0, 0.5
-        )
+        first = synth.sample_example(synth.example_rng(11, 1, index), label, 16000, 1.0, 0.5)
+        again = synth.sample_example(synth.example_rng(11, 1, index), label, 16000, 1.0, 0.5)
+        other = synth.sample_example(synth.example_rng(12, 1, index), label, 16000, 1.0, 0.5)
         assert np.array_equal(first[0], again[0]) and first[1:] == again[1:]
         assert not np.array_equal(first[0], other[0])
 
@@ -241,9 +232,7 @@ def test_second_call_skips_and_changed_options_regenerate(tmp_path):
     def run(**overrides):
         options = {"n_train": 1, "n_valid": 1, "n_test": 1, "duration": 0.25}
         options.update(overrides)
-        return prepare_synth(
-            tmp_path / "data", tmp_path / "save", num_workers=0, **options
-        )
+        return prepare_synth(tmp_path / "data", tmp_path / "save", num_workers=0, **options)
 
     manifest_paths = run()
     train_manifest = Path(manifest_paths["train"])
@@ -266,9 +255,7 @@ def test_second_call_skips_and_changed_options_regenerate(tmp_path):
 
 def test_deleted_clip_triggers_regeneration(tmp_path):
     options = {"n_train": 1, "n_valid": 1, "n_test": 1, "duration": 0.25}
-    manifest_paths = prepare_synth(
-        tmp_path / "data", tmp_path / "save", num_workers=0, **options
-    )
+    manifest_paths = prepare_synth(tmp_path / "data", tmp_path / "save", num_workers=0, **options)
     entries = json.loads(Path(manifest_paths["test"]).read_text())
     missing = Path(next(iter(entries.values()))["wav"])
     missing.unlink()
@@ -334,9 +321,7 @@ def test_classes_are_separable_by_nearest_centroid():
     features, targets, is_fit = map(np.array, (features, targets, is_fit))
     mean, std = features[is_fit].mean(0), features[is_fit].std(0) + 1e-6
     standard = (features - mean) / std
-    centroids = np.stack(
-        [standard[is_fit & (targets == k)].mean(0) for k in range(len(CLASSES))]
-    )
+    centroids = np.stack([standard[is_fit & (targets == k)].mean(0) for k in range(len(CLASSES))])
     held_out = standard[~is_fit]
     distances = ((held_out[:, None, :] - centroids[None]) ** 2).sum(-1)
     accuracy = np.mean(distances.argmin(1) == targets[~is_fit])

@@ -89,8 +89,15 @@ class TeacherEmbeddingCache:
 
     @classmethod
     def build(
-        cls, root, teacher, entries, window_samples, hop_samples=None,
-        batch_size=32, dtype="float16", progressbar=True,
+        cls,
+        root,
+        teacher,
+        entries,
+        window_samples,
+        hop_samples=None,
+        batch_size=32,
+        dtype="float16",
+        progressbar=True,
     ):
         """Return the cache for ``entries``, building (or resuming) it if needed.
 
@@ -114,14 +121,20 @@ class TeacherEmbeddingCache:
         """
         hop_samples = hop_samples or window_samples
         preprocessing = {
-            "sample_rate": teacher.sample_rate, "window": window_samples,
-            "hop": hop_samples, "dtype": dtype,
+            "sample_rate": teacher.sample_rate,
+            "window": window_samples,
+            "hop": hop_samples,
+            "dtype": dtype,
         }
         folder = Path(root) / content_key(teacher.fingerprint, entries, preprocessing)
         if (folder / "index.json").exists():
             return cls(folder)
         folder.mkdir(parents=True, exist_ok=True)
         done = _read_partial_index(folder / "partial_index.jsonl")
+        # Rewrite the index without a torn last line, so appends start on a fresh line.
+        (folder / "partial_index.jsonl").write_text(
+            "".join(json.dumps([k, n]) + "\n" for k, n in done), encoding="utf-8"
+        )
         dim = teacher.embedding_dim
         np_dtype = np.dtype(dtype)
         rows_done = sum(n for _, n in done)
@@ -129,16 +142,15 @@ class TeacherEmbeddingCache:
         with open(partial, "ab") as f:
             f.truncate(rows_done * dim * np_dtype.itemsize)  # drop unrecorded rows
         todo = [k for k in entries if k not in dict(done)]
-        with open(partial, "ab") as data_file, open(
-            folder / "partial_index.jsonl", "a", encoding="utf-8"
-        ) as index_file:
+        with (
+            open(partial, "ab") as data_file,
+            open(folder / "partial_index.jsonl", "a", encoding="utf-8") as index_file,
+        ):
             for clip_id in tqdm(todo, desc="teacher cache", disable=not progressbar):
                 wav = load_audio(entries[clip_id], teacher.sample_rate, manifest_id=clip_id)
                 windows = split_windows(wav, window_samples, hop_samples)
                 with torch.no_grad():
-                    embs = torch.cat(
-                        [teacher.embed_audio(w) for w in windows.split(batch_size)]
-                    )
+                    embs = torch.cat([teacher.embed_audio(w) for w in windows.split(batch_size)])
                 data_file.write(embs.cpu().numpy().astype(np_dtype).tobytes())
                 data_file.flush()
                 os.fsync(data_file.fileno())

@@ -59,8 +59,11 @@ class LogMel(torch.nn.Module):
         self.amin = float(amin)
         self.ref = float(ref)
         mel_fb = librosa.filters.mel(
-            sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels,
-            fmin=f_min, fmax=f_max,
+            sr=self.sample_rate,
+            n_fft=self.n_fft,
+            n_mels=self.n_mels,
+            fmin=f_min,
+            fmax=f_max,
         )
         self.register_buffer("mel_fb", torch.from_numpy(mel_fb.T).float(), False)
         window = torch.hann_window(self.win_length, periodic=True)
@@ -99,6 +102,7 @@ class LogMel(torch.nn.Module):
         return logmel[0] if squeeze else logmel
 
     def extra_repr(self):
+        """Settings shown in the module repr."""
         return (
             f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, "
             f"hop_length={self.hop_length}, n_mels={self.n_mels}, "

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 
 def distillation_loss(student_emb, teacher_emb):
-    """tinyCLAP's unimodal loss: ``-mean(cos(teacher, student))``.
+    """TinyCLAP's unimodal loss: ``-mean(cos(teacher, student))``.
 
     The teacher side is detached; text never enters, so any audio works as a
     distillation corpus. Minimum -1 (student aligned with teacher).

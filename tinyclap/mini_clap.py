@@ -121,7 +121,10 @@ class SentenceEncoder(torch.nn.Module):
         for start in range(0, len(missing), batch_size):
             chunk = missing[start : start + batch_size]
             tokens = self.tokenizer(
-                chunk, padding=True, truncation=True, max_length=self.max_length,
+                chunk,
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
                 return_tensors="pt",
             ).to(device)
             hidden = self.model(**tokens).last_hidden_state
@@ -152,14 +155,22 @@ class MiniCLAP(torch.nn.Module):
     """
 
     def __init__(
-        self, n_mels=64, channels=(32, 64, 128, 256, 512), audio_dim=512,
-        embedding_dim=256, text_dim=384, dropout=0.5,
+        self,
+        n_mels=64,
+        channels=(32, 64, 128, 256, 512),
+        audio_dim=512,
+        embedding_dim=256,
+        text_dim=384,
+        dropout=0.5,
     ):
         super().__init__()
         self.config = dict(
-            n_mels=int(n_mels), channels=[int(c) for c in channels],
-            audio_dim=int(audio_dim), embedding_dim=int(embedding_dim),
-            text_dim=int(text_dim), dropout=float(dropout),
+            n_mels=int(n_mels),
+            channels=[int(c) for c in channels],
+            audio_dim=int(audio_dim),
+            embedding_dim=int(embedding_dim),
+            text_dim=int(text_dim),
+            dropout=float(dropout),
         )
         self.audio_encoder = torch.nn.Module()
         self.audio_encoder.base = ConvAudioEncoder(n_mels, channels, audio_dim)

@@ -32,9 +32,7 @@ def _write_json_atomic(path, payload):
     """Write ``payload`` as indented JSON to ``path`` through a temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-    )
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as tmp_file:
             json.dump(payload, tmp_file, indent=2, default=str)

@@ -8,10 +8,16 @@ to the teacher's latent size. The parameter layout (``base.bn0``,
 ``base._layers``, ``base.pn_block``, ``projection.*``) is the official one.
 """
 
+from pathlib import Path
+
 import torch
+import torch.nn.functional as F
 
 from tinyclap._compat import load_phinet_class
+from tinyclap.features import LogMel
 from tinyclap.projection import Projection
+
+STUDENT_FORMAT = "tinyclap-student"
 
 
 class PhiNetBackbone(torch.nn.Module):
@@ -97,14 +103,17 @@ class PhiNetStudent(torch.nn.Module):
     ):
         super().__init__()
         self.config = dict(
-            alpha=float(alpha), beta=float(beta), t_zero=float(t_zero),
-            num_layers=int(num_layers), n_frames=int(n_frames), n_mels=int(n_mels),
-            head_channels=int(head_channels), embedding_dim=int(embedding_dim),
+            alpha=float(alpha),
+            beta=float(beta),
+            t_zero=float(t_zero),
+            num_layers=int(num_layers),
+            n_frames=int(n_frames),
+            n_mels=int(n_mels),
+            head_channels=int(head_channels),
+            embedding_dim=int(embedding_dim),
             dropout=float(dropout),
         )
-        self.base = PhiNetBackbone(
-            alpha, beta, t_zero, num_layers, n_frames, n_mels, head_channels
-        )
+        self.base = PhiNetBackbone(alpha, beta, t_zero, num_layers, n_frames, n_mels, head_channels)
         self.projection = Projection(int(head_channels), int(embedding_dim), dropout)
 
     @property
@@ -115,3 +124,122 @@ class PhiNetStudent(torch.nn.Module):
     def forward(self, logmels):
         """Return un-normalised embeddings ``[B, D]`` of ``[B, frames, mels]`` input."""
         return self.projection(self.base(logmels))
+
+
+class StudentAudioEncoder(torch.nn.Module):
+    """A student with its frontend: waveforms in, L2-normalised embeddings out.
+
+    Parameters
+    ----------
+    student : PhiNetStudent
+        The audio encoder on log-mels.
+    frontend_config : dict
+        :class:`tinyclap.features.LogMel` keyword arguments (the teacher's).
+    clip_seconds : float
+        Analysis window length in seconds.
+
+    Example
+    -------
+    >>> s = PhiNetStudent(0.5, 0.75, 4, 4, n_frames=101, n_mels=64,
+    ...                   head_channels=64, embedding_dim=16)
+    >>> enc = StudentAudioEncoder(s, {"sample_rate": 16000, "f_max": 8000}, 2.0)
+    >>> enc.embed_audio(torch.randn(3, 32000)).shape
+    torch.Size([3, 16])
+    """
+
+    def __init__(self, student, frontend_config, clip_seconds):
+        super().__init__()
+        self.student = student
+        self.frontend_config = dict(frontend_config)
+        self.frontend = LogMel(**self.frontend_config)
+        self.clip_seconds = float(clip_seconds)
+
+    @property
+    def sample_rate(self):
+        """Input sample rate in Hz."""
+        return self.frontend.sample_rate
+
+    @property
+    def window_samples(self):
+        """Samples per analysis window."""
+        return int(round(self.clip_seconds * self.sample_rate))
+
+    @property
+    def embedding_dim(self):
+        """Size of the output embeddings."""
+        return self.student.embedding_dim
+
+    def audio_encoder(self):
+        """The student on log-mels (for profiling)."""
+        return self.student
+
+    @torch.no_grad()
+    def embed_audio(self, wavs):
+        """L2-normalised embeddings ``[B, D]`` of waveforms ``[B, T]``."""
+        self.eval()
+        device = next(self.student.parameters()).device
+        return F.normalize(self.student(self.frontend(wavs.to(device))), dim=-1)
+
+
+def student_frames(frontend_config, clip_seconds):
+    """Log-mel frames of one window: the student's input height.
+
+    Example
+    -------
+    >>> student_frames({"sample_rate": 44100}, 5.0)
+    690
+    """
+    frontend = LogMel(**frontend_config)
+    return frontend.num_frames(int(round(clip_seconds * frontend.sample_rate)))
+
+
+def save_student(path, encoder, teacher=""):
+    """Write a :class:`StudentAudioEncoder` to one self-describing file.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file.
+    encoder : StudentAudioEncoder
+        Student and frontend.
+    teacher : str
+        Name or path of the teacher it was distilled from (metadata).
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": STUDENT_FORMAT,
+        "config": encoder.student.config,
+        "frontend": encoder.frontend_config,
+        "clip_seconds": encoder.clip_seconds,
+        "teacher": str(teacher),
+        "state_dict": {k: v.detach().cpu() for k, v in encoder.student.state_dict().items()},
+    }
+    tmp = Path(str(path) + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def load_student(path, device="cpu"):
+    """Load a file written by :func:`save_student` as a :class:`StudentAudioEncoder`.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a student checkpoint or its keys do not match
+        (missing and unexpected keys are listed).
+    """
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != STUDENT_FORMAT:
+        raise ValueError(f"{path} is not a tinyclap student checkpoint")
+    student = PhiNetStudent(**payload["config"])
+    expected, given = set(student.state_dict()), set(payload["state_dict"])
+    if expected != given:
+        raise ValueError(
+            f"{path}: checkpoint keys do not match the student.\n"
+            f"  missing: {sorted(expected - given) or 'none'}\n"
+            f"  unexpected: {sorted(given - expected) or 'none'}"
+        )
+    student.load_state_dict(payload["state_dict"])
+    encoder = StudentAudioEncoder(student, payload["frontend"], payload["clip_seconds"])
+    encoder.teacher = payload.get("teacher", "")
+    return encoder.to(device).eval()

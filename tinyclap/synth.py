@@ -262,9 +262,7 @@ def _siren(rng, sr, n):
 def _rain(rng, sr, n):
     """Broadband hiss with a dense shower of tiny droplet clicks."""
     duration = n / sr
-    hiss = _bandpass(
-        rng.standard_normal(n), sr, rng.uniform(400, 1500), rng.uniform(5000, 7500)
-    )
+    hiss = _bandpass(rng.standard_normal(n), sr, rng.uniform(400, 1500), rng.uniform(5000, 7500))
     drop_times = _poisson_times(rng, duration, rng.uniform(80, 250))
     drop_amps = rng.uniform(0.2, 1.0, len(drop_times)) ** 2
     drop_env = _decay(_impulses(n, sr, drop_times, drop_amps), sr, 0.003)
@@ -280,9 +278,7 @@ def _engine_idling(rng, sr, n):
     firing = rng.uniform(25, 50)
     wobble = 1 + 0.02 * (_slow_random(rng, n, sr, 2.0) - 0.5)
     rolloff = rng.uniform(0.6, 1.2)
-    tone = _harmonic_tone(
-        firing * wobble, sr, lambda k, f: k**-rolloff, max_freq=1200, rng=rng
-    )
+    tone = _harmonic_tone(firing * wobble, sr, lambda k, f: k**-rolloff, max_freq=1200, rng=rng)
     uneven = 1 + rng.uniform(0.2, 0.5) * np.sin(np.pi * firing * t)
     rumble = _lowpass(rng.standard_normal(n), sr, rng.uniform(150, 400))
     tone = tone * uneven / np.std(tone)
@@ -342,9 +338,7 @@ def _clock_ticking(rng, sr, n):
     pitch = rng.uniform(2000, 4500)
     out = np.zeros(n)
     for parity, amp in ((0, 1.0), (1, rng.uniform(0.6, 1.0))):
-        clicks = _impulses(
-            n, sr, times[parity::2], amp * np.ones(len(times[parity::2]))
-        )
+        clicks = _impulses(n, sr, times[parity::2], amp * np.ones(len(times[parity::2])))
         freq = pitch * (1.0 if parity == 0 else tock_ratio)
         out += _resonate(clicks, sr, freq, rng.uniform(0.002, 0.006))
         out += 0.3 * _resonate(clicks, sr, 2.7 * freq, 0.002)
@@ -361,9 +355,7 @@ def _church_bell(rng, sr, n):
     strikes = [_onset(rng, n / sr, 0.5)]
     if rng.random() < 0.5:
         strikes.append(strikes[0] + rng.uniform(0.8, 1.3))
-    strike_train = _impulses(
-        n, sr, strikes, [1.0, rng.uniform(0.5, 1.0)][: len(strikes)]
-    )
+    strike_train = _impulses(n, sr, strikes, [1.0, rng.uniform(0.5, 1.0)][: len(strikes)])
     out = np.zeros(n)
     for freq, amp, decay in zip(freqs, amps, decays):
         if freq < _MAX_FREQ_FRACTION * sr:
@@ -379,9 +371,7 @@ def _knocking(rng, sr, n):
     group_start = _onset(rng, duration, 0.4)
     for _ in range(int(rng.integers(1, 3))):
         count = int(rng.integers(2, 6))
-        times.extend(
-            _event_times(rng, duration, rng.uniform(5, 9), 0.05, group_start, count)
-        )
+        times.extend(_event_times(rng, duration, rng.uniform(5, 9), 0.05, group_start, count))
         group_start = times[-1] + rng.uniform(0.35, 0.8)
     hits = _impulses(n, sr, times, rng.uniform(0.6, 1.0, len(times)))
     wood = _resonate(hits, sr, rng.uniform(120, 350), rng.uniform(0.015, 0.04))
@@ -405,9 +395,7 @@ def _applause(rng, sr, n):
 def _wind(rng, sr, n):
     """Low rushing noise whose colour and level move with slow gusts."""
     low = _bandpass(rng.standard_normal(n), sr, 60, rng.uniform(250, 500))
-    high = _bandpass(
-        rng.standard_normal(n), sr, rng.uniform(300, 600), rng.uniform(900, 1800)
-    )
+    high = _bandpass(rng.standard_normal(n), sr, rng.uniform(300, 600), rng.uniform(900, 1800))
     gust = _slow_random(rng, n, sr, rng.uniform(0.7, 2.0))
     mix = low / np.std(low) * (1 - 0.6 * gust) + high / np.std(high) * gust
     return mix * (0.3 + 0.7 * gust) * _active_region(rng, n, sr, 0.8)
@@ -418,9 +406,7 @@ def _alarm_beeping(rng, sr, n):
     t = np.arange(n) / sr
     freq = rng.uniform(2000, 3500)
     phase = 2 * np.pi * freq * t
-    tone = sum(
-        np.sin(k * phase) / k for k in (1, 3, 5) if k * freq < _MAX_FREQ_FRACTION * sr
-    )
+    tone = sum(np.sin(k * phase) / k for k in (1, 3, 5) if k * freq < _MAX_FREQ_FRACTION * sr)
     period = rng.uniform(0.2, 0.5)
     duty = rng.uniform(0.3, 0.6)
     cycle = ((t - _onset(rng, n / sr, period)) % period) / period
@@ -457,9 +443,7 @@ def _footsteps(rng, sr, n):
     thump = _resonate(steps, sr, rng.uniform(60, 120), rng.uniform(0.03, 0.06))
     grain = rng.standard_normal(n) * (rng.random(n) < rng.uniform(0.05, 0.3))
     scuff_env = _decay(steps, sr, rng.uniform(0.04, 0.1))
-    scuff = _bandpass(
-        grain * scuff_env, sr, rng.uniform(700, 1200), rng.uniform(3000, 5000)
-    )
+    scuff = _bandpass(grain * scuff_env, sr, rng.uniform(700, 1200), rng.uniform(3000, 5000))
     thump /= np.max(np.abs(thump)) + 1e-9
     scuff /= np.max(np.abs(scuff)) + 1e-9
     return thump + rng.uniform(0.3, 1.0) * scuff
@@ -468,25 +452,17 @@ def _footsteps(rng, sr, n):
 def _water_dripping(rng, sr, n):
     """Irregular water drops: short decaying tones whose pitch shoots upwards."""
     out = np.zeros(n)
-    times = _poisson_times(
-        rng, n / sr, rng.uniform(2.0, 5.0), 0.0, 0.8 * n / sr, at_least_one=True
-    )
+    times = _poisson_times(rng, n / sr, rng.uniform(2.0, 5.0), 0.0, 0.8 * n / sr, at_least_one=True)
     base = rng.uniform(1000, 2200)
     for time in times:
         drop_len = int(sr * 0.08)
         drop_t = np.arange(drop_len) / sr
         rise = rng.uniform(1.3, 2.0)
-        freq = (
-            base
-            * rng.uniform(0.85, 1.15)
-            * (1 + (rise - 1) * (1 - np.exp(-drop_t / 0.015)))
-        )
+        freq = base * rng.uniform(0.85, 1.15) * (1 + (rise - 1) * (1 - np.exp(-drop_t / 0.015)))
         drop = np.sin(_phase(freq, sr)) * np.exp(-drop_t / rng.uniform(0.01, 0.03))
         _add_at(out, drop * rng.uniform(0.5, 1.0), time * sr)
     if rng.random() < 0.5:  # a cave-like echo tail
-        tail = rng.standard_normal(int(0.3 * sr)) * np.exp(
-            -np.arange(int(0.3 * sr)) / (0.08 * sr)
-        )
+        tail = rng.standard_normal(int(0.3 * sr)) * np.exp(-np.arange(int(0.3 * sr)) / (0.08 * sr))
         tail[0] = 30.0
         out = signal.fftconvolve(out, tail)[:n]
     return out
@@ -538,9 +514,7 @@ def _whistle(rng, sr, n):
     base = rng.uniform(1200, 2500)
     note_freqs = base * 2 ** (rng.integers(-4, 8, n_notes) / 12)
     start, stop = int(_onset(rng, n / sr, 0.4) * sr), int(n * rng.uniform(0.75, 1.0))
-    index = np.clip(
-        (np.arange(n) - start) * n_notes // max(stop - start, 1), 0, n_notes - 1
-    )
+    index = np.clip((np.arange(n) - start) * n_notes // max(stop - start, 1), 0, n_notes - 1)
     glide = _lowpass(note_freqs[index], sr, rng.uniform(10, 30))
     vibrato = 1 + rng.uniform(0.005, 0.02) * np.sin(2 * np.pi * rng.uniform(4, 7) * t)
     tone = np.sin(_phase(glide * vibrato, sr))
@@ -557,9 +531,7 @@ def _drum_roll(rng, sr, n):
     start = rng.uniform(0, duration - length)
     times = _event_times(rng, duration, rng.uniform(14, 24), 0.04, start)
     times = times[times < start + length]
-    ramp = np.linspace(
-        *(rng.uniform(0.2, 0.5), 1.0)[:: rng.choice([1, -1])], len(times)
-    )
+    ramp = np.linspace(*(rng.uniform(0.2, 0.5), 1.0)[:: rng.choice([1, -1])], len(times))
     strokes = _impulses(n, sr, times, ramp * rng.uniform(0.8, 1.0, len(times)))
     snare = _bandpass(
         rng.standard_normal(n) * _decay(strokes, sr, rng.uniform(0.02, 0.05)),

@@ -49,9 +49,7 @@ def _render_to_file(job):
     """
     seed, split_index, index, label, mixture_prob, sample_rate, duration, path = job
     rng = example_rng(seed, split_index, index)
-    wav, labels, caption = sample_example(
-        rng, label, sample_rate, duration, mixture_prob
-    )
+    wav, labels, caption = sample_example(rng, label, sample_rate, duration, mixture_prob)
     sf.write(path, wav, sample_rate, subtype="PCM_16")
     return {
         "wav": path,
@@ -186,9 +184,7 @@ def prepare_synth(
     }
     manifest_paths = {split: str(save_folder / f"{split}.json") for split in SPLITS}
     filenames = [f"{split}.json" for split in SPLITS]
-    if skip_if_prepared(save_folder, options, filenames) and _manifests_complete(
-        manifest_paths
-    ):
+    if skip_if_prepared(save_folder, options, filenames) and _manifests_complete(manifest_paths):
         logger.info("Synth dataset already prepared in %s, skipping", save_folder)
         return manifest_paths
 

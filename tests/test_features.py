@@ -1,0 +1,177 @@
+"""Parity of tinyclap.features.LogMel with msclap's torchlibrosa frontend (Cnn14)."""
+
+import math
+
+import pytest
+import torch
+
+from tinyclap.features import LogMel
+
+stft = pytest.importorskip("torchlibrosa.stft")
+
+ATOL = 1e-4
+
+
+def _torchlibrosa_logmel(
+    sr=44100, n_fft=1024, hop=320, n_mels=64, fmin=50, fmax=14000, dtype=torch.float32
+):
+    """The Cnn14 frontend of msclap, returning ``[B, frames, mels]``."""
+    spectrogram = stft.Spectrogram(
+        n_fft=n_fft,
+        hop_length=hop,
+        win_length=n_fft,
+        window="hann",
+        center=True,
+        pad_mode="reflect",
+        freeze_parameters=True,
+    ).to(dtype)
+    logmel = stft.LogmelFilterBank(
+        sr=sr,
+        n_fft=n_fft,
+        n_mels=n_mels,
+        fmin=fmin,
+        fmax=fmax,
+        ref=1.0,
+        amin=1e-10,
+        top_db=None,
+        freeze_parameters=True,
+    ).to(dtype)
+
+    def frontend(wavs):
+        with torch.no_grad():
+            out = logmel(spectrogram(wavs.to(dtype)))  # [B, 1, frames, mels]
+        assert out.dim() == 4 and out.shape[1] == 1
+        return out[:, 0]
+
+    return frontend
+
+
+@pytest.fixture(scope="module")
+def clap_reference():
+    return _torchlibrosa_logmel()
+
+
+@pytest.fixture(scope="module")
+def clap_logmel():
+    return LogMel().eval()
+
+
+def _noise(batch, samples, seed, scale=0.1):
+    gen = torch.Generator().manual_seed(seed)
+    return scale * torch.randn(batch, samples, generator=gen)
+
+
+def _sine_plus_noise(samples, sr, freq=1000.0, seed=1, amp=0.1, noise=0.1):
+    t = torch.arange(samples, dtype=torch.float64) / sr
+    sine = amp * torch.sin(2 * math.pi * freq * t).float()
+    return (sine + _noise(1, samples, seed, scale=noise)[0]).unsqueeze(0)
+
+
+def _check_parity(ours, ref):
+    assert ours.shape == ref.shape
+    assert torch.isfinite(ours).all()
+    diff = (ours - ref).abs().max().item()
+    assert diff <= ATOL, f"max abs diff {diff:.3g} > {ATOL}"
+
+
+def test_defaults_are_clap_2022(clap_logmel):
+    m = clap_logmel
+    assert (m.sample_rate, m.n_fft, m.hop_length, m.win_length, m.n_mels) == (
+        44100,
+        1024,
+        320,
+        1024,
+        64,
+    )
+    assert (m.f_min, m.f_max, m.amin, m.ref) == (50.0, 14000.0, 1e-10, 1.0)
+    assert m.mel_fb.shape == (513, 64)
+    assert "n_mels=64" in repr(m)
+
+
+@pytest.mark.parametrize("seconds", [5, 1])
+def test_parity_random_audio(clap_logmel, clap_reference, seconds):
+    wavs = _noise(2, seconds * 44100, seed=seconds)
+    ours = clap_logmel(wavs)
+    assert ours.shape == (2, clap_logmel.num_frames(wavs.shape[-1]), 64)
+    _check_parity(ours, clap_reference(wavs))
+
+
+@pytest.mark.parametrize("seconds", [5, 1])
+def test_parity_sine_plus_noise(clap_logmel, clap_reference, seconds):
+    wavs = _sine_plus_noise(seconds * 44100, 44100)
+    ours = clap_logmel(wavs)
+    _check_parity(ours, clap_reference(wavs))
+    # The tone dominates: the loudest band is the one whose filter peaks at 1 kHz.
+    tone_bin = round(1000.0 * clap_logmel.n_fft / 44100)
+    expected_band = clap_logmel.mel_fb[tone_bin].argmax().item()
+    assert abs(ours[0].mean(0).argmax().item() - expected_band) <= 1
+
+
+def test_loud_tone_float32_error_no_worse_than_torchlibrosa(clap_logmel, clap_reference):
+    # A loud tone over faint noise spans ~90 dB; in float32 neither frontend is
+    # exact in the quiet bands (torchlibrosa's conv-DFT is the less accurate one),
+    # so compare both against torchlibrosa run in float64.
+    wavs = _sine_plus_noise(44100, 44100, amp=0.5, noise=0.01)
+    exact = _torchlibrosa_logmel(dtype=torch.float64)(wavs)
+    ours_err = (clap_logmel(wavs).double() - exact).abs().max().item()
+    ref_err = (clap_reference(wavs).double() - exact).abs().max().item()
+    assert ours_err <= 1e-3
+    assert ours_err <= ref_err
+
+
+def test_parity_16k_config():
+    ours_fe = LogMel(sample_rate=16000, n_fft=512, hop_length=160, win_length=512, f_max=8000)
+    ref_fe = _torchlibrosa_logmel(sr=16000, n_fft=512, hop=160, fmax=8000)
+    wavs = torch.cat([_noise(1, 16000, seed=3), _sine_plus_noise(16000, 16000, freq=440.0)])
+    ours = ours_fe(wavs)
+    assert ours.shape == (2, 101, 64)
+    _check_parity(ours, ref_fe(wavs))
+
+
+def test_parity_16k_default_fft():
+    ours_fe = LogMel(sample_rate=16000, f_max=8000)
+    ref_fe = _torchlibrosa_logmel(sr=16000, fmax=8000)
+    wavs = _noise(1, 2 * 16000, seed=4)
+    _check_parity(ours_fe(wavs), ref_fe(wavs))
+
+
+def test_silence_hits_amin_floor(clap_logmel, clap_reference):
+    wavs = torch.zeros(1, 44100)
+    ours = clap_logmel(wavs)
+    assert torch.allclose(ours, torch.full_like(ours, -100.0))
+    _check_parity(ours, clap_reference(wavs))
+
+
+@pytest.mark.parametrize(
+    ("samples", "frames"),
+    [(5 * 44100, 690), (44100, 138), (320, 2), (319, 1), (640, 3)],
+)
+def test_num_frames(clap_logmel, samples, frames):
+    assert clap_logmel.num_frames(samples) == frames
+
+
+@pytest.mark.parametrize("samples", [44100, 5 * 44100, 44100 + 17])
+def test_num_frames_matches_forward(clap_logmel, samples):
+    out = clap_logmel(torch.zeros(1, samples))
+    assert out.shape[1] == clap_logmel.num_frames(samples)
+
+
+def test_one_dim_input(clap_logmel):
+    wav = _noise(1, 44100, seed=5)
+    single = clap_logmel(wav[0])
+    assert single.shape == (138, 64)
+    assert torch.allclose(single, clap_logmel(wav)[0], atol=1e-5)
+
+
+def test_batch_items_are_independent(clap_logmel):
+    wavs = _noise(3, 44100, seed=6)
+    batched = clap_logmel(wavs)
+    for i in range(3):
+        assert torch.allclose(batched[i], clap_logmel(wavs[i : i + 1])[0], atol=1e-4)
+
+
+def test_ref_shifts_output():
+    wavs = _noise(1, 8000, seed=7)
+    base = LogMel(sample_rate=16000, f_max=8000)(wavs)
+    shifted = LogMel(sample_rate=16000, f_max=8000, ref=10.0)(wavs)
+    assert torch.allclose(base - shifted, torch.full_like(base, 10.0), atol=1e-4)

@@ -1,0 +1,240 @@
+"""Smoke runs of every hparams file, resume after a kill, and the demo summary.
+
+The stages run on a tiny Synth dataset (one or two clips per class) so that
+the whole file takes about a minute on two CPU cores. ``--debug`` limits each
+epoch to two batches, as SpeechBrain's recipe tests do.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tinyclap.recipe import main
+from tinyclap.synth import SYNTH_CLASSES
+from tinyclap.training_curves import parse_train_log
+
+REPO = Path(__file__).resolve().parents[1]
+HPARAMS = sorted((REPO / "hparams").glob("*.yaml"))
+TINY_DATA = ["--n_train", "2", "--n_valid", "1", "--n_test", "1"]
+SMALL_TEACHER = ["--channels", "[8, 16, 32]", "--audio_dim", "32", "--embedding_dim", "32"]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """Data folder, tiny teacher and student shared by the smoke runs."""
+    root = tmp_path_factory.mktemp("recipes")
+    data = ["--data_folder", str(root / "data"), *TINY_DATA]
+    teacher = main(
+        [
+            str(REPO / "hparams/train_teacher.yaml"),
+            "--debug",
+            *data,
+            *SMALL_TEACHER,
+            "--output_folder",
+            str(root / "teacher"),
+        ]
+    )
+    student = main(
+        [
+            str(REPO / "hparams/distill.yaml"),
+            "--debug",
+            *data,
+            "--teacher_checkpoint",
+            teacher["teacher_checkpoint"],
+            "--output_folder",
+            str(root / "student"),
+            "--cache_folder",
+            str(root / "cache"),
+            "--alpha",
+            "0.5",
+            "--num_layers",
+            "3",
+            "--head_channels",
+            "64",
+        ]
+    )
+    return {"root": root, "data": data, "teacher": teacher, "student": student}
+
+
+def test_every_hparams_file_has_a_smoke_run():
+    stages = {path.stem for path in HPARAMS}
+    assert stages == {"train_teacher", "distill", "evaluate"}
+
+
+def _check_report(folder, num_clips):
+    metrics = json.loads((folder / "zeroshot_test" / "metrics.json").read_text())
+    assert metrics["num_clips"] == num_clips
+    assert metrics["labels"] == sorted(SYNTH_CLASSES)
+    assert sum(map(sum, metrics["confusion_matrix"])) == num_clips
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert (folder / "zeroshot_test" / "confusion.png").stat().st_size > 1000
+    return metrics
+
+
+def test_train_teacher_debug(workspace):
+    result = workspace["teacher"]
+    folder = workspace["root"] / "teacher"
+    assert Path(result["teacher_checkpoint"]).is_file()
+    assert result["audio_params"] > 0
+    metrics = _check_report(folder, len(SYNTH_CLASSES))
+    assert result["zs_accuracy"] == metrics["accuracy"]
+    assert (folder / "train_log.txt").read_text().count("epoch: ") == 2
+
+
+def test_distill_debug(workspace):
+    result = workspace["student"]
+    folder = workspace["root"] / "student"
+    config = result["student_config"]
+    assert (config["alpha"], config["num_layers"], config["head_channels"]) == (0.5, 3, 64)
+    # Input size and latent size come from the teacher (16 kHz, 2 s, 32-d latent).
+    assert (config["n_frames"], config["n_mels"], config["embedding_dim"]) == (101, 64, 32)
+    assert Path(result["student_checkpoint"]).is_file()
+    _check_report(folder, len(SYNTH_CLASSES))
+    rows = parse_train_log(folder / "train_log.txt")
+    assert [r["epoch"] for r in rows] == [1, 2, 1, 2]  # distillation, then finetuning
+    assert all(-1.0 <= r["valid_loss"] <= 1.0 for r in rows)  # -cos
+
+
+@pytest.mark.parametrize("which", ["student", "teacher"])
+def test_evaluate_debug(workspace, which):
+    model = workspace["student"]["student_checkpoint"] if which == "student" else "teacher"
+    out = workspace["root"] / f"eval_{which}"
+    result = main(
+        [
+            str(REPO / "hparams/evaluate.yaml"),
+            "--debug",
+            *workspace["data"],
+            "--teacher_checkpoint",
+            workspace["teacher"]["teacher_checkpoint"],
+            "--model",
+            model,
+            "--output_folder",
+            str(out),
+        ]
+    )
+    metrics = _check_report(out, len(SYNTH_CLASSES))
+    assert result["zs_accuracy"] == metrics["accuracy"]
+    if which == "teacher":  # deterministic evaluation: same number as at training time
+        assert result["zs_accuracy"] == workspace["teacher"]["zs_accuracy"]
+
+
+def test_unknown_teacher_is_a_clear_error(workspace, tmp_path):
+    with pytest.raises(RuntimeError, match="not supported by this version"):
+        main(
+            [
+                str(REPO / "hparams/distill.yaml"),
+                *workspace["data"],
+                "--teacher",
+                "msclap-2022",
+                "--output_folder",
+                str(tmp_path / "x"),
+            ]
+        )
+
+
+def _train_log_epochs(folder):
+    return [row["epoch"] for row in parse_train_log(folder / "train_log.txt")]
+
+
+def test_killed_run_resumes_from_last_checkpoint(workspace, tmp_path):
+    """SIGKILL a teacher run after its first checkpoint; the rerun finishes it."""
+    out = tmp_path / "run"
+    command = [
+        sys.executable,
+        "train.py",
+        "hparams/train_teacher.yaml",
+        *workspace["data"],
+        *SMALL_TEACHER,
+        "--number_of_epochs",
+        "4",
+        "--output_folder",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 300
+    while not list((out / "save").glob("CKPT+*/CKPT.yaml")):
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    epochs_before = _train_log_epochs(out)
+    assert 1 <= len(epochs_before) < 4
+    assert not (out / "teacher.ckpt").exists()
+
+    subprocess.run(command, cwd=REPO, check=True, capture_output=True)
+    assert _train_log_epochs(out) == [1, 2, 3, 4]  # nothing trained twice
+    assert (out / "teacher.ckpt").is_file()
+
+
+def test_demo_writes_summary_with_required_fields(workspace, tmp_path):
+    from tinyclap.demo import main as demo_main
+
+    extra = " ".join(
+        [
+            *TINY_DATA,
+            *[f"'{a}'" for a in SMALL_TEACHER],
+            "--number_of_epochs",
+            "1",
+            "--finetune_epochs",
+            "1",
+            "--alpha",
+            "0.5",
+            "--num_layers",
+            "3",
+            "--head_channels",
+            "64",
+        ]
+    )
+    summary = demo_main(
+        [
+            "--runs",
+            str(tmp_path / "runs"),
+            "--results",
+            str(tmp_path / "results"),
+            "--data_folder",
+            workspace["data"][1],
+            "--extra",
+            extra,
+        ]
+    )
+    written = json.loads((tmp_path / "results" / "summary.json").read_text())
+    assert written == summary
+    _check_summary(written)
+    for name in ("teacher_confusion.png", "student_confusion.png", "training_curves.png"):
+        assert (tmp_path / "results" / name).stat().st_size > 1000
+    assert written["teacher"]["params"] > written["student"]["params"]
+
+
+def _check_summary(summary):
+    from tinyclap.demo import SUMMARY_FIELDS
+
+    for model in ("teacher", "student"):
+        entry = summary[model]
+        assert set(SUMMARY_FIELDS) <= set(entry)
+        assert isinstance(entry["params"], int) and entry["params"] > 0
+        assert isinstance(entry["macs"], int) and entry["macs"] > 0
+        assert entry["cpu_ms_per_clip"] > 0
+        assert 0.0 <= entry["zs_accuracy"] <= 1.0
+        assert "train.py hparams/" in entry["command"]
+
+
+def test_committed_demo_summary_is_complete():
+    """``results/demo/summary.json`` comes from a real ``make demo`` run."""
+    path = REPO / "results" / "demo" / "summary.json"
+    summary = json.loads(path.read_text())
+    _check_summary(summary)
+    assert summary["command"] == "make demo"
+    assert summary["teacher"]["params"] >= 10 * summary["student"]["params"]

@@ -1,0 +1,208 @@
+"""SpeechBrain ``Brain`` classes, one per stage, sharing one base class.
+
+- :class:`TeacherBrain`: contrastive training of the embedded mini CLAP.
+- :class:`DistillBrain`: the student learns the teacher's audio embeddings
+  with ``-cos(teacher, student)`` (teacher embeddings come from the cache).
+- :class:`ProjectionFinetuneBrain`: the same loss, only the student's
+  projection is trained (tinyCLAP's second stage).
+- :class:`ZeroShotBrain`: zero-shot evaluation of any audio encoder against
+  the teacher's prompt embeddings.
+
+The base class :class:`TinyClapBrain` does what they share: zero-shot
+accuracy on whole clips (window-averaged), learning-rate annealing on the
+validation loss, logging, and checkpoint selection.
+"""
+
+import speechbrain as sb
+import torch
+import torch.nn.functional as F
+
+from tinyclap.dataio import unpad
+from tinyclap.losses import contrastive_loss, distillation_loss
+from tinyclap.zeroshot import clip_embeddings, summarise, write_report
+
+
+class TinyClapBrain(sb.Brain):
+    """Shared behaviour: zero-shot bookkeeping, annealing, logging, checkpoints.
+
+    Subclasses implement ``compute_forward`` / ``compute_objectives`` and
+    :meth:`class_text_embeddings`; they call :meth:`record_zero_shot` with
+    clip embeddings during validation and test.
+    """
+
+    def class_text_embeddings(self):
+        """``[C, D]`` L2-normalised prompt embeddings of the classes."""
+        return self.class_text_embs
+
+    def record_zero_shot(self, clip_embs, label_index):
+        """Store zero-shot predictions of L2-normalised ``clip_embs``."""
+        text = self.class_text_embeddings().to(clip_embs.device)
+        self.predictions.extend((clip_embs @ text.T).argmax(-1).tolist())
+        self.targets.extend(label_index.tolist())
+
+    def embed_clips(self, padded_sig, embed_audio, window_samples):
+        """Window-averaged embeddings of the (padded) clips of a batch."""
+        wavs = [w.to(self.device) for w in unpad(padded_sig)]
+        return clip_embeddings(embed_audio, wavs, window_samples)
+
+    def on_stage_start(self, stage, epoch=None):
+        """Reset the zero-shot records."""
+        self.predictions, self.targets = [], []
+
+    def stage_stats(self, stage_loss):
+        """Loss plus zero-shot accuracy when predictions were recorded."""
+        stats = {"loss": stage_loss}
+        if self.targets:
+            correct = sum(p == t for p, t in zip(self.predictions, self.targets))
+            stats["zs_acc"] = correct / len(self.targets)
+        return stats
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Log, anneal the learning rate and keep the best checkpoint."""
+        stats = self.stage_stats(stage_loss)
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+        elif stage == sb.Stage.VALID:
+            old_lr, new_lr = self.hparams.lr_annealing(
+                [self.optimizer], current_epoch=epoch, current_loss=stage_loss
+            )
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            self.hparams.train_logger.log_stats(
+                {"epoch": epoch, "lr": old_lr},
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(meta=stats, min_keys=["loss"], num_to_keep=1)
+        else:
+            self.hparams.train_logger.log_stats(
+                {"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats
+            )
+
+
+class TeacherBrain(TinyClapBrain):
+    """Contrastive training of :class:`tinyclap.mini_clap.MiniCLAP`.
+
+    Modules: ``model`` (MiniCLAP) and ``frontend`` (LogMel). Hparams:
+    ``sentence_encoder`` (frozen MiniLM), ``prompts`` (one per class),
+    ``window_samples``.
+    """
+
+    def on_fit_start(self):
+        """Embed every caption and prompt once (the text encoder is frozen)."""
+        super().on_fit_start()
+        for dataset in (self.train_set, self.valid_set):
+            if dataset is not None:
+                with dataset.output_keys_as(["caption"]):
+                    self.hparams.sentence_encoder([item["caption"] for item in dataset])
+        self.hparams.sentence_encoder(self.hparams.prompts)
+
+    def fit(self, epoch_counter, train_set, valid_set=None, **kwargs):
+        """Keep the datasets for :meth:`on_fit_start`, then ``Brain.fit``."""
+        self.train_set, self.valid_set = train_set, valid_set
+        super().fit(epoch_counter, train_set, valid_set, **kwargs)
+
+    def class_text_embeddings(self):
+        """Current prompt embeddings of the model being trained."""
+        with torch.no_grad():
+            sentence = self.hparams.sentence_encoder(self.hparams.prompts).to(self.device)
+            return F.normalize(self.modules.model.encode_sentence_embeddings(sentence), dim=-1)
+
+    def encode_windows(self, wavs):
+        """L2-normalised audio embeddings of ``[B, T]`` windows."""
+        audio = self.modules.model.encode_audio(self.modules.frontend(wavs))
+        return F.normalize(audio, dim=-1)
+
+    def compute_forward(self, batch, stage):
+        """Audio embeddings (whole clips outside training) and caption embeddings."""
+        batch = batch.to(self.device)
+        if stage == sb.Stage.TRAIN:
+            audio = self.encode_windows(batch.sig.data)
+        else:
+            audio = self.embed_clips(
+                batch.sig, self.encode_windows, int(self.hparams.window_samples)
+            )
+        sentence = self.hparams.sentence_encoder(batch.caption).to(self.device)
+        text = self.modules.model.encode_sentence_embeddings(sentence)
+        return audio, text
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Symmetric contrastive loss; zero-shot predictions outside training."""
+        audio, text = predictions
+        if stage != sb.Stage.TRAIN:
+            self.record_zero_shot(F.normalize(audio, dim=-1), batch.label_index)
+        return contrastive_loss(audio, text, self.modules.model.logit_scale)
+
+
+class DistillBrain(TinyClapBrain):
+    """Audio-only distillation: minimise ``-cos(teacher, student)``.
+
+    Modules: ``student`` (PhiNetStudent) and ``frontend`` (the teacher's
+    LogMel settings). Batches carry cached ``teacher_emb``. Set
+    ``class_text_embs`` (teacher prompt embeddings) for the zero-shot
+    validation accuracy.
+    """
+
+    def encode_windows(self, wavs):
+        """L2-normalised student embeddings of ``[B, T]`` windows."""
+        return F.normalize(self.modules.student(self.modules.frontend(wavs)), dim=-1)
+
+    def compute_forward(self, batch, stage):
+        """Student embeddings of windows (training) or whole clips."""
+        batch = batch.to(self.device)
+        if stage == sb.Stage.TRAIN:
+            return self.modules.student(self.modules.frontend(batch.sig.data))
+        return self.embed_clips(batch.sig, self.encode_windows, int(self.hparams.window_samples))
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Distillation loss; zero-shot predictions outside training."""
+        if stage != sb.Stage.TRAIN:
+            self.record_zero_shot(F.normalize(predictions, dim=-1), batch.label_index)
+        return distillation_loss(predictions, batch.teacher_emb.data)
+
+
+class ProjectionFinetuneBrain(DistillBrain):
+    """tinyCLAP stage 2: only the student's projection is trained.
+
+    The backbone stays in eval mode (BatchNorm statistics frozen) and is not
+    given to the optimizer.
+    """
+
+    def init_optimizers(self):
+        """Optimise ``student.projection`` only."""
+        self.optimizer = self.opt_class(self.modules.student.projection.parameters())
+        self.optimizers_dict = {"opt_class": self.optimizer}
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("optimizer", self.optimizer)
+
+    def on_stage_start(self, stage, epoch=None):
+        """Freeze the backbone's BatchNorm statistics."""
+        super().on_stage_start(stage, epoch)
+        self.modules.student.base.eval()
+        self.modules.student.base.requires_grad_(False)
+
+
+class ZeroShotBrain(TinyClapBrain):
+    """Zero-shot evaluation of an audio encoder (teacher or student).
+
+    Modules: ``encoder`` with ``embed_audio`` and ``window_samples``. Set
+    ``class_text_embs`` and ``labels``; hparams ``report_folder`` and
+    ``report_title`` say where the metrics and confusion matrix go.
+    """
+
+    def compute_forward(self, batch, stage):
+        """Window-averaged clip embeddings."""
+        batch = batch.to(self.device)
+        encoder = self.modules.encoder
+        return self.embed_clips(batch.sig, encoder.embed_audio, encoder.window_samples)
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Cross-entropy of the (scaled) similarities; records predictions."""
+        self.record_zero_shot(predictions, batch.label_index)
+        logits = 100.0 * predictions @ self.class_text_embeddings().to(self.device).T
+        return F.cross_entropy(logits, batch.label_index)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Write metrics.json and the confusion matrix; keep the summary."""
+        self.summary = summarise(self.targets, self.predictions, self.labels)
+        self.summary["loss"] = stage_loss
+        write_report(self.summary, self.hparams.report_folder, self.hparams.report_title)

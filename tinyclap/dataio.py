@@ -1,0 +1,184 @@
+"""SpeechBrain data pipelines for the teacher, distillation and evaluation stages.
+
+All stages read manifests of the form ``{id: {"wav": path, "label": str, ...}}``
+(``caption`` for caption data). Audio always goes through
+:func:`tinyclap.audio.load_audio`, so a missing or corrupt file fails with an
+error naming the file and the manifest id.
+
+Training items are one window of ``window_samples``: a random crop for the
+teacher, and for distillation a random one of the clip's deterministic windows
+whose teacher embedding is in the cache (teacher and student must see the
+same samples). Evaluation items are whole clips; the Brains cut them into
+windows and average the window embeddings.
+"""
+
+import json
+import random
+
+import speechbrain as sb
+import torch
+
+from tinyclap.audio import load_audio, random_crop, split_windows
+
+
+def read_manifest(path):
+    """Load a JSON manifest, with a clear error if it is missing or malformed."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"manifest not found: {path}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"manifest {path} is not valid JSON: {err}") from err
+    for key, entry in data.items():
+        if "wav" not in entry:
+            raise ValueError(f"manifest {path}: entry {key!r} has no 'wav' field")
+    return data
+
+
+def manifest_classes(*paths):
+    """Sorted distinct ``label`` values over one or more manifests.
+
+    Example
+    -------
+    >>> import tempfile, json, os
+    >>> f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    >>> json.dump({"a": {"wav": "x", "label": "rain"}, "b": {"wav": "y", "label": "dog"}}, f)
+    >>> f.close()
+    >>> manifest_classes(f.name)
+    ['dog', 'rain']
+    >>> os.unlink(f.name)
+    """
+    labels = set()
+    for path in paths:
+        labels.update(e["label"] for e in read_manifest(path).values() if "label" in e)
+    return sorted(labels)
+
+
+def _dataset(manifest_path, data_folder=None):
+    replacements = {"data_root": str(data_folder)} if data_folder else None
+    return sb.dataio.dataset.DynamicItemDataset.from_json(manifest_path, replacements=replacements)
+
+
+def teacher_datasets(manifests, sample_rate, window_samples, classes):
+    """Datasets for contrastive teacher training.
+
+    Parameters
+    ----------
+    manifests : dict
+        ``{"train": path, "valid": path}``.
+    sample_rate, window_samples : int
+        Audio rate and training crop length.
+    classes : list of str
+        Class names; ``label_index`` is the position of ``label`` in it.
+
+    Returns
+    -------
+    dict of DynamicItemDataset
+        ``train`` yields ``sig`` (a random crop) and ``caption``; ``valid``
+        yields the whole clip ``sig``, ``caption`` and ``label_index``.
+    """
+    class_index = {c: i for i, c in enumerate(classes)}
+    datasets = {}
+    for split, path in manifests.items():
+        train = split == "train"
+        ds = _dataset(path)
+
+        @sb.utils.data_pipeline.takes("id", "wav")
+        @sb.utils.data_pipeline.provides("sig")
+        def audio_pipeline(clip_id, wav, train=train):
+            sig = load_audio(wav, sample_rate, manifest_id=clip_id)
+            return random_crop(sig, window_samples) if train else sig
+
+        @sb.utils.data_pipeline.takes("label")
+        @sb.utils.data_pipeline.provides("label_index")
+        def label_pipeline(label):
+            return class_index[label]
+
+        sb.dataio.dataset.add_dynamic_item([ds], audio_pipeline)
+        keys = ["id", "sig", "caption"]
+        if not train:
+            sb.dataio.dataset.add_dynamic_item([ds], label_pipeline)
+            keys.append("label_index")
+        sb.dataio.dataset.set_output_keys([ds], keys)
+        datasets[split] = ds
+    return datasets
+
+
+def distill_datasets(manifests, caches, sample_rate, window_samples, classes):
+    """Datasets for distillation from cached teacher embeddings.
+
+    Parameters
+    ----------
+    manifests : dict
+        ``{"train": path, "valid": path}``.
+    caches : dict
+        ``{split: TeacherEmbeddingCache}`` built with the same windows.
+    sample_rate, window_samples : int
+        Audio rate and window length (the teacher's).
+    classes : list of str
+        Class names for the zero-shot validation accuracy.
+
+    Returns
+    -------
+    dict of DynamicItemDataset
+        ``train`` yields ``sig`` (one random window) and its ``teacher_emb``;
+        ``valid`` yields the whole clip ``sig``, the window-averaged
+        ``teacher_emb`` and ``label_index``.
+    """
+    class_index = {c: i for i, c in enumerate(classes)}
+    datasets = {}
+    for split, path in manifests.items():
+        cache, train = caches[split], split == "train"
+        ds = _dataset(path)
+
+        @sb.utils.data_pipeline.takes("id", "wav")
+        @sb.utils.data_pipeline.provides("sig", "teacher_emb")
+        def pipeline(clip_id, wav, cache=cache, train=train):
+            sig = load_audio(wav, sample_rate, manifest_id=clip_id)
+            count = cache.num_windows(clip_id)
+            if train:
+                window = random.randrange(count)
+                yield split_windows(sig, window_samples)[window]
+                yield cache.get(clip_id, window)
+            else:
+                yield sig
+                embs = torch.stack([cache.get(clip_id, w) for w in range(count)])
+                yield torch.nn.functional.normalize(embs.mean(0), dim=-1)
+
+        @sb.utils.data_pipeline.takes("label")
+        @sb.utils.data_pipeline.provides("label_index")
+        def label_pipeline(label):
+            return class_index.get(label, -1)
+
+        sb.dataio.dataset.add_dynamic_item([ds], pipeline)
+        keys = ["id", "sig", "teacher_emb"]
+        if not train:
+            sb.dataio.dataset.add_dynamic_item([ds], label_pipeline)
+            keys.append("label_index")
+        sb.dataio.dataset.set_output_keys([ds], keys)
+        datasets[split] = ds
+    return datasets
+
+
+def eval_dataset(manifest_path, sample_rate, classes):
+    """Whole clips with their ``label_index`` for zero-shot evaluation."""
+    class_index = {c: i for i, c in enumerate(classes)}
+    ds = _dataset(manifest_path)
+
+    @sb.utils.data_pipeline.takes("id", "wav", "label")
+    @sb.utils.data_pipeline.provides("sig", "label_index")
+    def pipeline(clip_id, wav, label):
+        yield load_audio(wav, sample_rate, manifest_id=clip_id)
+        yield class_index[label]
+
+    sb.dataio.dataset.add_dynamic_item([ds], pipeline)
+    sb.dataio.dataset.set_output_keys([ds], ["id", "sig", "label_index"])
+    return ds
+
+
+def unpad(padded):
+    """List of 1-D tensors from a SpeechBrain ``PaddedData`` (relative lengths)."""
+    data, lengths = padded
+    sizes = torch.round(lengths * data.shape[1]).long().tolist()
+    return [row[:n] for row, n in zip(data, sizes)]

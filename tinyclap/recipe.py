@@ -1,0 +1,298 @@
+"""The recipe behind ``train.py``: parse, load hparams, prepare data, run a stage.
+
+``python train.py hparams/<stage>.yaml [--key value ...]`` reads the yaml's
+``stage`` key and runs one of
+
+- ``train_teacher``: contrastive training of the mini CLAP, then a zero-shot
+  test evaluation; writes ``teacher.ckpt``;
+- ``distill``: teacher-embedding cache, distillation, projection finetuning,
+  zero-shot test evaluation; writes ``student.ckpt``;
+- ``evaluate``: zero-shot evaluation of a teacher or a student.
+
+Each stage writes ``results.json`` and ``zeroshot_<split>/{metrics.json,
+confusion.png}`` in its output folder. Training resumes from the last
+checkpoint when a run is restarted with the same output folder.
+"""
+
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+from tinyclap.brains import (
+    DistillBrain,
+    ProjectionFinetuneBrain,
+    TeacherBrain,
+    ZeroShotBrain,
+)
+from tinyclap.cache import TeacherEmbeddingCache
+from tinyclap.complexity import count_params
+from tinyclap.dataio import (
+    distill_datasets,
+    eval_dataset,
+    manifest_classes,
+    read_manifest,
+    teacher_datasets,
+)
+from tinyclap.features import LogMel
+from tinyclap.students import (
+    PhiNetStudent,
+    StudentAudioEncoder,
+    load_student,
+    save_student,
+    student_frames,
+)
+from tinyclap.teachers import load_teacher, save_mini_teacher
+from tinyclap.zeroshot import class_prompts
+
+# dataset name -> (module, function, hparams keys passed as keyword arguments)
+DATASETS = {
+    "synth": ("recipes.Synth.synth_prepare", "prepare_synth", ("n_train", "n_valid", "n_test")),
+}
+
+
+def prepare_dataset(hparams):
+    """Run the dataset's preparation and return ``{split: manifest_path}``.
+
+    The manifests go to ``data_folder`` next to the audio (preparation is
+    skipped when it already ran with the same options).
+    """
+    name = hparams["dataset"]
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    module, function, keys = DATASETS[name]
+    prepare = getattr(importlib.import_module(module), function)
+    options = {k: hparams[k] for k in keys if k in hparams}
+    manifests = prepare(hparams["data_folder"], hparams["data_folder"], **options)
+    return {split: str(path) for split, path in manifests.items()}
+
+
+def evaluate_zero_shot(encoder, teacher, manifest, classes, hparams, run_opts, name):
+    """Zero-shot accuracy of ``encoder`` with ``teacher``'s prompt embeddings.
+
+    Returns the :func:`tinyclap.zeroshot.summarise` dict; writes
+    ``<output_folder>/<name>/{metrics.json, confusion.png}``.
+    """
+    prompts = class_prompts(classes, hparams["prompt_template"])
+    brain = ZeroShotBrain(
+        modules={"encoder": encoder},
+        hparams={
+            "report_folder": str(Path(hparams["output_folder"]) / name),
+            "report_title": f"{name}: {Path(str(hparams.get('model', 'teacher'))).name}",
+        },
+        run_opts=run_opts,
+    )
+    brain.class_text_embs = teacher.embed_text(prompts).cpu()
+    brain.labels = classes
+    dataset = eval_dataset(manifest, encoder.sample_rate, classes)
+    loader_opts = hparams.get("test_dataloader_opts", {"batch_size": 16})
+    brain.evaluate(dataset, test_loader_kwargs=loader_opts, progressbar=True)
+    return brain.summary
+
+
+def write_results(hparams, record):
+    """Write ``results.json`` (stage, command, metrics) in the output folder."""
+    record = {"stage": hparams["stage"], "command": " ".join(sys.argv), **record}
+    path = Path(hparams["output_folder"]) / "results.json"
+    path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    return record
+
+
+def run_train_teacher(hparams, run_opts, manifests):
+    """Contrastive training of the mini CLAP; evaluate it; save ``teacher.ckpt``."""
+    classes = manifest_classes(manifests["test"])
+    hparams["prompts"] = class_prompts(classes, hparams["prompt_template"])
+    frontend = LogMel(**hparams["frontend_config"])
+    datasets = teacher_datasets(
+        {k: manifests[k] for k in ("train", "valid")},
+        hparams["sample_rate"],
+        int(hparams["window_samples"]),
+        classes,
+    )
+    brain = TeacherBrain(
+        modules={**hparams["modules"], "frontend": frontend},
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    start = time.time()
+    brain.fit(
+        brain.hparams.epoch_counter,
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=hparams["train_dataloader_opts"],
+        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+    )
+    train_seconds = time.time() - start
+    hparams["checkpointer"].recover_if_possible(min_key="loss")
+    model = hparams["model"].cpu()
+    save_mini_teacher(
+        hparams["teacher_checkpoint"], model, hparams["frontend_config"], hparams["clip_seconds"]
+    )
+    teacher = load_teacher("mini", checkpoint=hparams["teacher_checkpoint"])
+    summary = evaluate_zero_shot(
+        teacher, teacher, manifests["test"], classes, hparams, run_opts, "zeroshot_test"
+    )
+    return write_results(
+        hparams,
+        {
+            "teacher_checkpoint": str(hparams["teacher_checkpoint"]),
+            "audio_params": model.audio_params(),
+            "train_seconds": round(train_seconds, 1),
+            "zs_accuracy": summary["accuracy"],
+        },
+    )
+
+
+def build_caches(teacher, manifests, hparams):
+    """Teacher-embedding caches of the train and valid splits."""
+    caches = {}
+    for split in ("train", "valid"):
+        entries = {k: v["wav"] for k, v in read_manifest(manifests[split]).items()}
+        caches[split] = TeacherEmbeddingCache.build(
+            hparams["cache_folder"],
+            teacher,
+            entries,
+            teacher.window_samples,
+            dtype=hparams["cache_dtype"],
+        )
+    return caches
+
+
+def build_student(hparams, teacher):
+    """The PhiNet student sized for the teacher's frontend and latent space."""
+    frontend = teacher.frontend_config
+    return PhiNetStudent(
+        alpha=hparams["alpha"],
+        beta=hparams["beta"],
+        t_zero=hparams["t_zero"],
+        num_layers=hparams["num_layers"],
+        n_frames=student_frames(frontend, teacher.clip_seconds),
+        n_mels=frontend.get("n_mels", 64),
+        head_channels=hparams["head_channels"],
+        embedding_dim=teacher.embedding_dim,
+        dropout=hparams["dropout"],
+    )
+
+
+def run_distill(hparams, run_opts, manifests):
+    """Distil, finetune the projection, evaluate; save ``student.ckpt``."""
+    teacher = load_teacher(
+        hparams["teacher"],
+        checkpoint=hparams.get("teacher_checkpoint"),
+        device=run_opts.get("device", "cpu"),
+    )
+    classes = manifest_classes(manifests["test"])
+    caches = build_caches(teacher, manifests, hparams)
+    datasets = distill_datasets(
+        {k: manifests[k] for k in ("train", "valid")},
+        caches,
+        teacher.sample_rate,
+        teacher.window_samples,
+        classes,
+    )
+    class_text_embs = teacher.embed_text(class_prompts(classes, hparams["prompt_template"]))
+    student = build_student(hparams, teacher)
+    encoder = StudentAudioEncoder(student, teacher.frontend_config, teacher.clip_seconds)
+    hparams["window_samples"] = teacher.window_samples
+    modules = {"student": student, "frontend": encoder.frontend}
+    stages = (
+        (DistillBrain, "", hparams["checkpointer"]),
+        (ProjectionFinetuneBrain, "finetune_", hparams["finetune_checkpointer"]),
+    )
+    start = time.time()
+    for brain_class, prefix, checkpointer in stages:
+        checkpointer.add_recoverable("student", student)
+        brain = brain_class(
+            modules=modules,
+            opt_class=hparams[f"{prefix}opt_class"],
+            hparams={
+                **hparams,
+                "epoch_counter": hparams[f"{prefix}epoch_counter"],
+                "lr_annealing": hparams[f"{prefix}lr_annealing"],
+            },
+            run_opts=run_opts,
+            checkpointer=checkpointer,
+        )
+        brain.class_text_embs = class_text_embs
+        brain.fit(
+            brain.hparams.epoch_counter,
+            datasets["train"],
+            datasets["valid"],
+            train_loader_kwargs=hparams["train_dataloader_opts"],
+            valid_loader_kwargs=hparams["valid_dataloader_opts"],
+        )
+        checkpointer.recover_if_possible(min_key="loss")
+    train_seconds = time.time() - start
+    encoder = encoder.cpu()
+    save_student(hparams["student_checkpoint"], encoder, teacher=hparams["teacher_checkpoint"])
+    summary = evaluate_zero_shot(
+        encoder, teacher, manifests["test"], classes, hparams, run_opts, "zeroshot_test"
+    )
+    return write_results(
+        hparams,
+        {
+            "student_checkpoint": str(hparams["student_checkpoint"]),
+            "student_config": student.config,
+            "params": count_params(student),
+            "train_seconds": round(train_seconds, 1),
+            "zs_accuracy": summary["accuracy"],
+        },
+    )
+
+
+def run_evaluate(hparams, run_opts, manifests):
+    """Zero-shot evaluation of ``model`` (a student or a teacher)."""
+    teacher = load_teacher(hparams["teacher"], checkpoint=hparams.get("teacher_checkpoint"))
+    model = str(hparams["model"])
+    if model in ("teacher", hparams["teacher"], str(hparams.get("teacher_checkpoint"))):
+        encoder = teacher
+    else:
+        encoder = load_student(model)
+    split = hparams["split"]
+    classes = manifest_classes(manifests[split])
+    summary = evaluate_zero_shot(
+        encoder, teacher, manifests[split], classes, hparams, run_opts, f"zeroshot_{split}"
+    )
+    return write_results(
+        hparams,
+        {
+            "model": model,
+            "split": split,
+            "zs_accuracy": summary["accuracy"],
+            "balanced_accuracy": summary["balanced_accuracy"],
+        },
+    )
+
+
+STAGES = {
+    "train_teacher": run_train_teacher,
+    "distill": run_distill,
+    "evaluate": run_evaluate,
+}
+
+
+def main(argv=None):
+    """Entry point of ``train.py``: run the stage named in the hparams file."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
+    with open(hparams_file, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f, overrides)
+    stage = hparams.get("stage")
+    if stage not in STAGES:
+        raise ValueError(f"{hparams_file}: stage must be one of {sorted(STAGES)}, got {stage!r}")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    manifests = prepare_dataset(hparams)
+    record = STAGES[stage](hparams, run_opts, manifests)
+    print(json.dumps(record, indent=2))
+    return record
