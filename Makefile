@@ -24,7 +24,7 @@ demo: install
 	$(BIN)/python -m tinyclap.demo
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests tinyclap recipes
 
 lint: install
 	$(BIN)/ruff check .

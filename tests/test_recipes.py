@@ -7,6 +7,7 @@ epoch to two batches, as SpeechBrain's recipe tests do.
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -182,34 +183,15 @@ def test_killed_run_resumes_from_last_checkpoint(workspace, tmp_path):
 def test_demo_writes_summary_with_required_fields(workspace, tmp_path):
     from tinyclap.demo import main as demo_main
 
-    extra = " ".join(
-        [
-            *TINY_DATA,
-            *[f"'{a}'" for a in SMALL_TEACHER],
-            "--number_of_epochs",
-            "1",
-            "--finetune_epochs",
-            "1",
-            "--alpha",
-            "0.5",
-            "--num_layers",
-            "3",
-            "--head_channels",
-            "64",
-        ]
-    )
     summary = demo_main(
         [
-            "--runs",
-            str(tmp_path / "runs"),
-            "--results",
-            str(tmp_path / "results"),
-            "--data_folder",
-            workspace["data"][1],
-            "--extra",
-            extra,
+            "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "results"),
+            "--data_folder", workspace["data"][1], "--extra", " ".join(TINY_DATA),
+            "--teacher_args", shlex.join([*SMALL_TEACHER, "--number_of_epochs", "1"]),
+            "--student_args", "--number_of_epochs 1 --finetune_epochs 1 --alpha 0.5 "
+            "--num_layers 3 --head_channels 64",
         ]
-    )
+    )  # fmt: skip
     written = json.loads((tmp_path / "results" / "summary.json").read_text())
     assert written == summary
     _check_summary(written)

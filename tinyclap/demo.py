@@ -61,9 +61,9 @@ def main(argv=None):
     parser.add_argument("--results", default="results/demo", help="summary and plots")
     parser.add_argument("--data_folder", default="data/synth")
     parser.add_argument("--threads", type=int, default=1, help="threads for latency")
-    parser.add_argument(
-        "--extra", default="", help="overrides passed to every stage, e.g. '--n_train 4'"
-    )
+    parser.add_argument("--extra", default="", help="overrides for every stage, e.g. '--n_train 4'")
+    parser.add_argument("--teacher_args", default="", help="overrides for the teacher")
+    parser.add_argument("--student_args", default="", help="overrides for distillation")
     args = parser.parse_args(argv)
     start = time.time()
     runs, results = Path(args.runs), Path(args.results)
@@ -78,6 +78,7 @@ def main(argv=None):
             "--teacher_checkpoint",
             teacher_ckpt,
             *common,
+            *shlex.split(args.teacher_args),
         ]
     )
     student_cmd, student_res, student_dir = run_stage(
@@ -90,6 +91,7 @@ def main(argv=None):
             "--cache_folder",
             str(runs / "cache"),
             *common,
+            *shlex.split(args.student_args),
         ]
     )
 
