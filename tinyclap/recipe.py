@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import speechbrain as sb
-import torch
 from hyperpyyaml import load_hyperpyyaml
 
 from tinyclap.brains import (
@@ -43,6 +42,7 @@ from tinyclap.features import LogMel
 from tinyclap.students import (
     PhiNetStudent,
     StudentAudioEncoder,
+    is_student_checkpoint,
     load_student,
     save_student,
     student_frames,
@@ -72,7 +72,7 @@ def prepare_dataset(hparams):
     return {split: str(path) for split, path in manifests.items()}
 
 
-def evaluate_zero_shot(encoder, teacher, manifest, classes, hparams, run_opts, name):
+def evaluate_zero_shot(encoder, teacher, manifest, classes, hparams, run_opts, name, title):
     """Zero-shot accuracy of ``encoder`` with ``teacher``'s prompt embeddings.
 
     Returns the :func:`tinyclap.zeroshot.summarise` dict; writes
@@ -83,7 +83,7 @@ def evaluate_zero_shot(encoder, teacher, manifest, classes, hparams, run_opts, n
         modules={"encoder": encoder},
         hparams={
             "report_folder": str(Path(hparams["output_folder"]) / name),
-            "report_title": f"{name}: {Path(str(hparams.get('model', 'teacher'))).name}",
+            "report_title": f"{title}: zero-shot, {name}",
         },
         run_opts=run_opts,
     )
@@ -137,7 +137,14 @@ def run_train_teacher(hparams, run_opts, manifests):
     )
     teacher = load_teacher("mini", checkpoint=hparams["teacher_checkpoint"])
     summary = evaluate_zero_shot(
-        teacher, teacher, manifests["test"], classes, hparams, run_opts, "zeroshot_test"
+        teacher,
+        teacher,
+        manifests["test"],
+        classes,
+        hparams,
+        run_opts,
+        "zeroshot_test",
+        title="mini teacher",
     )
     return write_results(
         hparams,
@@ -233,7 +240,14 @@ def run_distill(hparams, run_opts, manifests):
     encoder = encoder.cpu()
     save_student(hparams["student_checkpoint"], encoder, teacher=hparams["teacher_checkpoint"])
     summary = evaluate_zero_shot(
-        encoder, teacher, manifests["test"], classes, hparams, run_opts, "zeroshot_test"
+        encoder,
+        teacher,
+        manifests["test"],
+        classes,
+        hparams,
+        run_opts,
+        "zeroshot_test",
+        title=f"student {Path(hparams['student_checkpoint']).name}",
     )
     return write_results(
         hparams,
@@ -253,12 +267,21 @@ def run_evaluate(hparams, run_opts, manifests):
     model = str(hparams["model"])
     if model in ("teacher", hparams["teacher"], str(hparams.get("teacher_checkpoint"))):
         encoder = teacher
-    else:
+    elif is_student_checkpoint(model):
         encoder = load_student(model)
+    else:  # another teacher checkpoint: its own audio side, the text side of `teacher`
+        encoder = load_teacher(model)
     split = hparams["split"]
     classes = manifest_classes(manifests[split])
     summary = evaluate_zero_shot(
-        encoder, teacher, manifests[split], classes, hparams, run_opts, f"zeroshot_{split}"
+        encoder,
+        teacher,
+        manifests[split],
+        classes,
+        hparams,
+        run_opts,
+        f"zeroshot_{split}",
+        title=Path(model).name,
     )
     return write_results(
         hparams,
@@ -286,7 +309,6 @@ def main(argv=None):
     stage = hparams.get("stage")
     if stage not in STAGES:
         raise ValueError(f"{hparams_file}: stage must be one of {sorted(STAGES)}, got {stage!r}")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,

@@ -219,6 +219,17 @@ def save_student(path, encoder, teacher=""):
     tmp.replace(path)
 
 
+def is_student_checkpoint(path):
+    """Whether ``path`` is a file written by :func:`save_student`."""
+    if not Path(path).is_file():
+        return False
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # not a torch file, or one that needs pickled objects
+        return False
+    return isinstance(payload, dict) and payload.get("format") == STUDENT_FORMAT
+
+
 def load_student(path, device="cpu"):
     """Load a file written by :func:`save_student` as a :class:`StudentAudioEncoder`.
 

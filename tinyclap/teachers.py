@@ -113,15 +113,16 @@ class MiniTeacher(torch.nn.Module):
 
 
 class _LogMelAudioTower(torch.nn.Module):
-    """``MiniCLAP.encode_audio`` as a module (log-mels in, embeddings out)."""
+    """The audio side of a :class:`MiniCLAP` alone (log-mels in, embeddings out)."""
 
     def __init__(self, model):
         super().__init__()
-        self.model = model
+        self.base = model.audio_encoder.base
+        self.projection = model.audio_encoder.projection
 
     def forward(self, logmels):
         """Un-normalised audio embeddings of ``[B, frames, mels]``."""
-        return self.model.encode_audio(logmels)
+        return self.projection(self.base(logmels))
 
 
 def save_mini_teacher(path, model, frontend_config, clip_seconds):
