@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tinyclap.recipe import main
+from tinyclap.students import load_student
 from tinyclap.synth import SYNTH_CLASSES
 from tinyclap.training_curves import parse_train_log
 
@@ -65,7 +66,7 @@ def workspace(tmp_path_factory):
 
 def test_every_hparams_file_has_a_smoke_run():
     stages = {path.stem for path in HPARAMS}
-    assert stages == {"train_teacher", "distill", "evaluate"}
+    assert stages == {"train_teacher", "distill", "evaluate", "prune"}
 
 
 def _check_report(folder, num_clips):
@@ -123,6 +124,35 @@ def test_evaluate_debug(workspace, which):
     assert result["zs_accuracy"] == metrics["accuracy"]
     if which == "teacher":  # deterministic evaluation: same number as at training time
         assert result["zs_accuracy"] == workspace["teacher"]["zs_accuracy"]
+
+
+def test_prune_debug_then_evaluate_the_pruned_student(workspace):
+    out = workspace["root"] / "prune"
+    result = main([
+        str(REPO / "hparams/prune.yaml"), "--debug", *workspace["data"],
+        "--teacher_checkpoint", workspace["teacher"]["teacher_checkpoint"],
+        "--student_checkpoint", workspace["student"]["student_checkpoint"],
+        "--cache_folder", str(workspace["root"] / "cache"), "--output_folder", str(out),
+        "--ks", "[16, 4]", "--finetune_epochs", "1",
+    ])  # fmt: skip
+    rows = result["rows"]
+    assert [(r["ranking"], r["k"]) for r in rows] == [
+        (ranking, k) for ranking in ("student", "teacher", "random") for k in (16, 4)
+    ]
+    for row in rows:
+        assert row["params"] < result["unpruned_params"]
+        assert all(0.0 <= row[key] <= 1.0 for key in ("acc_mask", "acc_shrunk", "acc_finetuned"))
+        assert -1.0 <= row["cos_shrunk_vs_mask"] <= 1.0
+    assert (out / "pruning_table.md").read_text().count("\n| ") == len(rows) + 1
+    assert (out / "pruning_curve.png").stat().st_size > 1000
+    pruned = load_student(out / "student_K4" / "student.ckpt")
+    assert len(pruned.kept_dims) == 4 and pruned.embedding_dim == 4
+    evaluated = main([
+        str(REPO / "hparams/evaluate.yaml"), "--debug", *workspace["data"],
+        "--teacher_checkpoint", workspace["teacher"]["teacher_checkpoint"],
+        "--model", str(out / "student_K4" / "student.ckpt"), "--output_folder", str(out / "eval"),
+    ])  # fmt: skip
+    assert evaluated["zs_accuracy"] == rows[1]["acc_finetuned"]  # same K=4 student, same test set
 
 
 def test_unknown_teacher_is_a_clear_error(workspace, tmp_path):

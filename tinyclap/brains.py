@@ -139,8 +139,12 @@ class DistillBrain(TinyClapBrain):
     Modules: ``student`` (PhiNetStudent) and ``frontend`` (the teacher's
     LogMel settings). Batches carry cached ``teacher_emb``. Set
     ``class_text_embs`` (teacher prompt embeddings) for the zero-shot
-    validation accuracy.
+    validation accuracy, and ``kept_dims`` for a pruned student: the targets
+    are then the teacher embeddings restricted to those dimensions (the loss
+    re-normalises them).
     """
+
+    kept_dims = None
 
     def encode_windows(self, wavs):
         """L2-normalised student embeddings of ``[B, T]`` windows."""
@@ -157,7 +161,10 @@ class DistillBrain(TinyClapBrain):
         """Distillation loss; zero-shot predictions outside training."""
         if stage != sb.Stage.TRAIN:
             self.record_zero_shot(F.normalize(predictions, dim=-1), batch.label_index)
-        return distillation_loss(predictions, batch.teacher_emb.data)
+        target = batch.teacher_emb.data
+        if self.kept_dims is not None:
+            target = target[:, torch.as_tensor(self.kept_dims, device=target.device)]
+        return distillation_loss(predictions, target)
 
 
 class ProjectionFinetuneBrain(DistillBrain):

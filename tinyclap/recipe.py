@@ -21,8 +21,12 @@ import time
 from pathlib import Path
 
 import speechbrain as sb
+import torch
+import torch.nn.functional as F
 from hyperpyyaml import load_hyperpyyaml
+from tqdm import tqdm
 
+from tinyclap.audio import load_audio
 from tinyclap.brains import (
     DistillBrain,
     ProjectionFinetuneBrain,
@@ -30,7 +34,7 @@ from tinyclap.brains import (
     ZeroShotBrain,
 )
 from tinyclap.cache import TeacherEmbeddingCache
-from tinyclap.complexity import count_params
+from tinyclap.complexity import count_macs, count_params
 from tinyclap.dataio import (
     distill_datasets,
     eval_dataset,
@@ -39,6 +43,14 @@ from tinyclap.dataio import (
     teacher_datasets,
 )
 from tinyclap.features import LogMel
+from tinyclap.pruning import (
+    MaskedAudioEncoder,
+    plot_pruning_curve,
+    rank_dimensions,
+    restrict_embeddings,
+    shrink_encoder,
+    write_pruning_table,
+)
 from tinyclap.students import (
     PhiNetStudent,
     StudentAudioEncoder,
@@ -48,7 +60,7 @@ from tinyclap.students import (
     student_frames,
 )
 from tinyclap.teachers import load_teacher, save_mini_teacher
-from tinyclap.zeroshot import class_prompts
+from tinyclap.zeroshot import class_prompts, clip_embeddings, prompt_embeddings
 
 # dataset name -> (module, function, hparams keys passed as keyword arguments)
 DATASETS = {
@@ -87,7 +99,7 @@ def evaluate_zero_shot(encoder, teacher, manifest, classes, hparams, run_opts, n
         },
         run_opts=run_opts,
     )
-    brain.class_text_embs = teacher.embed_text(prompts).cpu()
+    brain.class_text_embs = prompt_embeddings(teacher, prompts, encoder).cpu()
     brain.labels = classes
     dataset = eval_dataset(manifest, encoder.sample_rate, classes)
     loader_opts = hparams.get("test_dataloader_opts", {"batch_size": 16})
@@ -294,10 +306,149 @@ def run_evaluate(hparams, run_opts, manifests):
     )
 
 
+def student_train_embeddings(encoder, manifest, batch_clips=128):
+    """L2-normalised student embeddings of every window of every clip."""
+    wavs_by_id = read_manifest(manifest)
+    embeddings, chunk = [], []
+    for clip_id, entry in tqdm(wavs_by_id.items(), desc="student embeddings"):
+        chunk.append(load_audio(entry["wav"], encoder.sample_rate, manifest_id=clip_id))
+        if len(chunk) == batch_clips or clip_id == next(reversed(wavs_by_id)):
+            _, per_window = clip_embeddings(
+                encoder.embed_audio, chunk, encoder.window_samples, per_window=True
+            )
+            embeddings.extend(per_window)
+            chunk = []
+    return torch.cat(embeddings)
+
+
+def finetune_projection(encoder, datasets, class_text_embs, hparams, run_opts, folder):
+    """Projection-only finetuning of a (pruned) student; returns the best one."""
+    checkpointer = hparams["finetune_checkpointer"](
+        checkpoints_dir=Path(folder) / "save", recoverables={"student": encoder.student}
+    )
+    epoch_counter = hparams["finetune_epoch_counter"]()
+    lr_annealing = hparams["finetune_lr_annealing"]()
+    checkpointer.add_recoverable("counter", epoch_counter)
+    checkpointer.add_recoverable("lr_annealing", lr_annealing)
+    brain = ProjectionFinetuneBrain(
+        modules={"student": encoder.student, "frontend": encoder.frontend},
+        opt_class=hparams["finetune_opt_class"],
+        hparams={
+            **hparams,
+            "epoch_counter": epoch_counter,
+            "lr_annealing": lr_annealing,
+            "train_logger": hparams["train_logger"](save_file=Path(folder) / "train_log.txt"),
+        },
+        run_opts=run_opts,
+        checkpointer=checkpointer,
+    )
+    brain.kept_dims = encoder.kept_dims
+    brain.class_text_embs = class_text_embs
+    brain.fit(
+        epoch_counter,
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=hparams["train_dataloader_opts"],
+        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+    )
+    checkpointer.recover_if_possible(min_key="loss")
+    return encoder.cpu().eval()
+
+
+def run_prune(hparams, run_opts, manifests):
+    """Rank, mask, shrink and finetune a student for every K and ranking."""
+    teacher = load_teacher(hparams["teacher"], checkpoint=hparams.get("teacher_checkpoint"))
+    full = load_student(hparams["student_checkpoint"])
+    if full.kept_dims is not None:
+        raise ValueError(f"{hparams['student_checkpoint']} is already pruned")
+    classes = manifest_classes(manifests["test"])
+    prompts = class_prompts(classes, hparams["prompt_template"])
+    caches = build_caches(teacher, manifests, hparams)
+    datasets = distill_datasets(
+        {k: manifests[k] for k in ("train", "valid")},
+        caches,
+        teacher.sample_rate,
+        teacher.window_samples,
+        classes,
+    )
+    hparams["window_samples"] = teacher.window_samples
+    sources = {
+        "student": lambda: student_train_embeddings(full, manifests["train"]),
+        "teacher": lambda: caches["train"].embeddings,
+        "random": lambda: torch.zeros(1, full.embedding_dim),
+    }
+    orders = {
+        name: rank_dimensions(sources[name](), name, seed=hparams["seed"])
+        for name in hparams["rankings"]
+    }
+    out = Path(hparams["output_folder"])
+    test_wavs = [
+        load_audio(e["wav"], full.sample_rate, manifest_id=i)
+        for i, e in read_manifest(manifests["test"]).items()
+    ]
+    shape = (1, student_frames(full.frontend_config, full.clip_seconds), full.frontend.n_mels)
+
+    def accuracy(encoder, name):
+        return evaluate_zero_shot(
+            encoder, teacher, manifests["test"], classes, hparams, run_opts, name, title=name
+        )["accuracy"]
+
+    references = {
+        "teacher": accuracy(teacher, "zeroshot_teacher"),
+        "unpruned student": accuracy(full, "zeroshot_unpruned"),
+    }
+    rows = []
+    for ranking, order in orders.items():
+        for k in hparams["ks"]:
+            point = out / f"{ranking}_K{k}"
+            if (point / "row.json").exists():  # finished in an earlier run
+                rows.append(json.loads((point / "row.json").read_text(encoding="utf-8")))
+                continue
+            kept = order[: int(k)]
+            masked = MaskedAudioEncoder(full, kept)
+            shrunk = shrink_encoder(full, kept)
+            cosine = F.cosine_similarity(
+                clip_embeddings(shrunk.embed_audio, test_wavs, shrunk.window_samples),
+                restrict_embeddings(
+                    clip_embeddings(masked.embed_audio, test_wavs, masked.window_samples), kept
+                ),
+            )
+            row = {
+                "ranking": ranking,
+                "k": int(k),
+                "params": count_params(shrunk.student),
+                "macs": count_macs(shrunk.student, shape),
+                "acc_mask": accuracy(masked, f"{point.name}/zeroshot_mask"),
+                "acc_shrunk": accuracy(shrunk, f"{point.name}/zeroshot_shrunk"),
+                "cos_shrunk_vs_mask": float(cosine.mean()),
+                "acc_finetuned": None,
+            }
+            if hparams["finetune_epochs"] > 0:
+                text = prompt_embeddings(teacher, prompts, shrunk)
+                shrunk = finetune_projection(shrunk, datasets, text, hparams, run_opts, point)
+                row["acc_finetuned"] = accuracy(shrunk, f"{point.name}/zeroshot_finetuned")
+            save_student(point / "student.ckpt", shrunk, teacher=hparams["teacher_checkpoint"])
+            (point / "row.json").write_text(json.dumps(row), encoding="utf-8")
+            rows.append(row)
+    command = "python " + " ".join(sys.argv)
+    write_pruning_table(rows, out, command)
+    plot_pruning_curve(rows, out / "pruning_curve.png", references)
+    return write_results(
+        hparams,
+        {
+            "student_checkpoint": str(hparams["student_checkpoint"]),
+            "unpruned_params": count_params(full.student),
+            "references": references,
+            "rows": rows,
+        },
+    )
+
+
 STAGES = {
     "train_teacher": run_train_teacher,
     "distill": run_distill,
     "evaluate": run_evaluate,
+    "prune": run_prune,
 }
 
 

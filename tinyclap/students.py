@@ -137,6 +137,10 @@ class StudentAudioEncoder(torch.nn.Module):
         :class:`tinyclap.features.LogMel` keyword arguments (the teacher's).
     clip_seconds : float
         Analysis window length in seconds.
+    kept_dims : list of int, optional
+        For a student pruned to K dimensions: which dimensions of the
+        teacher's latent space its K outputs are (text embeddings are sliced
+        to them for zero-shot use; see :mod:`tinyclap.pruning`).
 
     Example
     -------
@@ -147,12 +151,18 @@ class StudentAudioEncoder(torch.nn.Module):
     torch.Size([3, 16])
     """
 
-    def __init__(self, student, frontend_config, clip_seconds):
+    def __init__(self, student, frontend_config, clip_seconds, kept_dims=None):
         super().__init__()
         self.student = student
         self.frontend_config = dict(frontend_config)
         self.frontend = LogMel(**self.frontend_config)
         self.clip_seconds = float(clip_seconds)
+        self.kept_dims = None if kept_dims is None else [int(i) for i in kept_dims]
+        if self.kept_dims is not None and len(self.kept_dims) != student.embedding_dim:
+            raise ValueError(
+                f"{len(self.kept_dims)} kept dims for a student with "
+                f"{student.embedding_dim} outputs"
+            )
 
     @property
     def sample_rate(self):
@@ -212,6 +222,7 @@ def save_student(path, encoder, teacher=""):
         "frontend": encoder.frontend_config,
         "clip_seconds": encoder.clip_seconds,
         "teacher": str(teacher),
+        "kept_dims": encoder.kept_dims,
         "state_dict": {k: v.detach().cpu() for k, v in encoder.student.state_dict().items()},
     }
     tmp = Path(str(path) + ".tmp")
@@ -251,6 +262,8 @@ def load_student(path, device="cpu"):
             f"  unexpected: {sorted(given - expected) or 'none'}"
         )
     student.load_state_dict(payload["state_dict"])
-    encoder = StudentAudioEncoder(student, payload["frontend"], payload["clip_seconds"])
+    encoder = StudentAudioEncoder(
+        student, payload["frontend"], payload["clip_seconds"], payload.get("kept_dims")
+    )
     encoder.teacher = payload.get("teacher", "")
     return encoder.to(device).eval()

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from tinyclap.audio import split_windows
+from tinyclap.pruning import restrict_embeddings
 
 DEFAULT_TEMPLATE = "this is the sound of {label}"
 
@@ -30,6 +31,28 @@ def class_prompts(labels, template=DEFAULT_TEMPLATE):
     if "{label}" not in template:
         raise ValueError(f"prompt template {template!r} has no {{label}} field")
     return [template.format(label=label) for label in labels]
+
+
+def prompt_embeddings(teacher, prompts, encoder=None):
+    """The teacher's prompt embeddings in ``encoder``'s latent space.
+
+    A pruned student (``encoder.kept_dims`` set) sees only its kept
+    dimensions: the text embeddings are sliced (or masked, for a mask-only
+    student) and re-normalised, so zero-shot scores stay cosines.
+
+    Parameters
+    ----------
+    teacher : object
+        Has ``embed_text(list[str]) -> [N, D]``.
+    prompts : list of str
+        One prompt per class.
+    encoder : object, optional
+        The audio encoder the prompts will be compared with.
+    """
+    embeddings = teacher.embed_text(list(prompts))
+    return restrict_embeddings(
+        embeddings, getattr(encoder, "kept_dims", None), getattr(encoder, "masked", False)
+    )
 
 
 def clip_embeddings(embed_audio, wavs, window_samples, batch_size=64, per_window=False):
