@@ -124,8 +124,9 @@ def test_build_float32_exact(tmp_path, clips):
         "hop": WINDOW,
         "dtype": "float32",
     }
-    # Only final files are left behind.
+    # Only final files (and the builders' lock file) are left behind.
     assert sorted(p.name for p in cache.folder.iterdir()) == [
+        ".lock",
         "embeddings.npy",
         "index.json",
     ]
@@ -383,3 +384,33 @@ def test_index_json_layout(tmp_path, clips):
         assert offset == pos
         pos += count
     assert pos == cache.embeddings.shape[0]
+
+
+def _build_in_process(root, entries, queue):
+    teacher = FakeTeacher()
+    _build(root, teacher, entries)
+    queue.put(teacher.calls)
+
+
+def test_concurrent_builders_take_turns(tmp_path, clips):
+    """Two processes building one cache: one computes it, the other reuses it."""
+    import multiprocessing
+
+    entries, _ = clips
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    workers = [
+        context.Process(target=_build_in_process, args=(tmp_path / "cache", entries, queue))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    assert sorted(queue.get() for _ in workers) == [0, len(entries)]
+    reference = _build(tmp_path / "reference", FakeTeacher(), entries)
+    shared = TeacherEmbeddingCache(next((tmp_path / "cache").iterdir()))
+    assert _all_rows(shared).keys() == _all_rows(reference).keys()
+    for clip_id, rows in _all_rows(reference).items():
+        assert torch.equal(_all_rows(shared)[clip_id], rows)

@@ -13,6 +13,7 @@ interrupted build restarts after the last recorded clip, and the final files
 are renamed into place only when complete.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,6 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm import tqdm
+
+try:  # POSIX advisory locks: concurrent builders of one cache take turns
+    import fcntl
+except ImportError:  # pragma: no cover (Windows)
+    fcntl = None
 
 from tinyclap.audio import load_audio, split_windows
 
@@ -130,34 +136,55 @@ class TeacherEmbeddingCache:
         if (folder / "index.json").exists():
             return cls(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        done = _read_partial_index(folder / "partial_index.jsonl")
-        # Rewrite the index without a torn last line, so appends start on a fresh line.
-        (folder / "partial_index.jsonl").write_text(
-            "".join(json.dumps([k, n]) + "\n" for k, n in done), encoding="utf-8"
-        )
-        dim = teacher.embedding_dim
-        np_dtype = np.dtype(dtype)
-        rows_done = sum(n for _, n in done)
-        partial = folder / "partial.bin"
-        with open(partial, "ab") as f:
-            f.truncate(rows_done * dim * np_dtype.itemsize)  # drop unrecorded rows
-        todo = [k for k in entries if k not in dict(done)]
-        with (
-            open(partial, "ab") as data_file,
-            open(folder / "partial_index.jsonl", "a", encoding="utf-8") as index_file,
-        ):
-            for clip_id in tqdm(todo, desc="teacher cache", disable=not progressbar):
-                wav = load_audio(entries[clip_id], teacher.sample_rate, manifest_id=clip_id)
-                windows = split_windows(wav, window_samples, hop_samples)
-                with torch.no_grad():
-                    embs = torch.cat([teacher.embed_audio(w) for w in windows.split(batch_size)])
-                data_file.write(embs.cpu().numpy().astype(np_dtype).tobytes())
-                data_file.flush()
-                os.fsync(data_file.fileno())
-                index_file.write(json.dumps([clip_id, len(windows)]) + "\n")
-                index_file.flush()
-        _finalise(folder, dim, np_dtype, preprocessing)
+        with _exclusive_lock(folder / ".lock"):  # another process may be building it
+            if not (folder / "index.json").exists():
+                _build(folder, teacher, entries, window_samples, hop_samples, batch_size,
+                       np.dtype(dtype), preprocessing, progressbar)  # fmt: skip
         return cls(folder)
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path):
+    """Hold an exclusive advisory lock on ``path`` (POSIX; a no-op elsewhere)."""
+    with open(path, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(folder, teacher, entries, window, hop, batch_size, np_dtype, preprocessing, progress):
+    """Append the missing clips' rows to the partial files, then finalise."""
+    done = _read_partial_index(folder / "partial_index.jsonl")
+    # Rewrite the index without a torn last line, so appends start on a fresh line.
+    (folder / "partial_index.jsonl").write_text(
+        "".join(json.dumps([k, n]) + "\n" for k, n in done), encoding="utf-8"
+    )
+    dim = teacher.embedding_dim
+    rows_done = sum(n for _, n in done)
+    partial = folder / "partial.bin"
+    with open(partial, "ab") as f:
+        f.truncate(rows_done * dim * np_dtype.itemsize)  # drop unrecorded rows
+    finished = {k for k, _ in done}
+    todo = [k for k in entries if k not in finished]
+    with (
+        open(partial, "ab") as data_file,
+        open(folder / "partial_index.jsonl", "a", encoding="utf-8") as index_file,
+    ):
+        for clip_id in tqdm(todo, desc="teacher cache", disable=not progress):
+            wav = load_audio(entries[clip_id], teacher.sample_rate, manifest_id=clip_id)
+            windows = split_windows(wav, window, hop)
+            with torch.no_grad():
+                embs = torch.cat([teacher.embed_audio(w) for w in windows.split(batch_size)])
+            data_file.write(embs.cpu().numpy().astype(np_dtype).tobytes())
+            data_file.flush()
+            os.fsync(data_file.fileno())
+            index_file.write(json.dumps([clip_id, len(windows)]) + "\n")
+            index_file.flush()
+    _finalise(folder, dim, np_dtype, preprocessing)
 
 
 def _read_partial_index(path):
