@@ -275,6 +275,9 @@ def plot_pruning_curve(rows, path, references=None):
     for i, (label, value) in enumerate((references or {}).items()):
         ax.axhline(100 * value, color="black", lw=0.8, ls=("-", "--")[i % 2], label=label)
     ax.set_xscale("log", base=2)
+    all_ks = sorted({r["k"] for r in rows})
+    ax.set_xticks(all_ks, [str(k) for k in all_ks])
+    ax.minorticks_off()
     ax.set_xlabel("K (kept latent dimensions)")
     ax.set_ylabel("zero-shot accuracy (%)")
     ax.grid(alpha=0.3)
