@@ -196,7 +196,7 @@ def expected_shrunk_params(full_params, head_channels, dim, k):
     Example
     -------
     >>> expected_shrunk_params(1000, 10, 8, 4)
-    832
+    904
     """
     return full_params - head_channels * (dim - k) - (dim * dim - k * k) - 2 * (dim - k)
 
