@@ -307,17 +307,18 @@ def run_evaluate(hparams, run_opts, manifests):
 
 
 def student_train_embeddings(encoder, manifest, batch_clips=128):
-    """L2-normalised student embeddings of every window of every clip."""
-    wavs_by_id = read_manifest(manifest)
-    embeddings, chunk = [], []
-    for clip_id, entry in tqdm(wavs_by_id.items(), desc="student embeddings"):
-        chunk.append(load_audio(entry["wav"], encoder.sample_rate, manifest_id=clip_id))
-        if len(chunk) == batch_clips or clip_id == next(reversed(wavs_by_id)):
-            _, per_window = clip_embeddings(
-                encoder.embed_audio, chunk, encoder.window_samples, per_window=True
-            )
-            embeddings.extend(per_window)
-            chunk = []
+    """L2-normalised student embeddings ``[windows, D]`` of every clip's windows."""
+    items = list(read_manifest(manifest).items())
+    embeddings = []
+    for start in tqdm(range(0, len(items), batch_clips), desc="student embeddings"):
+        wavs = [
+            load_audio(entry["wav"], encoder.sample_rate, manifest_id=clip_id)
+            for clip_id, entry in items[start : start + batch_clips]
+        ]
+        _, per_window = clip_embeddings(
+            encoder.embed_audio, wavs, encoder.window_samples, per_window=True
+        )
+        embeddings.extend(per_window)
     return torch.cat(embeddings)
 
 
