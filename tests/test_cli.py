@@ -2,7 +2,15 @@
 
 import json
 
+import torch
+
 from tinyclap.cli import main
+from tinyclap.mini_clap import MiniCLAP
+from tinyclap.students import PhiNetStudent, StudentAudioEncoder, save_student
+from tinyclap.teachers import save_mini_teacher
+
+PROFILE_KEYS = {"model", "params", "backbone_params", "projection_params", "macs", "ms_b1",
+                "ms_b16", "peak_mem_mb", "threads"}  # fmt: skip
 
 
 def test_bench_grid_prints_json(capsys):
@@ -10,14 +18,43 @@ def test_bench_grid_prints_json(capsys):
           "--embedding_dim", "16", "--repeats", "2", "--json"])  # fmt: skip
     rows = json.loads(capsys.readouterr().out)
     assert [r["model"] for r in rows] == ["phinet a0.25 b0.75 t0 4 N3", "phinet a0.5 b0.75 t0 4 N3"]
+    assert all(set(r) == PROFILE_KEYS for r in rows)
     assert rows[0]["params"] < rows[1]["params"]  # alpha widens the network
     assert rows[0]["macs"] < rows[1]["macs"]
-    assert all(r["cpu_ms_per_clip"] > 0 for r in rows)
+    # Same head and projection: alpha changes the backbone only.
+    assert rows[0]["projection_params"] == rows[1]["projection_params"] == 32 * 16 + 16 * 16 + 32
+    assert all(r["params"] == r["backbone_params"] + r["projection_params"] for r in rows)
+    assert all(r["ms_b1"] > 0 and r["ms_b16"] > 0 and r["threads"] == 1 for r in rows)
+    assert all(r["peak_mem_mb"] > 4 * r["params"] / 1e6 for r in rows)  # weights at least
 
 
 def test_bench_table_for_a_5s_44k_input(capsys):
     main(["bench", "--alpha", "0.25", "--num_layers", "3", "--head_channels", "32",
           "--embedding_dim", "16", "--sample_rate", "44100", "--f_max", "14000",
-          "--clip_seconds", "5", "--repeats", "2"])  # fmt: skip
+          "--clip_seconds", "5", "--repeats", "2", "--batch_sizes", "1", "2"])  # fmt: skip
     out = capsys.readouterr().out
-    assert "phinet a0.25" in out and "params" in out and "macs" in out
+    header = out.splitlines()[0].split()
+    assert header == ["model", "params", "backbone", "projection", "MACs", "ms", "b1", "ms",
+                      "b2", "peak", "MB"]  # fmt: skip
+    assert "phinet a0.25" in out and "1 thread(s)" in out
+
+
+def test_bench_model_student_and_teacher_checkpoints(tmp_path, capsys):
+    torch.manual_seed(0)
+    frontend = {"sample_rate": 16000, "f_max": 8000.0}
+    student = PhiNetStudent(0.25, 0.75, 4, 2, n_frames=101, n_mels=64, head_channels=32,
+                            embedding_dim=16)  # fmt: skip
+    save_student(tmp_path / "student.ckpt", StudentAudioEncoder(student, frontend, 2.0))
+    mini = MiniCLAP(channels=[8, 16], audio_dim=32, embedding_dim=16)
+    save_mini_teacher(tmp_path / "teacher.ckpt", mini, frontend, 2.0)
+    main(["bench", "model", str(tmp_path / "student.ckpt"), str(tmp_path / "teacher.ckpt"),
+          "--repeats", "2", "--json"])  # fmt: skip
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["model"].split()[0] for r in rows] == ["student", "teacher"]
+    assert rows[0]["params"] == sum(p.numel() for p in student.parameters())
+    assert rows[0]["backbone_params"] == sum(p.numel() for p in student.base.parameters())
+    assert rows[1]["params"] == mini.audio_params()
+    assert rows[1]["projection_params"] == sum(
+        p.numel() for p in mini.audio_encoder.projection.parameters()
+    )
+    assert all(set(r) == PROFILE_KEYS for r in rows)

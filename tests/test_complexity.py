@@ -13,10 +13,14 @@ from tinyclap.complexity import (
     format_markdown_table,
     format_table,
     measure_latency,
+    measure_peak_memory,
+    module_bytes,
     profile_audio_encoder,
+    profile_model,
+    split_params,
 )
 from tinyclap.features import LogMel
-from tinyclap.students import PhiNetStudent
+from tinyclap.students import PhiNetStudent, StudentAudioEncoder
 
 
 def test_count_params_linear():
@@ -232,3 +236,95 @@ def test_format_markdown_table_exact():
 def test_format_table_headers_only():
     assert format_table([], ["a", "bb"]) == "a  bb\n-  --"
     assert format_markdown_table([], ["a"]) == "| a   |\n| --- |"
+
+
+# --------------------------------------------------------------------------- #
+# Paper Table 1: the seven PhiNet students at tinyCLAP's size
+# --------------------------------------------------------------------------- #
+
+# alpha, beta, t0, N, params (M) as printed in the paper (DESIGN.md section 3).
+TABLE_1 = [
+    (3.00, 0.75, 6, 7, 7.0),
+    (3.00, 0.75, 6, 9, 13.0),
+    (3.00, 0.75, 4, 7, 6.2),
+    (1.50, 0.75, 6, 7, 4.4),
+    (0.75, 0.75, 4, 7, 3.5),
+    (0.75, 0.75, 4, 4, 3.2),
+    (0.75, 0.75, 6, 4, 3.3),
+]
+# 5 s at 44.1 kHz (690 frames x 64 mels), 2048-channel head, 2048 -> 1024 projection.
+PAPER_SIZE = {"n_frames": 690, "n_mels": 64, "head_channels": 2048, "embedding_dim": 1024}
+
+
+@pytest.mark.parametrize(
+    ("alpha", "beta", "t_zero", "num_layers", "paper_millions"),
+    TABLE_1,
+    ids=[f"a{a:g}_b{b:g}_t{t}_N{n}" for a, b, t, n, _ in TABLE_1],
+)
+def test_table_1_parameter_counts(alpha, beta, t_zero, num_layers, paper_millions):
+    student = PhiNetStudent(alpha, beta, t_zero, num_layers, **PAPER_SIZE)
+    counts = split_params(student)
+    # linear1 2048 x 1024, linear2 1024 x 1024 (no biases), LayerNorm 2 x 1024.
+    assert counts["projection_params"] == 2048 * 1024 + 1024 * 1024 + 2 * 1024 == 3_147_776
+    assert counts["params"] == counts["backbone_params"] + counts["projection_params"]
+    relative = counts["params"] / (paper_millions * 1e6) - 1
+    assert abs(relative) <= 0.03, (
+        f"Table 1 row alpha={alpha} beta={beta} t0={t_zero} N={num_layers}: "
+        f"{counts['params']:,} parameters vs {paper_millions}M in the paper "
+        f"({relative:+.2%}, more than 3%)"
+    )
+
+
+# --------------------------------------------------------------------------- #
+# split parameters, peak memory, full profile
+# --------------------------------------------------------------------------- #
+
+
+def test_split_params_without_parts():
+    assert split_params(nn.Linear(3, 2)) == {
+        "params": 8,
+        "backbone_params": None,
+        "projection_params": None,
+    }
+
+
+def test_module_bytes_counts_parameters_and_buffers():
+    assert module_bytes(nn.Linear(10, 5)) == 55 * 4
+    assert module_bytes(nn.Linear(10, 5).double()) == 55 * 8
+    # weight, bias, running mean, running var (float32) + num_batches_tracked (int64)
+    assert module_bytes(nn.BatchNorm2d(3)) == 4 * 3 * 4 + 8
+
+
+def test_peak_memory_of_known_allocations():
+    x = torch.ones(250_000)  # 1 MB, allocated before: not counted
+
+    def chain(x):
+        y = x * 2  # +1 MB
+        z = y + 1  # +1 MB: y and z alive (2 MB)
+        del y  # -1 MB
+        w = torch.cat([z, z, z])  # +3 MB: z and w alive (4 MB)
+        return w
+
+    peak = measure_peak_memory(chain, x)
+    assert 4_000_000 <= peak < 4_000_000 + 10_000  # a few scalars on top at most
+    assert measure_peak_memory(lambda x: None, x) == 0
+    assert not torch.is_inference_mode_enabled()
+
+
+def test_profile_model_fields_and_consistency():
+    torch.manual_seed(0)
+    student = PhiNetStudent(0.5, 0.75, 4, 4, n_frames=101, n_mels=64, head_channels=64,
+                            embedding_dim=32)  # fmt: skip
+    model = StudentAudioEncoder(student, {"sample_rate": 16000, "f_max": 8000}, 2.0)
+    model.train()
+    info = profile_model(model, threads=1, batch_sizes=(1, 3), warmup=1, repeats=2)
+    assert set(info) == {"params", "backbone_params", "projection_params", "macs", "ms_b1",
+                         "ms_b3", "peak_mem_mb", "threads"}  # fmt: skip
+    assert info["params"] == count_params(student)
+    assert info["backbone_params"] == count_params(student.base)
+    assert info["projection_params"] == 64 * 32 + 32 * 32 + 2 * 32
+    assert info["macs"] == count_macs(student, (1, 101, 64))  # log-mels of one clip
+    assert info["ms_b1"] > 0 and info["ms_b3"] > 0 and info["threads"] == 1
+    weights_mb = (module_bytes(student) + module_bytes(model.frontend)) / 1e6
+    assert weights_mb < info["peak_mem_mb"] < weights_mb + 50
+    assert model.training and student.training  # modes restored

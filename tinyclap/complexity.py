@@ -7,8 +7,14 @@ the three and prints them as tables:
 * :func:`count_params` counts (trainable) parameters;
 * :func:`count_macs` counts MACs with ``torchinfo`` on a zero input;
 * :func:`measure_latency` times a callable (median / p90 / mean);
-* :func:`profile_audio_encoder` combines them for an encoder behind a
-  :class:`tinyclap.features.LogMel` frontend;
+* :func:`measure_peak_memory` measures the peak tensor memory of a call;
+* :func:`split_params` splits a student's (or teacher's) count into backbone
+  and projection;
+* :func:`profile_audio_encoder` combines parameters, MACs and batch-1 latency
+  for an encoder behind a :class:`tinyclap.features.LogMel` frontend, and
+  :func:`profile_models` gives the full profiles used by ``tinyclap bench`` and
+  ``tinyclap report`` (split parameters, MACs, latency at batch 1 and 16
+  measured in interleaved rounds, peak memory); :func:`profile_model` does one;
 * :func:`format_table` and :func:`format_markdown_table` render the results.
 
 MAC conventions (those of ``torchinfo``; the test suite checks them by hand):
@@ -18,10 +24,24 @@ a convolution costs ``out_elements * in_channels / groups * kh * kw`` MACs
 Normalisation layers add ``2 * channels`` per sample (affine parameters), and
 parameter-free operations (activations, pooling, means, ``torch.matmul`` in a
 ``forward``) are not counted.
+
+Peak memory (:func:`measure_peak_memory`) comes from ``torch.profiler`` with
+``profile_memory=True``: every allocation and free made through PyTorch's CPU
+allocator during the call is recorded, and the peak of their running sum is
+the most tensor memory the call held at once on top of what was already
+allocated (its inputs, the weights). Memory that libraries allocate outside
+PyTorch's allocator (e.g. oneDNN scratch buffers) and the Python interpreter
+itself are not included. ``tracemalloc`` would miss tensor storage, and the
+process's maximum resident set size only ever grows, so neither is used.
 """
 
+import contextlib
 import math
+import os
+import re
 import statistics
+import sys
+import tempfile
 import time
 from numbers import Integral, Real
 
@@ -33,7 +53,12 @@ __all__ = [
     "format_markdown_table",
     "format_table",
     "measure_latency",
+    "measure_peak_memory",
+    "module_bytes",
     "profile_audio_encoder",
+    "profile_model",
+    "profile_models",
+    "split_params",
 ]
 
 
@@ -186,19 +211,12 @@ def measure_latency(fn, *args, warmup=3, repeats=20, threads=None):
     if threads is not None and int(threads) < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     previous_threads = torch.get_num_threads()
-    times_ms = []
     try:
         if threads is not None:
             torch.set_num_threads(int(threads))
         with torch.inference_mode():
-            for _ in range(warmup):
-                fn(*args)
-            _synchronize()
-            for _ in range(repeats):
-                start = time.perf_counter()
-                fn(*args)
-                _synchronize()
-                times_ms.append((time.perf_counter() - start) * 1000.0)
+            _timed_calls(fn, args, warmup)
+            times_ms = _timed_calls(fn, args, repeats)
     finally:
         if torch.get_num_threads() != previous_threads:
             torch.set_num_threads(previous_threads)
@@ -275,6 +293,276 @@ def profile_audio_encoder(encoder, frontend, clip_samples, threads=None, *, warm
     finally:
         _restore_modes(saved)
     return {"params": params, "macs": macs, "cpu_ms_per_clip": latency["median_ms"]}
+
+
+def split_params(module):
+    """Parameters of ``module`` in total, in its backbone and in its projection.
+
+    Students (:class:`tinyclap.students.PhiNetStudent`) and teacher audio
+    towers have a ``base`` (the backbone: PhiNet or CNN, with its 1x1 head)
+    and a ``projection`` (the CLAP projection into the latent space).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The audio encoder on log-mels.
+
+    Returns
+    -------
+    dict
+        ``params``, ``backbone_params``, ``projection_params`` (``None`` where
+        the module has no such part).
+
+    Examples
+    --------
+    >>> from tinyclap.projection import Projection
+    >>> model = torch.nn.Module()
+    >>> model.base, model.projection = torch.nn.Linear(4, 8), Projection(8, 2)
+    >>> split_params(model)  # 4 * 8 + 8; 8 * 2 + 2 * 2 + 2 * 2
+    {'params': 64, 'backbone_params': 40, 'projection_params': 24}
+    """
+    parts = {}
+    for key, attribute in (("backbone_params", "base"), ("projection_params", "projection")):
+        part = getattr(module, attribute, None)
+        parts[key] = count_params(part) if isinstance(part, torch.nn.Module) else None
+    return {"params": count_params(module), **parts}
+
+
+def module_bytes(module):
+    """Bytes held by the parameters and buffers of ``module``.
+
+    Examples
+    --------
+    >>> module_bytes(torch.nn.Linear(10, 5))  # 55 float32 values
+    220
+    >>> module_bytes(torch.nn.BatchNorm1d(4))  # 16 float32 (weights, stats) + 1 int64
+    72
+    """
+    tensors = list(module.parameters()) + list(module.buffers())
+    return int(sum(t.numel() * t.element_size() for t in tensors))
+
+
+_KINETO_BANNER = re.compile(r"(USDT|STAGE):\S+ \S+ \d+:\d+ \w+\.cpp:\d+\]")
+
+
+@contextlib.contextmanager
+def _without_kineto_banners():
+    """Drop the ``USDT:``/``STAGE:`` lines libkineto writes to stderr per profile.
+
+    The C++ library writes to file descriptor 2, so it is redirected to a
+    temporary file while the block runs; every other line is written back to
+    ``sys.stderr`` afterwards. Without a real stderr descriptor (e.g. under a
+    capturing test runner) nothing is redirected.
+    """
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            lines = tmp.read().decode(errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not _KINETO_BANNER.match(line))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
+
+
+def measure_peak_memory(fn, *args):
+    """Peak tensor memory (bytes) that ``fn(*args)`` allocates, on CPU.
+
+    Runs the call once under ``torch.inference_mode()`` and
+    ``torch.profiler.profile(profile_memory=True)``, then takes the maximum of
+    the running sum of the recorded allocations (+) and frees (-) in time
+    order: the most memory held at once *in addition* to what was allocated
+    before the call (see the module docstring for what is not counted).
+
+    Parameters
+    ----------
+    fn : callable
+        Function to measure (e.g. a model).
+    *args
+        Its positional arguments.
+
+    Returns
+    -------
+    int
+        Peak bytes (0 if the call allocates nothing).
+
+    Examples
+    --------
+    >>> x = torch.ones(1_000_000)  # 4 MB
+    >>> def two_temporaries(x):
+    ...     y = x * 2
+    ...     z = y + 1  # y and z alive together: 8 MB
+    ...     return float(z.sum())
+    >>> 8_000_000 <= measure_peak_memory(two_temporaries, x) < 8_100_000
+    True
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with _without_kineto_banners(), torch.inference_mode():
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn(*args)
+    events = sorted(
+        (event.start_ns(), event.nbytes())
+        for event in prof.profiler.kineto_results.events()
+        if event.name() == "[memory]"
+    )
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return int(peak)
+
+
+def _timed_calls(fn, args, repeats):
+    """Wall times (ms) of ``repeats`` calls of ``fn(*args)``, synchronised."""
+    times_ms = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(*args)
+        _synchronize()
+        times_ms.append((time.perf_counter() - start) * 1000.0)
+    return times_ms
+
+
+def profile_models(models, threads=1, batch_sizes=(1, 16), *, warmup=3, repeats=20, rounds=5):
+    """Full complexity profiles of student or teacher audio encoders.
+
+    Latency is measured *interleaved*: the ``repeats`` timed calls of every
+    (model, batch size) are split into ``rounds`` rounds, and each round times
+    every model in turn. On a shared machine, slow phases (other jobs, CPU
+    frequency changes) then hit all models alike instead of whichever model
+    happened to be measured at that moment, which keeps the comparison between
+    the rows of one table fair. The noise itself remains.
+
+    Parameters
+    ----------
+    models : sequence
+        :class:`tinyclap.students.StudentAudioEncoder` s or teachers: anything
+        with ``audio_encoder()`` (the module on log-mels), ``frontend`` (a
+        :class:`tinyclap.features.LogMel`) and ``window_samples``.
+    threads : int
+        ``torch.set_num_threads`` during the latency measurements (restored
+        afterwards, reported as ``threads``).
+    batch_sizes : sequence of int
+        Batch sizes timed; each gives a ``ms_b<B>`` entry.
+    warmup : int
+        Untimed calls per (model, batch size) before the first round.
+    repeats : int
+        Timed calls per (model, batch size), at least one per round.
+    rounds : int
+        Rounds the timed calls are spread over (capped at ``repeats``).
+
+    Returns
+    -------
+    list of dict
+        One per model, in order:
+
+        - ``params``, ``backbone_params``, ``projection_params``
+          (:func:`split_params` of the audio encoder);
+        - ``macs``: MACs of the audio encoder on one clip's log-mels
+          (``[1, frames, mels]``, torchinfo conventions, frontend excluded);
+        - ``ms_b<B>``: median milliseconds of one forward pass of a batch of
+          ``B`` waveforms (one window each), frontend included -- the time of
+          the whole batch, not per clip;
+        - ``peak_mem_mb``: weights (parameters and buffers of encoder and
+          frontend) plus the peak tensor memory of one batch-1 forward pass,
+          frontend included (:func:`measure_peak_memory`), in MB (10**6 bytes);
+        - ``threads``.
+
+        Modules are put in eval mode while measured; their modes are restored.
+    """
+    warmup, repeats, rounds = int(warmup), int(repeats), int(rounds)
+    if warmup < 0 or repeats < 1 or rounds < 1 or int(threads) < 1:
+        raise ValueError(
+            f"need warmup >= 0, repeats >= 1, rounds >= 1, threads >= 1; got "
+            f"{warmup}, {repeats}, {rounds}, {threads}"
+        )
+    generator = torch.Generator().manual_seed(0)
+    infos, slots, saved = [], [], []
+    previous_threads = torch.get_num_threads()
+    try:
+        for model in models:
+            encoder, frontend = model.audio_encoder(), model.frontend
+            clip_samples = int(model.window_samples)
+            info = split_params(encoder)
+            shape = (1, frontend.num_frames(clip_samples), frontend.n_mels)
+            info["macs"] = count_macs(encoder, shape)
+            saved += _save_modes(encoder) + _save_modes(frontend)
+            encoder.eval()
+            frontend.eval()
+            device, _ = _device_and_dtype(encoder)
+
+            def forward(wave, encoder=encoder, frontend=frontend):
+                return encoder(frontend(wave))
+
+            wave = (0.1 * torch.randn(1, clip_samples, generator=generator)).to(device)
+            weights = module_bytes(encoder) + module_bytes(frontend)
+            info["peak_mem_mb"] = (weights + measure_peak_memory(forward, wave)) / 1e6
+            info["threads"] = int(threads)
+            for batch in batch_sizes:
+                noise = torch.randn(int(batch), clip_samples, generator=generator)
+                slots.append((info, f"ms_b{int(batch)}", forward, (0.1 * noise).to(device)))
+            infos.append(info)
+
+        rounds = min(rounds, repeats)
+        per_round = [repeats // rounds + (r < repeats % rounds) for r in range(rounds)]
+        times = [[] for _ in slots]
+        torch.set_num_threads(int(threads))
+        with torch.inference_mode():
+            for _, _, forward, wave in slots:
+                _timed_calls(forward, (wave,), warmup)
+            for count in per_round:
+                for slot_times, (_, _, forward, wave) in zip(times, slots):
+                    slot_times += _timed_calls(forward, (wave,), count)
+    finally:
+        torch.set_num_threads(previous_threads)
+        _restore_modes(saved)
+    for slot_times, (info, key, _, _) in zip(times, slots):
+        info[key] = statistics.median(slot_times)
+    return [_ordered(info, batch_sizes) for info in infos]
+
+
+def _ordered(info, batch_sizes):
+    """Profile keys in table order (params, MACs, latencies, memory, threads)."""
+    keys = ["params", "backbone_params", "projection_params", "macs"]
+    keys += [f"ms_b{int(b)}" for b in batch_sizes] + ["peak_mem_mb", "threads"]
+    return {k: info[k] for k in keys}
+
+
+def profile_model(model, threads=1, batch_sizes=(1, 16), *, warmup=3, repeats=20):
+    """Full complexity profile of one student or teacher audio encoder.
+
+    Same measurements as :func:`profile_models` for a single model (whose
+    latency rounds then need no interleaving).
+
+    Examples
+    --------
+    >>> from tinyclap.students import PhiNetStudent, StudentAudioEncoder
+    >>> student = PhiNetStudent(0.5, 0.75, 4, 4, n_frames=51, n_mels=64,
+    ...                         head_channels=32, embedding_dim=16)
+    >>> model = StudentAudioEncoder(student, {"sample_rate": 16000, "f_max": 8000}, 1.0)
+    >>> info = profile_model(model, batch_sizes=(1, 4), repeats=2)
+    >>> list(info)  # doctest: +NORMALIZE_WHITESPACE
+    ['params', 'backbone_params', 'projection_params', 'macs', 'ms_b1', 'ms_b4',
+     'peak_mem_mb', 'threads']
+    >>> info["params"] == info["backbone_params"] + info["projection_params"]
+    True
+    """
+    return profile_models([model], threads, batch_sizes, warmup=warmup, repeats=repeats, rounds=1)[
+        0
+    ]
 
 
 def _split_columns(columns):
