@@ -109,7 +109,12 @@ def evaluate_zero_shot(encoder, teacher, manifest, classes, hparams, run_opts, n
 
 def write_results(hparams, record):
     """Write ``results.json`` (stage, command, metrics) in the output folder."""
-    record = {"stage": hparams["stage"], "command": " ".join(sys.argv), **record}
+    record = {
+        "stage": hparams["stage"],
+        "dataset": hparams["dataset"],
+        "command": " ".join(sys.argv),
+        **record,
+    }
     path = Path(hparams["output_folder"]) / "results.json"
     path.write_text(json.dumps(record, indent=2), encoding="utf-8")
     return record
