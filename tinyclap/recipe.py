@@ -189,6 +189,23 @@ def build_caches(teacher, manifests, hparams):
     return caches
 
 
+def distillation_data(teacher, manifests, hparams, classes):
+    """Teacher caches of the train / valid splits and the datasets reading them.
+
+    Also sets ``hparams["window_samples"]`` to the teacher's window.
+    """
+    caches = build_caches(teacher, manifests, hparams)
+    datasets = distill_datasets(
+        {k: manifests[k] for k in ("train", "valid")},
+        caches,
+        teacher.sample_rate,
+        teacher.window_samples,
+        classes,
+    )
+    hparams["window_samples"] = teacher.window_samples
+    return caches, datasets
+
+
 def build_student(hparams, teacher):
     """The PhiNet student sized for the teacher's frontend and latent space."""
     frontend = teacher.frontend_config
@@ -213,18 +230,10 @@ def run_distill(hparams, run_opts, manifests):
         device=run_opts.get("device", "cpu"),
     )
     classes = manifest_classes(manifests["test"])
-    caches = build_caches(teacher, manifests, hparams)
-    datasets = distill_datasets(
-        {k: manifests[k] for k in ("train", "valid")},
-        caches,
-        teacher.sample_rate,
-        teacher.window_samples,
-        classes,
-    )
+    _, datasets = distillation_data(teacher, manifests, hparams, classes)
     class_text_embs = teacher.embed_text(class_prompts(classes, hparams["prompt_template"]))
     student = build_student(hparams, teacher)
     encoder = StudentAudioEncoder(student, teacher.frontend_config, teacher.clip_seconds)
-    hparams["window_samples"] = teacher.window_samples
     modules = {"student": student, "frontend": encoder.frontend}
     stages = (
         (DistillBrain, "", hparams["checkpointer"]),
@@ -369,15 +378,7 @@ def run_prune(hparams, run_opts, manifests):
         raise ValueError(f"{hparams['student_checkpoint']} is already pruned")
     classes = manifest_classes(manifests["test"])
     prompts = class_prompts(classes, hparams["prompt_template"])
-    caches = build_caches(teacher, manifests, hparams)
-    datasets = distill_datasets(
-        {k: manifests[k] for k in ("train", "valid")},
-        caches,
-        teacher.sample_rate,
-        teacher.window_samples,
-        classes,
-    )
-    hparams["window_samples"] = teacher.window_samples
+    caches, datasets = distillation_data(teacher, manifests, hparams, classes)
     sources = {
         "student": lambda: student_train_embeddings(full, manifests["train"]),
         "teacher": lambda: caches["train"].embeddings,
