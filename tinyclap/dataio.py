@@ -60,6 +60,16 @@ def _dataset(manifest_path, data_folder=None):
     return sb.dataio.dataset.DynamicItemDataset.from_json(manifest_path, replacements=replacements)
 
 
+def _with_outputs(ds, pipeline, keys, label_pipeline=None):
+    """Add ``pipeline`` (and ``label_index`` when given) and set the output keys."""
+    sb.dataio.dataset.add_dynamic_item([ds], pipeline)
+    if label_pipeline is not None:
+        sb.dataio.dataset.add_dynamic_item([ds], label_pipeline)
+        keys = [*keys, "label_index"]
+    sb.dataio.dataset.set_output_keys([ds], keys)
+    return ds
+
+
 def teacher_datasets(manifests, sample_rate, window_samples, classes):
     """Datasets for contrastive teacher training.
 
@@ -95,13 +105,8 @@ def teacher_datasets(manifests, sample_rate, window_samples, classes):
         def label_pipeline(label):
             return class_index[label]
 
-        sb.dataio.dataset.add_dynamic_item([ds], audio_pipeline)
-        keys = ["id", "sig", "caption"]
-        if not train:
-            sb.dataio.dataset.add_dynamic_item([ds], label_pipeline)
-            keys.append("label_index")
-        sb.dataio.dataset.set_output_keys([ds], keys)
-        datasets[split] = ds
+        labels = None if train else label_pipeline
+        datasets[split] = _with_outputs(ds, audio_pipeline, ["id", "sig", "caption"], labels)
     return datasets
 
 
@@ -151,13 +156,8 @@ def distill_datasets(manifests, caches, sample_rate, window_samples, classes):
         def label_pipeline(label):
             return class_index.get(label, -1)
 
-        sb.dataio.dataset.add_dynamic_item([ds], pipeline)
-        keys = ["id", "sig", "teacher_emb"]
-        if not train:
-            sb.dataio.dataset.add_dynamic_item([ds], label_pipeline)
-            keys.append("label_index")
-        sb.dataio.dataset.set_output_keys([ds], keys)
-        datasets[split] = ds
+        labels = None if train else label_pipeline
+        datasets[split] = _with_outputs(ds, pipeline, ["id", "sig", "teacher_emb"], labels)
     return datasets
 
 
