@@ -33,6 +33,7 @@ class FakeTeacher:
 
     sample_rate = SR
     embedding_dim = DIM
+    pad_mode = "zeros"
 
     def __init__(self, fingerprint="x", fail_after=None):
         self.fingerprint = fingerprint
@@ -122,6 +123,8 @@ def test_build_float32_exact(tmp_path, clips):
         "sample_rate": SR,
         "window": WINDOW,
         "hop": WINDOW,
+        "crops": 1,
+        "pad_mode": "zeros",
         "dtype": "float32",
     }
     # Only final files (and the builders' lock file) are left behind.
@@ -161,6 +164,38 @@ def test_hop_is_used(tmp_path, clips):
     assert cache.num_windows("long") == 5
     assert cache.num_windows("short") == 1
     assert cache.preprocessing["hop"] == 2000
+
+
+def test_several_crops_per_clip(tmp_path, clips):
+    """crops=4: long clips get 4 evenly spread crops; clips of one window stay one."""
+    entries, data = clips
+    teacher = FakeTeacher()
+    cache = _build(tmp_path / "cache", teacher, entries, crops=4)
+    assert cache.num_windows("long") == 4  # cover is 3 windows, 4 crops asked
+    assert cache.num_windows("exact") == 4
+    assert cache.num_windows("single") == 1  # one possible position only
+    assert cache.num_windows("short") == 1
+    wav = torch.from_numpy(data["long"])
+    starts = [0, 2167, 4333, 6500]  # linspace(0, 10500 - 4000, 4), rounded
+    expected = teacher.embed_audio(torch.stack([wav[s : s + WINDOW] for s in starts]))
+    assert torch.equal(_all_rows(cache)["long"], expected)
+    # the windows the training pipeline crops are the cached ones, in order
+    assert torch.equal(cache.windows(wav), torch.stack([wav[s : s + WINDOW] for s in starts]))
+
+
+def test_repeat_padding_teacher(tmp_path, clips):
+    """A teacher with pad_mode='repeat' (msclap) sees short clips tiled, not zero-padded."""
+    entries, data = clips
+    teacher = FakeTeacher()
+    teacher.pad_mode = "repeat"
+    cache = _build(tmp_path / "cache", teacher, entries)
+    short = torch.from_numpy(data["short"])
+    tiled = torch.cat([short, short, short])[:WINDOW]
+    assert torch.equal(cache.get("short", 0), teacher.embed_audio(tiled[None])[0])
+    assert cache.preprocessing["pad_mode"] == "repeat"
+    assert torch.equal(cache.windows(short)[0], tiled)
+    zero_padded = _build(tmp_path / "cache", FakeTeacher(), entries)
+    assert zero_padded.folder != cache.folder
 
 
 def test_get_out_of_range(tmp_path, clips):
@@ -215,6 +250,7 @@ def test_fingerprint_changes_folder(tmp_path, clips):
         {"window_samples": WINDOW // 2},
         {"hop_samples": WINDOW // 2},
         {"dtype": "float16"},
+        {"crops": 4},
     ],
 )
 def test_preprocessing_changes_folder(tmp_path, clips, change):

@@ -196,3 +196,44 @@ def split_windows(wav, num_samples, hop=None, pad_mode="zeros"):
     if starts[-1] + num_samples < length:
         starts.append(length - num_samples)
     return torch.stack([wav[s : s + num_samples] for s in starts])
+
+
+def crop_windows(wav, num_samples, crops=1, hop=None, pad_mode="zeros"):
+    """Deterministic crops of a clip: the views a teacher cache stores.
+
+    At least the :func:`split_windows` cover of the clip; when ``crops`` is
+    larger, ``crops`` windows whose starts are spread evenly from the first to
+    the last possible position, so that training on a random cached crop
+    sees varied views of long clips (at most one crop per distinct start).
+
+    Parameters
+    ----------
+    wav : torch.Tensor
+        ``[T]`` waveform.
+    num_samples : int
+        Window length.
+    crops : int
+        Minimum number of windows wanted.
+    hop, pad_mode
+        As in :func:`split_windows`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[N, num_samples]`` windows.
+
+    Example
+    -------
+    >>> [w[0].item() for w in crop_windows(torch.arange(10.0), 4, crops=4)]
+    [0.0, 2.0, 4.0, 6.0]
+    >>> crop_windows(torch.arange(4.0), 4, crops=4).shape  # one position only
+    torch.Size([1, 4])
+    """
+    cover = split_windows(wav, num_samples, hop, pad_mode)
+    wav = pad_to_length(wav, num_samples, pad_mode)
+    last_start = wav.shape[-1] - num_samples
+    count = min(int(crops), last_start + 1)
+    if count <= len(cover):
+        return cover
+    starts = torch.linspace(0, last_start, count).round().long().tolist()
+    return torch.stack([wav[s : s + num_samples] for s in starts])

@@ -40,10 +40,10 @@ class TinyClapBrain(sb.Brain):
         self.predictions.extend((clip_embs @ text.T).argmax(-1).tolist())
         self.targets.extend(label_index.tolist())
 
-    def embed_clips(self, padded_sig, embed_audio, window_samples):
+    def embed_clips(self, padded_sig, embed_audio, window_samples, pad_mode="zeros"):
         """Window-averaged embeddings of the (padded) clips of a batch."""
         wavs = [w.to(self.device) for w in unpad(padded_sig)]
-        return clip_embeddings(embed_audio, wavs, window_samples)
+        return clip_embeddings(embed_audio, wavs, window_samples, pad_mode=pad_mode)
 
     def on_stage_start(self, stage, epoch=None):
         """Reset the zero-shot records."""
@@ -137,7 +137,8 @@ class DistillBrain(TinyClapBrain):
     """Audio-only distillation: minimise ``-cos(teacher, student)``.
 
     Modules: ``student`` (PhiNetStudent) and ``frontend`` (the teacher's
-    LogMel settings). Batches carry cached ``teacher_emb``. Set
+    LogMel settings). Hparams: ``window_samples`` and ``pad_mode`` (the
+    teacher's). Batches carry cached ``teacher_emb``. Set
     ``class_text_embs`` (teacher prompt embeddings) for the zero-shot
     validation accuracy, and ``kept_dims`` for a pruned student: the targets
     are then the teacher embeddings restricted to those dimensions (the loss
@@ -155,7 +156,9 @@ class DistillBrain(TinyClapBrain):
         batch = batch.to(self.device)
         if stage == sb.Stage.TRAIN:
             return self.modules.student(self.modules.frontend(batch.sig.data))
-        return self.embed_clips(batch.sig, self.encode_windows, int(self.hparams.window_samples))
+        return self.embed_clips(
+            batch.sig, self.encode_windows, int(self.hparams.window_samples), self.hparams.pad_mode
+        )
 
     def compute_objectives(self, predictions, batch, stage):
         """Distillation loss; zero-shot predictions outside training."""
@@ -191,7 +194,8 @@ class ProjectionFinetuneBrain(DistillBrain):
 class ZeroShotBrain(TinyClapBrain):
     """Zero-shot evaluation of an audio encoder (teacher or student).
 
-    Modules: ``encoder`` with ``embed_audio`` and ``window_samples``. Set
+    Modules: ``encoder`` with ``embed_audio``, ``window_samples`` and
+    ``pad_mode``. Set
     ``class_text_embs`` and ``labels``; hparams ``report_folder`` and
     ``report_title`` say where the metrics and confusion matrix go.
     """
@@ -200,7 +204,9 @@ class ZeroShotBrain(TinyClapBrain):
         """Window-averaged clip embeddings."""
         batch = batch.to(self.device)
         encoder = self.modules.encoder
-        return self.embed_clips(batch.sig, encoder.embed_audio, encoder.window_samples)
+        return self.embed_clips(
+            batch.sig, encoder.embed_audio, encoder.window_samples, encoder.pad_mode
+        )
 
     def compute_objectives(self, predictions, batch, stage):
         """Cross-entropy of the (scaled) similarities; records predictions."""

@@ -1,7 +1,9 @@
 """Teacher-embedding cache: run the frozen teacher once, not every epoch.
 
 The distillation loss needs only the teacher's audio embeddings, so they are
-computed once per deterministic window of every clip and stored on disk
+computed once per deterministic crop of every clip
+(:func:`tinyclap.audio.crop_windows`: the clip's window cover, or more evenly
+spread crops so that training still sees varied views) and stored on disk
 (``embeddings.npy``, memory-mapped at training time, plus ``index.json``
 mapping each manifest id to its rows). The folder name is a content key over
 the teacher's weights, the manifest (paths, sizes, modification times) and the
@@ -28,7 +30,7 @@ try:  # POSIX advisory locks: concurrent builders of one cache take turns
 except ImportError:  # pragma: no cover (Windows)
     fcntl = None
 
-from tinyclap.audio import load_audio, split_windows
+from tinyclap.audio import crop_windows, load_audio
 
 
 def manifest_fingerprint(entries):
@@ -86,6 +88,13 @@ class TeacherEmbeddingCache:
         """Number of cached windows of ``clip_id``."""
         return self.index[clip_id][1]
 
+    def windows(self, wav):
+        """The crops of ``wav`` whose embeddings are cached, in cache order."""
+        p = self.preprocessing
+        return crop_windows(
+            wav, p["window"], p.get("crops", 1), p["hop"], p.get("pad_mode", "zeros")
+        )
+
     def get(self, clip_id, window=0):
         """Teacher embedding (float32 ``[D]``) of window ``window`` of ``clip_id``."""
         offset, count = self.index[clip_id]
@@ -101,6 +110,7 @@ class TeacherEmbeddingCache:
         entries,
         window_samples,
         hop_samples=None,
+        crops=1,
         batch_size=32,
         dtype="float16",
         progressbar=True,
@@ -118,6 +128,10 @@ class TeacherEmbeddingCache:
             ``{id: wav_path}``.
         window_samples, hop_samples : int
             Window length and hop of :func:`tinyclap.audio.split_windows`.
+        crops : int
+            Crops per clip (at least the window cover), see
+            :func:`tinyclap.audio.crop_windows`. The teacher's ``pad_mode``
+            decides how clips shorter than a window are padded.
         batch_size : int
             Windows per teacher forward pass.
         dtype : str
@@ -130,6 +144,8 @@ class TeacherEmbeddingCache:
             "sample_rate": teacher.sample_rate,
             "window": window_samples,
             "hop": hop_samples,
+            "crops": int(crops),
+            "pad_mode": teacher.pad_mode,
             "dtype": dtype,
         }
         folder = Path(root) / content_key(teacher.fingerprint, entries, preprocessing)
@@ -138,8 +154,8 @@ class TeacherEmbeddingCache:
         folder.mkdir(parents=True, exist_ok=True)
         with _exclusive_lock(folder / ".lock"):  # another process may be building it
             if not (folder / "index.json").exists():
-                _build(folder, teacher, entries, window_samples, hop_samples, batch_size,
-                       np.dtype(dtype), preprocessing, progressbar)  # fmt: skip
+                _build(folder, teacher, entries, batch_size, np.dtype(dtype), preprocessing,
+                       progressbar)  # fmt: skip
         return cls(folder)
 
 
@@ -156,7 +172,7 @@ def _exclusive_lock(path):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _build(folder, teacher, entries, window, hop, batch_size, np_dtype, preprocessing, progress):
+def _build(folder, teacher, entries, batch_size, np_dtype, preprocessing, progress):
     """Append the missing clips' rows to the partial files, then finalise."""
     done = _read_partial_index(folder / "partial_index.jsonl")
     # Rewrite the index without a torn last line, so appends start on a fresh line.
@@ -176,7 +192,13 @@ def _build(folder, teacher, entries, window, hop, batch_size, np_dtype, preproce
     ):
         for clip_id in tqdm(todo, desc="teacher cache", disable=not progress):
             wav = load_audio(entries[clip_id], teacher.sample_rate, manifest_id=clip_id)
-            windows = split_windows(wav, window, hop)
+            windows = crop_windows(
+                wav,
+                preprocessing["window"],
+                preprocessing["crops"],
+                preprocessing["hop"],
+                preprocessing["pad_mode"],
+            )
             with torch.no_grad():
                 embs = torch.cat([teacher.embed_audio(w) for w in windows.split(batch_size)])
             data_file.write(embs.cpu().numpy().astype(np_dtype).tobytes())

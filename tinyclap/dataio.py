@@ -18,7 +18,7 @@ import random
 import speechbrain as sb
 import torch
 
-from tinyclap.audio import load_audio, random_crop, split_windows
+from tinyclap.audio import load_audio, random_crop
 
 
 def read_manifest(path):
@@ -127,8 +127,9 @@ def distill_datasets(manifests, caches, sample_rate, window_samples, classes):
     Returns
     -------
     dict of DynamicItemDataset
-        ``train`` yields ``sig`` (one random window) and its ``teacher_emb``;
-        ``valid`` yields the whole clip ``sig``, the window-averaged
+        ``train`` yields ``sig`` (one of the clip's cached crops, at random)
+        and its ``teacher_emb``; ``valid`` yields the whole clip ``sig``, the
+        crop-averaged
         ``teacher_emb`` and ``label_index``.
     """
     class_index = {c: i for i, c in enumerate(classes)}
@@ -143,8 +144,8 @@ def distill_datasets(manifests, caches, sample_rate, window_samples, classes):
             sig = load_audio(wav, sample_rate, manifest_id=clip_id)
             count = cache.num_windows(clip_id)
             if train:
-                window = random.randrange(count)
-                yield split_windows(sig, window_samples)[window]
+                window = random.randrange(count)  # one of the cached crops
+                yield cache.windows(sig)[window]
                 yield cache.get(clip_id, window)
             else:
                 yield sig

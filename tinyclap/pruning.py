@@ -153,6 +153,7 @@ def shrink_encoder(encoder, kept_dims):
         encoder.frontend_config,
         encoder.clip_seconds,
         kept_dims=[base_dims[i] for i in kept_dims],
+        pad_mode=encoder.pad_mode,
     )
 
 
@@ -176,6 +177,7 @@ class MaskedAudioEncoder(torch.nn.Module):
         self.sample_rate = encoder.sample_rate
         self.window_samples = encoder.window_samples
         self.embedding_dim = encoder.embedding_dim
+        self.pad_mode = encoder.pad_mode
 
     @torch.no_grad()
     def embed_audio(self, wavs):

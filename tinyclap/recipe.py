@@ -60,7 +60,7 @@ from tinyclap.students import (
     student_frames,
 )
 from tinyclap.teachers import load_teacher, save_mini_teacher
-from tinyclap.zeroshot import class_prompts, clip_embeddings, prompt_embeddings
+from tinyclap.zeroshot import class_prompts, encode_clips, prompt_embeddings
 
 # dataset name -> (module, function, hparams keys passed as keyword arguments)
 DATASETS = {
@@ -184,6 +184,7 @@ def build_caches(teacher, manifests, hparams):
             teacher,
             entries,
             teacher.window_samples,
+            crops=hparams.get("cache_crops", 1),
             dtype=hparams["cache_dtype"],
         )
     return caches
@@ -192,7 +193,8 @@ def build_caches(teacher, manifests, hparams):
 def distillation_data(teacher, manifests, hparams, classes):
     """Teacher caches of the train / valid splits and the datasets reading them.
 
-    Also sets ``hparams["window_samples"]`` to the teacher's window.
+    Also sets ``hparams["window_samples"]`` and ``hparams["pad_mode"]`` to the
+    teacher's.
     """
     caches = build_caches(teacher, manifests, hparams)
     datasets = distill_datasets(
@@ -203,6 +205,7 @@ def distillation_data(teacher, manifests, hparams, classes):
         classes,
     )
     hparams["window_samples"] = teacher.window_samples
+    hparams["pad_mode"] = teacher.pad_mode
     return caches, datasets
 
 
@@ -222,18 +225,44 @@ def build_student(hparams, teacher):
     )
 
 
+def teacher_source(hparams):
+    """``(name, checkpoint)`` of the teacher the hparams ask for.
+
+    Example
+    -------
+    >>> teacher_source({"teacher": "mini", "teacher_checkpoint": None, "mini_checkpoint": "t.ckpt"})
+    ('mini', 't.ckpt')
+    >>> teacher_source({"teacher": "msclap-2022", "teacher_checkpoint": None})
+    ('msclap-2022', None)
+    """
+    name, checkpoint = str(hparams["teacher"]), hparams.get("teacher_checkpoint")
+    if checkpoint is None and name == "mini":
+        checkpoint = hparams.get("mini_checkpoint")
+    return name, checkpoint
+
+
+def load_teacher_from_hparams(hparams, device="cpu"):
+    """:func:`tinyclap.teachers.load_teacher` with the hparams' teacher options."""
+    name, checkpoint = teacher_source(hparams)
+    return load_teacher(
+        name,
+        checkpoint=checkpoint,
+        device=device,
+        text_model=hparams.get("text_model"),
+        trust_checkpoint=bool(hparams.get("trust_checkpoint", False)),
+    )
+
+
 def run_distill(hparams, run_opts, manifests):
     """Distil, finetune the projection, evaluate; save ``student.ckpt``."""
-    teacher = load_teacher(
-        hparams["teacher"],
-        checkpoint=hparams.get("teacher_checkpoint"),
-        device=run_opts.get("device", "cpu"),
-    )
+    teacher = load_teacher_from_hparams(hparams, run_opts.get("device", "cpu"))
     classes = manifest_classes(manifests["test"])
     _, datasets = distillation_data(teacher, manifests, hparams, classes)
     class_text_embs = teacher.embed_text(class_prompts(classes, hparams["prompt_template"]))
     student = build_student(hparams, teacher)
-    encoder = StudentAudioEncoder(student, teacher.frontend_config, teacher.clip_seconds)
+    encoder = StudentAudioEncoder(
+        student, teacher.frontend_config, teacher.clip_seconds, pad_mode=teacher.pad_mode
+    )
     modules = {"student": student, "frontend": encoder.frontend}
     stages = (
         (DistillBrain, "", hparams["checkpointer"]),
@@ -264,7 +293,8 @@ def run_distill(hparams, run_opts, manifests):
         checkpointer.recover_if_possible(min_key="loss")
     train_seconds = time.time() - start
     encoder = encoder.cpu()
-    save_student(hparams["student_checkpoint"], encoder, teacher=hparams["teacher_checkpoint"])
+    name, checkpoint = teacher_source(hparams)
+    save_student(hparams["student_checkpoint"], encoder, teacher=checkpoint or name)
     summary = evaluate_zero_shot(
         encoder,
         teacher,
@@ -289,9 +319,9 @@ def run_distill(hparams, run_opts, manifests):
 
 def run_evaluate(hparams, run_opts, manifests):
     """Zero-shot evaluation of ``model`` (a student or a teacher)."""
-    teacher = load_teacher(hparams["teacher"], checkpoint=hparams.get("teacher_checkpoint"))
+    teacher = load_teacher_from_hparams(hparams, run_opts.get("device", "cpu"))
     model = str(hparams["model"])
-    if model in ("teacher", hparams["teacher"], str(hparams.get("teacher_checkpoint"))):
+    if model in ("teacher", *map(str, teacher_source(hparams))):
         encoder = teacher
     elif is_student_checkpoint(model):
         encoder = load_student(model)
@@ -329,9 +359,7 @@ def student_train_embeddings(encoder, manifest, batch_clips=128):
             load_audio(entry["wav"], encoder.sample_rate, manifest_id=clip_id)
             for clip_id, entry in items[start : start + batch_clips]
         ]
-        _, per_window = clip_embeddings(
-            encoder.embed_audio, wavs, encoder.window_samples, per_window=True
-        )
+        _, per_window = encode_clips(encoder, wavs, per_window=True)
         embeddings.extend(per_window)
     return torch.cat(embeddings)
 
@@ -372,7 +400,7 @@ def finetune_projection(encoder, datasets, class_text_embs, hparams, run_opts, f
 
 def run_prune(hparams, run_opts, manifests):
     """Rank, mask, shrink and finetune a student for every K and ranking."""
-    teacher = load_teacher(hparams["teacher"], checkpoint=hparams.get("teacher_checkpoint"))
+    teacher = load_teacher_from_hparams(hparams, run_opts.get("device", "cpu"))
     full = load_student(hparams["student_checkpoint"])
     if full.kept_dims is not None:
         raise ValueError(f"{hparams['student_checkpoint']} is already pruned")
@@ -415,10 +443,8 @@ def run_prune(hparams, run_opts, manifests):
             masked = MaskedAudioEncoder(full, kept)
             shrunk = shrink_encoder(full, kept)
             cosine = F.cosine_similarity(
-                clip_embeddings(shrunk.embed_audio, test_wavs, shrunk.window_samples),
-                restrict_embeddings(
-                    clip_embeddings(masked.embed_audio, test_wavs, masked.window_samples), kept
-                ),
+                encode_clips(shrunk, test_wavs),
+                restrict_embeddings(encode_clips(masked, test_wavs), kept),
             )
             row = {
                 "ranking": ranking,
@@ -434,7 +460,7 @@ def run_prune(hparams, run_opts, manifests):
                 text = prompt_embeddings(teacher, prompts, shrunk)
                 shrunk = finetune_projection(shrunk, datasets, text, hparams, run_opts, point)
                 row["acc_finetuned"] = accuracy(shrunk, f"{point.name}/zeroshot_finetuned")
-            save_student(point / "student.ckpt", shrunk, teacher=hparams["teacher_checkpoint"])
+            save_student(point / "student.ckpt", shrunk, teacher=full.teacher)
             (point / "row.json").write_text(json.dumps(row), encoding="utf-8")
             rows.append(row)
     command = "python " + " ".join(sys.argv)

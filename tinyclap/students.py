@@ -141,6 +141,10 @@ class StudentAudioEncoder(torch.nn.Module):
         For a student pruned to K dimensions: which dimensions of the
         teacher's latent space its K outputs are (text embeddings are sliced
         to them for zero-shot use; see :mod:`tinyclap.pruning`).
+    pad_mode : str
+        How clips shorter than a window are padded: the teacher's
+        (``zeros``, or ``repeat`` for msclap), so the student sees what it was
+        distilled on.
 
     Example
     -------
@@ -151,8 +155,9 @@ class StudentAudioEncoder(torch.nn.Module):
     torch.Size([3, 16])
     """
 
-    def __init__(self, student, frontend_config, clip_seconds, kept_dims=None):
+    def __init__(self, student, frontend_config, clip_seconds, kept_dims=None, pad_mode="zeros"):
         super().__init__()
+        self.pad_mode = str(pad_mode)
         self.student = student
         self.frontend_config = dict(frontend_config)
         self.frontend = LogMel(**self.frontend_config)
@@ -223,6 +228,7 @@ def save_student(path, encoder, teacher=""):
         "clip_seconds": encoder.clip_seconds,
         "teacher": str(teacher),
         "kept_dims": encoder.kept_dims,
+        "pad_mode": encoder.pad_mode,
         "state_dict": {k: v.detach().cpu() for k, v in encoder.student.state_dict().items()},
     }
     tmp = Path(str(path) + ".tmp")
@@ -263,7 +269,11 @@ def load_student(path, device="cpu"):
         )
     student.load_state_dict(payload["state_dict"])
     encoder = StudentAudioEncoder(
-        student, payload["frontend"], payload["clip_seconds"], payload.get("kept_dims")
+        student,
+        payload["frontend"],
+        payload["clip_seconds"],
+        payload.get("kept_dims"),
+        payload.get("pad_mode", "zeros"),
     )
     encoder.teacher = payload.get("teacher", "")
     return encoder.to(device).eval()

@@ -9,10 +9,13 @@ Every teacher returned by :func:`load_teacher` offers
   must use to read the same audio;
 - ``fingerprint``: a hash of the weights, used to key the embedding cache.
 
-Available here: ``mini``, the embedded teacher trained by
-``python train.py hparams/train_teacher.yaml`` (a checkpoint path is required).
-The Microsoft CLAP teachers (``msclap-2022``, ``msclap-2023``) are the subject of
-the real-teacher work and are refused with a clear message until then.
+- ``pad_mode``: how a clip shorter than one window is padded (``zeros`` or
+  ``repeat``), so that students and caches see the teacher's own inputs.
+
+Teachers: ``mini``, the embedded teacher trained by
+``python train.py hparams/train_teacher.yaml`` (a checkpoint path is required),
+and Microsoft CLAP ``msclap-2022`` / ``msclap-2023``
+(:mod:`tinyclap.msclap_teacher`: local files or the Hugging Face hub).
 """
 
 import hashlib
@@ -77,6 +80,7 @@ class MiniTeacher(torch.nn.Module):
         self.sentence_encoder = sentence_encoder or SentenceEncoder()
         self.fingerprint = fingerprint
         self.name = "mini"
+        self.pad_mode = "zeros"
 
     @property
     def sample_rate(self):
@@ -176,18 +180,20 @@ def load_teacher(name_or_path, checkpoint=None, device="cpu", **kwargs):
     Parameters
     ----------
     name_or_path : str
-        ``mini`` (then ``checkpoint`` is required), a path to a mini-teacher
-        checkpoint, or an MS-CLAP name.
+        ``mini`` (then ``checkpoint`` is required), ``msclap-2022``,
+        ``msclap-2023``, or a path to a mini-teacher checkpoint.
     checkpoint : str, optional
-        Local checkpoint file.
+        Local weights file (for msclap: ``CLAP_weights_*.pth``; downloaded
+        from the hub when omitted).
     device : str
         Torch device.
     **kwargs
-        Reserved for teacher-specific options.
+        msclap options: ``text_model`` (local folder), ``trust_checkpoint``,
+        ``cache_dir``; see :func:`tinyclap.msclap_teacher.load_msclap_teacher`.
 
     Returns
     -------
-    MiniTeacher
+    MiniTeacher or MSCLAPTeacher
         In eval mode, gradients disabled.
 
     Example
@@ -199,10 +205,9 @@ def load_teacher(name_or_path, checkpoint=None, device="cpu", **kwargs):
     """
     name = str(name_or_path)
     if name in MSCLAP_NAMES:
-        raise TeacherLoadError(
-            f"{name} is not supported by this version of tinyclap yet; use teacher=mini "
-            "with a checkpoint from `python train.py hparams/train_teacher.yaml`"
-        )
+        from tinyclap.msclap_teacher import load_msclap_teacher
+
+        return load_msclap_teacher(name, checkpoint=checkpoint, device=device, **kwargs)
     if name == "mini":
         if checkpoint is None:
             raise TeacherLoadError(

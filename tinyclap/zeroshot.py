@@ -55,7 +55,9 @@ def prompt_embeddings(teacher, prompts, encoder=None):
     )
 
 
-def clip_embeddings(embed_audio, wavs, window_samples, batch_size=64, per_window=False):
+def clip_embeddings(
+    embed_audio, wavs, window_samples, batch_size=64, per_window=False, pad_mode="zeros"
+):
     """Embed clips of any length by averaging their window embeddings.
 
     Parameters
@@ -65,11 +67,14 @@ def clip_embeddings(embed_audio, wavs, window_samples, batch_size=64, per_window
     wavs : list of Tensor
         Mono clips ``[T_i]``.
     window_samples : int
-        Window length; shorter clips are zero-padded to one window.
+        Window length.
     batch_size : int
         Windows per forward pass.
     per_window : bool
         Also return the list of per-window embeddings ``[n_i, D]``.
+    pad_mode : str
+        How clips shorter than a window are padded: the encoder's
+        ``pad_mode`` (``zeros``, or ``repeat`` for msclap teachers).
 
     Returns
     -------
@@ -82,12 +87,28 @@ def clip_embeddings(embed_audio, wavs, window_samples, batch_size=64, per_window
     >>> clip_embeddings(embed, [torch.ones(10), torch.ones(25)], 10).shape
     torch.Size([2, 2])
     """
-    windows = [split_windows(w, window_samples) for w in wavs]
+    windows = [split_windows(w, window_samples, pad_mode=pad_mode) for w in wavs]
     flat = torch.cat(windows)
     embs = torch.cat([embed_audio(chunk) for chunk in flat.split(batch_size)])
     per_clip = embs.split([len(w) for w in windows])
     clips = F.normalize(torch.stack([e.mean(0) for e in per_clip]), dim=-1)
     return (clips, list(per_clip)) if per_window else clips
+
+
+def encode_clips(encoder, wavs, batch_size=64, per_window=False):
+    """:func:`clip_embeddings` with an encoder's own window and padding.
+
+    ``encoder`` has ``embed_audio``, ``window_samples`` and ``pad_mode``
+    (teachers and students alike).
+    """
+    return clip_embeddings(
+        encoder.embed_audio,
+        wavs,
+        encoder.window_samples,
+        batch_size=batch_size,
+        per_window=per_window,
+        pad_mode=encoder.pad_mode,
+    )
 
 
 def confusion_matrix(targets, predictions, num_classes):
