@@ -263,3 +263,39 @@ def test_key_check_lists_keys_and_tolerates_only_known_ones(clap2022):
 def test_unknown_teacher_name():
     with pytest.raises(TeacherLoadError, match="unknown teacher 'msclap-2021'"):
         load_teacher("msclap-2021")
+
+
+def test_distill_and_evaluate_from_msclap_2022_debug(clap2022, tmp_path):
+    """`--teacher msclap-2022` is a plain override of distill.yaml and evaluate.yaml."""
+    from tinyclap.recipe import main
+    from tinyclap.students import load_student
+
+    from recipes.Synth.synth_prepare import prepare_synth
+
+    repo = Path(__file__).resolve().parents[1]
+    data = tmp_path / "data"
+    manifests = prepare_synth(data, data, n_train=1, n_valid=1, n_test=1)
+    for split in ("train", "valid"):  # a few clips keep the Cnn14 cache build short
+        entries = json.loads(Path(manifests[split]).read_text())
+        Path(manifests[split]).write_text(json.dumps(dict(list(entries.items())[:4])))
+    common = [
+        "--debug", "--data_folder", str(tmp_path / "data"),
+        "--n_train", "1", "--n_valid", "1", "--n_test", "1",
+        "--teacher", "msclap-2022", "--teacher_checkpoint", str(clap2022["checkpoint"]),
+        "--text_model", str(clap2022["text"]),
+    ]  # fmt: skip
+    result = main([
+        str(repo / "hparams/distill.yaml"), *common, "--output_folder", str(tmp_path / "student"),
+        "--cache_folder", str(tmp_path / "cache"),
+        "--alpha", "0.25", "--num_layers", "2", "--head_channels", "32",
+    ])  # fmt: skip
+    config = result["student_config"]
+    assert (config["n_frames"], config["n_mels"], config["embedding_dim"]) == (690, 64, 1024)
+    student = load_student(result["student_checkpoint"])
+    assert student.pad_mode == "repeat" and student.sample_rate == SR
+    assert student.teacher == str(clap2022["checkpoint"])
+    evaluated = main([
+        str(repo / "hparams/evaluate.yaml"), *common, "--model", result["student_checkpoint"],
+        "--output_folder", str(tmp_path / "eval"),
+    ])  # fmt: skip
+    assert evaluated["zs_accuracy"] == result["zs_accuracy"]  # deterministic windows
