@@ -58,7 +58,9 @@ def _gpt2_folder(folder):
     (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
     GPT2Tokenizer(str(folder / "vocab.json"), str(folder / "merges.txt")).save_pretrained(folder)
     torch.manual_seed(1)
-    config = GPT2Config(vocab_size=len(vocab), n_embd=TEXT_DIM, n_layer=2, n_head=2, n_positions=128)
+    config = GPT2Config(
+        vocab_size=len(vocab), n_embd=TEXT_DIM, n_layer=2, n_head=2, n_positions=128
+    )
     GPT2Model(config).save_pretrained(folder)
     return folder
 
@@ -267,10 +269,9 @@ def test_unknown_teacher_name():
 
 def test_distill_and_evaluate_from_msclap_2022_debug(clap2022, tmp_path):
     """`--teacher msclap-2022` is a plain override of distill.yaml and evaluate.yaml."""
+    from recipes.Synth.synth_prepare import prepare_synth
     from tinyclap.recipe import main
     from tinyclap.students import load_student
-
-    from recipes.Synth.synth_prepare import prepare_synth
 
     repo = Path(__file__).resolve().parents[1]
     data = tmp_path / "data"
