@@ -58,3 +58,20 @@ def test_bench_model_student_and_teacher_checkpoints(tmp_path, capsys):
         p.numel() for p in mini.audio_encoder.projection.parameters()
     )
     assert all(set(r) == PROFILE_KEYS for r in rows)
+
+
+def test_bench_distill_cached_and_online_agree(tmp_path, capsys):
+    """Both ways train the same student on the same crops: same losses, cache faster."""
+    status = main([
+        "bench", "distill", "--clips", "4", "--batch_size", "2", "--epochs", "1",
+        "--alpha", "0.25", "--num_layers", "2", "--head_channels", "32", "--text_layers", "1",
+        "--threads", "2", "--out", str(tmp_path / "bench"),
+    ])  # fmt: skip
+    assert status == 0
+    record = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert record["command"].startswith("tinyclap bench distill --clips 4")
+    assert record["clips"] == 4 and record["clip_seconds"] == 5.0
+    assert record["teacher_audio_params"] > 80e6  # the real Cnn14 + projection
+    assert record["cached_seconds_per_epoch"] < record["online_seconds_per_epoch"]
+    assert abs(record["online_last_train_loss"] - record["cached_last_train_loss"]) < 1e-3
+    assert "| speedup_per_epoch |" in (tmp_path / "bench" / "table.md").read_text()

@@ -9,6 +9,10 @@ Subcommands
     memory of a forward pass.
 ``tinyclap bench model PATH...``
     The same profile for student or mini-teacher checkpoints.
+``tinyclap bench distill [--clips N --batch_size B --device D]``
+    Distillation seconds per epoch with the teacher-embedding cache versus the
+    teacher on every batch (MS-CLAP 2022 architecture), and the cache build
+    time (:mod:`tinyclap.distill_bench`).
 ``tinyclap sweep --grid key=v1,v2 ... [--jobs N] -- HPARAMS [--key value ...]``
     One ``python train.py HPARAMS`` run per grid point (:mod:`tinyclap.sweep`).
 ``tinyclap report RESULTS_DIR [--teacher CKPT] [--out DIR]``
@@ -30,6 +34,7 @@ import json
 import shlex
 import sys
 
+from tinyclap import distill_bench
 from tinyclap.complexity import format_markdown_table, format_table, profile_models
 from tinyclap.students import (
     PhiNetStudent,
@@ -188,6 +193,7 @@ def build_parser():
     m = bench_sub.add_parser("model", help="profile student or teacher checkpoints")
     m.add_argument("paths", nargs="+", help="student or mini-teacher checkpoints")
     _add_profile_options(m)
+    distill_bench.add_parser(bench_sub)
 
     s = sub.add_parser(
         "sweep",
