@@ -156,17 +156,26 @@ def test_prune_debug_then_evaluate_the_pruned_student(workspace):
 
 
 def test_unknown_teacher_is_a_clear_error(workspace, tmp_path):
-    with pytest.raises(RuntimeError, match="not supported by this version"):
-        main(
-            [
-                str(REPO / "hparams/distill.yaml"),
-                *workspace["data"],
-                "--teacher",
-                "msclap-2022",
-                "--output_folder",
-                str(tmp_path / "x"),
-            ]
-        )
+    args = [
+        str(REPO / "hparams/distill.yaml"),
+        *workspace["data"],
+        "--output_folder",
+        str(tmp_path),
+    ]
+    with pytest.raises(RuntimeError, match="unknown teacher 'msclap-2021'"):
+        main([*args, "--teacher", "msclap-2021"])
+
+
+def test_msclap_teacher_offline_says_what_to_provide(workspace, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    args = [
+        str(REPO / "hparams/distill.yaml"),
+        *workspace["data"],
+        "--output_folder",
+        str(tmp_path),
+    ]
+    with pytest.raises(RuntimeError, match="cannot get CLAP_weights_2022.pth"):
+        main([*args, "--teacher", "msclap-2022"])
 
 
 def _train_log_epochs(folder):

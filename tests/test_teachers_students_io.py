@@ -57,7 +57,7 @@ def test_teacher_with_wrong_keys_lists_them(mini_teacher_file, tmp_path):
     "name, kwargs, message",
     [
         ("mini", {}, "needs checkpoint=PATH"),
-        ("msclap-2022", {}, "not supported by this version"),
+        ("msclap-2022", {"checkpoint": "no/such/CLAP_weights_2022.pth"}, "checkpoint not found"),
         ("no/such/file.ckpt", {}, "unknown teacher"),
     ],
 )
