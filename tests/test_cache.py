@@ -85,8 +85,18 @@ def clips(tmp_path):
     return _write_clips(tmp_path / "audio")
 
 
+TOTAL_WINDOWS = sum(n for _, n in CLIP_LENGTHS.values())
+
+
+def _windows_of_first(count):
+    """Windows of the first ``count`` clips, in build order."""
+    return sum(n for _, n in list(CLIP_LENGTHS.values())[:count])
+
+
 def _build(root, teacher, entries, **kwargs):
+    """Build with one window per teacher call (batch_size=1): calls count windows."""
     kwargs.setdefault("dtype", "float32")
+    kwargs.setdefault("batch_size", 1)
     return TeacherEmbeddingCache.build(root, teacher, entries, WINDOW, progressbar=False, **kwargs)
 
 
@@ -145,6 +155,17 @@ def test_build_float16_close(tmp_path, clips):
         got = torch.stack([cache.get(clip_id, w) for w in range(len(expected))])
         assert got.dtype == torch.float32
         torch.testing.assert_close(got, expected, rtol=2e-3, atol=2e-3)
+
+
+def test_clips_share_teacher_passes(tmp_path, clips):
+    """Default batching: the 7 windows of the 4 clips go through the teacher in one pass."""
+    entries, _ = clips
+    teacher = FakeTeacher()
+    batched = _build(tmp_path / "a", teacher, entries, batch_size=32)
+    assert teacher.calls == 1 and teacher.windows_seen == TOTAL_WINDOWS
+    one_by_one = _build(tmp_path / "b", FakeTeacher(), entries, batch_size=1)
+    for clip_id, rows in _all_rows(one_by_one).items():
+        assert torch.equal(_all_rows(batched)[clip_id], rows)
 
 
 def test_small_batch_size_gives_same_result(tmp_path, clips):
@@ -225,7 +246,7 @@ def test_second_build_reuses_without_recomputing(tmp_path, clips):
     entries, _ = clips
     first_teacher = FakeTeacher()
     first = _build(tmp_path / "cache", first_teacher, entries)
-    assert first_teacher.calls == len(entries)
+    assert first_teacher.calls == TOTAL_WINDOWS
 
     second_teacher = FakeTeacher()
     second = _build(tmp_path / "cache", second_teacher, entries)
@@ -241,7 +262,7 @@ def test_fingerprint_changes_folder(tmp_path, clips):
     teacher_y = FakeTeacher("y")
     b = _build(tmp_path / "cache", teacher_y, entries)
     assert a.folder != b.folder
-    assert teacher_y.calls == len(entries)
+    assert teacher_y.calls == TOTAL_WINDOWS
 
 
 @pytest.mark.parametrize(
@@ -282,7 +303,7 @@ def test_file_content_change_changes_folder(tmp_path, clips):
     teacher = FakeTeacher()
     b = _build(tmp_path / "cache", teacher, entries)
     assert b.folder != a.folder
-    assert teacher.calls == len(entries)
+    assert teacher.calls == TOTAL_WINDOWS
     expected = FakeTeacher().embed_audio(_expected_windows(new))
     assert b.num_windows("long") == len(expected)
     assert torch.equal(b.get("long", len(expected) - 1), expected[-1])
@@ -318,10 +339,11 @@ def test_manifest_fingerprint_covers_ids_and_paths(tmp_path, clips):
 
 
 def _interrupt(root, entries, after, dtype="float32"):
-    teacher = FakeTeacher(fail_after=after)
+    """Interrupt a build in the first teacher call of clip number ``after + 1``."""
+    teacher = FakeTeacher(fail_after=_windows_of_first(after))
     with pytest.raises(Interrupted):
         _build(root, teacher, entries, dtype=dtype)
-    assert teacher.calls == after
+    assert teacher.calls == _windows_of_first(after)
     folders = list(root.iterdir())
     assert len(folders) == 1
     folder = folders[0]
@@ -340,7 +362,7 @@ def test_resume_after_interruption(tmp_path, clips, dtype):
     teacher = FakeTeacher()
     resumed = _build(tmp_path / "cache", teacher, entries, dtype=dtype)
     assert resumed.folder == folder
-    assert teacher.calls == len(entries) - 2  # only the remaining clips
+    assert teacher.calls == TOTAL_WINDOWS - _windows_of_first(2)  # only the remaining clips
 
     reference = _build(tmp_path / "reference", FakeTeacher(), entries, dtype=dtype)
     assert set(resumed.index) == set(reference.index)
@@ -361,7 +383,7 @@ def test_resume_drops_unrecorded_rows(tmp_path, clips):
 
     teacher = FakeTeacher()
     resumed = _build(tmp_path / "cache", teacher, entries)
-    assert teacher.calls == len(entries) - 1
+    assert teacher.calls == TOTAL_WINDOWS - _windows_of_first(1)
     reference = _build(tmp_path / "reference", FakeTeacher(), entries)
     assert resumed.embeddings.shape == reference.embeddings.shape
     np.testing.assert_array_equal(np.sort(resumed.embeddings, 0), np.sort(reference.embeddings, 0))
@@ -377,7 +399,7 @@ def test_resume_after_torn_index_line(tmp_path, clips):
 
     teacher = FakeTeacher()
     resumed = _build(tmp_path / "cache", teacher, entries)
-    assert teacher.calls == len(entries) - 2
+    assert teacher.calls == TOTAL_WINDOWS - _windows_of_first(2)
     assert set(resumed.index) == set(entries)  # no clip silently dropped
     reference = _build(tmp_path / "reference", FakeTeacher(), entries)
     for clip_id in entries:
@@ -444,7 +466,7 @@ def test_concurrent_builders_take_turns(tmp_path, clips):
     for worker in workers:
         worker.join(60)
         assert worker.exitcode == 0
-    assert sorted(queue.get() for _ in workers) == [0, len(entries)]
+    assert sorted(queue.get() for _ in workers) == [0, TOTAL_WINDOWS]
     reference = _build(tmp_path / "reference", FakeTeacher(), entries)
     shared = TeacherEmbeddingCache(next((tmp_path / "cache").iterdir()))
     assert _all_rows(shared).keys() == _all_rows(reference).keys()

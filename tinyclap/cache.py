@@ -9,8 +9,9 @@ mapping each manifest id to its rows). The folder name is a content key over
 the teacher's weights, the manifest (paths, sizes, modification times) and the
 preprocessing, so any change to them builds a new cache.
 
-Building is resumable: rows are appended to ``partial.bin`` and a clip is
-recorded in ``partial_index.jsonl`` only after its rows are flushed; an
+Clips are embedded in batches of ``batch_size`` windows (several clips per
+teacher pass). Building is resumable: rows are appended to ``partial.bin`` and a
+clip is recorded in ``partial_index.jsonl`` only after its rows are flushed; an
 interrupted build restarts after the last recorded clip, and the final files
 are renamed into place only when complete.
 """
@@ -133,7 +134,7 @@ class TeacherEmbeddingCache:
             :func:`tinyclap.audio.crop_windows`. The teacher's ``pad_mode``
             decides how clips shorter than a window are padded.
         batch_size : int
-            Windows per teacher forward pass.
+            Windows per teacher forward pass (from one or several clips).
         dtype : str
             ``float16`` (half the disk) or ``float32``.
         progressbar : bool
@@ -190,22 +191,29 @@ def _build(folder, teacher, entries, batch_size, np_dtype, preprocessing, progre
         open(partial, "ab") as data_file,
         open(folder / "partial_index.jsonl", "a", encoding="utf-8") as index_file,
     ):
-        for clip_id in tqdm(todo, desc="teacher cache", disable=not progress):
-            wav = load_audio(entries[clip_id], teacher.sample_rate, manifest_id=clip_id)
-            windows = crop_windows(
-                wav,
-                preprocessing["window"],
-                preprocessing["crops"],
-                preprocessing["hop"],
-                preprocessing["pad_mode"],
-            )
+        pending = []  # (clip_id, crops) waiting for one batched teacher pass
+
+        def embed_pending():
+            windows = torch.cat([crops for _, crops in pending])
             with torch.no_grad():
-                embs = torch.cat([teacher.embed_audio(w) for w in windows.split(batch_size)])
-            data_file.write(embs.cpu().numpy().astype(np_dtype).tobytes())
+                embs = torch.cat([teacher.embed_audio(w).cpu() for w in windows.split(batch_size)])
+            data_file.write(embs.numpy().astype(np_dtype).tobytes())
             data_file.flush()
             os.fsync(data_file.fileno())
-            index_file.write(json.dumps([clip_id, len(windows)]) + "\n")
+            for clip_id, crops in pending:  # recorded only once their rows are on disk
+                index_file.write(json.dumps([clip_id, len(crops)]) + "\n")
             index_file.flush()
+            pending.clear()
+
+        for clip_id in tqdm(todo, desc="teacher cache", unit="clip", disable=not progress):
+            wav = load_audio(entries[clip_id], teacher.sample_rate, manifest_id=clip_id)
+            pending.append((clip_id, crop_windows(wav, preprocessing["window"],
+                            preprocessing["crops"], preprocessing["hop"],
+                            preprocessing["pad_mode"])))  # fmt: skip
+            if sum(len(crops) for _, crops in pending) >= batch_size:
+                embed_pending()
+        if pending:
+            embed_pending()
     _finalise(folder, dim, np_dtype, preprocessing)
 
 
