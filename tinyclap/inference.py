@@ -30,6 +30,10 @@ from tinyclap.label_sets import readable_label
 from tinyclap.zeroshot import class_prompts, clip_embeddings
 
 
+class ModelSourceError(RuntimeError):
+    """A model source is neither a local folder nor a fetchable hub repo."""
+
+
 def strict_state_dict_transfer(module, path):
     """Pretrainer hook: load a plain state dict into ``module``, every key matching.
 
@@ -85,9 +89,24 @@ class ZeroShotAudioClassifier(Pretrained):
         ``savedir`` would silently serve the old student. (Local files are
         only symlinked, so this costs nothing and needs no network.)
         """
-        if Path(str(source)).is_dir() and "fetch_config" not in kwargs:
-            kwargs["fetch_config"] = FetchConfig(overwrite=True, allow_network=False)
-        return super().from_hparams(source, hparams_file=hparams_file, **kwargs)
+        if Path(str(source)).is_dir():
+            if "fetch_config" not in kwargs:
+                kwargs["fetch_config"] = FetchConfig(overwrite=True, allow_network=False)
+            return super().from_hparams(source, hparams_file=hparams_file, **kwargs)
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+        try:
+            return super().from_hparams(source, hparams_file=hparams_file, **kwargs)
+        except (LocalEntryNotFoundError, HfHubHTTPError, ValueError) as err:
+            hub_error = isinstance(err, (LocalEntryNotFoundError, HfHubHTTPError))
+            if not hub_error and "HF hub" not in str(err):
+                raise  # not a fetch error (e.g. a checkpoint that does not match)
+            raise ModelSourceError(
+                f"cannot load {source!r}: it is not a local folder, and fetching it from the "
+                f"Hugging Face hub failed ({type(err).__name__}: {str(err).splitlines()[0]}). "
+                "Pass an exported folder (tinyclap export) or a reachable repo id; offline "
+                "(HF_HUB_OFFLINE=1) only repos already in the hub cache load."
+            ) from err
 
     @property
     def sample_rate(self):
