@@ -31,7 +31,7 @@ def render_model_card(info):
     ...     "profile": {"params": 1000, "backbone_params": 600, "projection_params": 400,
     ...                 "macs": 5000, "cpu_ms_per_window": 1.5, "threads": 1},
     ...     "run_results": {"zs_accuracy": 0.9}, "prompt_template": "{label}",
-    ...     "command": "tinyclap export ..."})
+    ...     "command": "tinyclap export ...", "student_checkpoint": "s.ckpt"})
     >>> "| zero-shot accuracy (training run) | 90.0% |" in card
     True
     """
