@@ -37,7 +37,7 @@ def export(args):
         onnx_info = export_onnx(
             args.out,
             labels=args.onnx_labels,
-            quantize=args.quantize,
+            quantize_int8=args.quantize,
             eval_manifest=args.eval_manifest,
             threads=args.threads,
         )
