@@ -40,6 +40,7 @@ def export(args):
             quantize_int8=args.quantize,
             eval_manifest=args.eval_manifest,
             threads=args.threads,
+            repeats=args.repeats,
         )
         info["onnx"] = onnx_info
     summary = {"out": str(args.out), "params": info["profile"]["params"]}
@@ -118,6 +119,7 @@ def add_hub_commands(sub):
     e.add_argument("--no_text_encoder", action="store_true", help="bundled label sets only")
     e.add_argument("--repo_id", help="hub repo id shown in the model card")
     e.add_argument("--threads", type=int, default=1, help="CPU threads for latency")
+    e.add_argument("--repeats", type=int, default=50, help="timed calls per ONNX latency figure")
     e.add_argument("--onnx", action="store_true", help="also write ONNX graphs (onnx/)")
     e.add_argument(
         "--onnx_labels",

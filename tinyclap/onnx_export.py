@@ -16,11 +16,12 @@ equal to :class:`tinyclap.features.LogMel` to float precision. Graphs:
   (``onnx/labels.json``);
 * ``*.int8.onnx`` (with ``quantize``): onnxruntime dynamic int8 quantization
   of the student's ``MatMul`` / ``Gemm`` layers (weights int8, activations
-  quantized on the fly). The frontend stays float: quantizing the power
-  spectrum (its dynamic range is huge) dropped the embedded-set accuracy from
-  92% to 27% in our measurement; and ORT's ``ConvInteger`` was slower than
-  the float convolutions on this CPU (18.7 vs 8.5 ms), so convolutions stay
-  float too. The projection, most of a small student's weights, is int8.
+  quantized on the fly). The frontend stays float: quantizing it too (the
+  power spectrum's dynamic range is huge) dropped the embedded-set accuracy
+  from 92% to 27% in an exploratory run; and quantized convolutions
+  (``ConvInteger``) made the waveform path slower there (18.7 vs 8.5 ms), so
+  convolutions stay float too. The projection, most of a small student's
+  weights, is int8 (see ``results/export/README.md``).
 
 The graphs are written with the TorchScript-based exporter
 (``torch.onnx.export(..., dynamo=False)``), which needs no ``onnxscript``.
@@ -28,6 +29,9 @@ The graphs are written with the TorchScript-based exporter
 
 import json
 import math
+import statistics
+import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +39,6 @@ import torch
 import torch.nn.functional as F
 
 from tinyclap.audio import split_windows
-from tinyclap.complexity import measure_latency
 
 OPSET = 17
 
@@ -187,9 +190,34 @@ def quantize(path):
     return out
 
 
-def _latency_ms(fn, example, threads, repeats):
-    """Median ms of ``fn(example)``."""
-    return measure_latency(fn, example, warmup=5, repeats=repeats, threads=threads)["median_ms"]
+def interleaved_latency(fns, threads=1, repeats=50, rounds=5, warmup=5):
+    """Median ms per call of each ``fns[name]()``, timed in interleaved rounds.
+
+    Every round times each candidate ``repeats // rounds`` times in turn, so a
+    load change on a shared machine hits all candidates alike.
+
+    Example
+    -------
+    >>> sorted(interleaved_latency({"a": lambda: None, "b": lambda: None}, repeats=4, rounds=2))
+    ['a', 'b']
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    times = {name: [] for name in fns}
+    try:
+        with torch.inference_mode():
+            for fn in fns.values():
+                for _ in range(warmup):
+                    fn()
+            for _ in range(int(rounds)):
+                for name, fn in fns.items():
+                    for _ in range(max(1, int(repeats) // int(rounds))):
+                        start = time.perf_counter()
+                        fn()
+                        times[name].append(1000 * (time.perf_counter() - start))
+    finally:
+        torch.set_num_threads(previous)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _accuracy(classifier, manifest, embed_clips):
@@ -283,18 +311,20 @@ def export_onnx(
                                   "bytes": path.stat().st_size}  # fmt: skip
 
     one, one_logmel = check[:1], frontend(check[:1])
-    report["latency_ms_batch1"] = {
-        "pytorch_waveform": _latency_ms(lambda w: student(frontend(w)), one, threads, repeats),
-        "pytorch_logmel": _latency_ms(student, one_logmel, threads, repeats),
+    fns = {
+        "pytorch_waveform": lambda: student(frontend(one)),
+        "pytorch_logmel": lambda: student(one_logmel),
     }
     for name in ("audio_encoder", "audio_encoder_int8", "student", "student_int8"):
         if name in sessions:
             feed_name = sessions[name].get_inputs()[0].name
             feed = {feed_name: inputs[feed_name][:1]}
-            run = sessions[name].run
-            report["latency_ms_batch1"][f"onnxruntime_{name}"] = _latency_ms(
-                lambda _, run=run, feed=feed: run(None, feed), one, threads, repeats
-            )
+            fns[f"onnxruntime_{name}"] = partial(sessions[name].run, None, feed)
+    report["latency_ms_batch1"] = interleaved_latency(fns, threads, repeats)
+    report["latency_note"] = (
+        f"median ms per call at batch 1, {threads} thread(s), interleaved rounds; "
+        "waveform = frontend included, logmel = student alone"
+    )
     if eval_manifest is not None:
         accuracy = {"pytorch": _accuracy(classifier, eval_manifest, classifier.encode_audio)}
         for name in ("audio_encoder", "audio_encoder_int8"):
