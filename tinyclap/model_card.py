@@ -111,7 +111,9 @@ teacher's text embedding of `{info["prompt_template"]}` for each candidate label
 ```python
 from tinyclap.inference import ZeroShotAudioClassifier
 
-clf = ZeroShotAudioClassifier.from_hparams(source="{source}", savedir="pretrained_tinyclap")
+clf = ZeroShotAudioClassifier.from_hparams(
+    source="{source}", savedir="pretrained_tinyclap"
+)
 scores, score, index, labels = clf.classify_file("clip.wav", ["dog barking", "rain", "siren"])
 print(labels[0], float(score[0]))
 ```
