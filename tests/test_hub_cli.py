@@ -157,3 +157,29 @@ def test_official_checkpoint_errors_name_the_problem(tmp_path):
         load_official_student(wrong)
     with pytest.raises(FileNotFoundError, match="nothere.ckpt"):
         load_any_student(tmp_path / "nothere.ckpt")
+
+
+def test_teacher_pointer_text_encoder_loads_the_teacher_on_first_use(exported, tmp_path):
+    """For teachers other than mini the folder stores a pointer (name + weights)."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    from tinyclap.students import load_student
+    from tinyclap.teachers import load_teacher
+    from tinyclap.text_encoders import TeacherTextEncoder
+    from tinyclap.zeroshot import class_prompts
+
+    root, _ = exported
+    encoder = load_student(root / "student.ckpt")
+    spec = {"class": "tinyclap.text_encoders.TeacherTextEncoder", "loadable": 0,
+            "kwargs": {"teacher": "mini", "checkpoint": hub.RawYaml("!ref <teacher_checkpoint>"),
+                       "text_model": hub.RawYaml("!ref <teacher_text_model>"),
+                       "kept_dims": [3, 1]}}  # fmt: skip
+    text = hub.hparams_text(encoder, "mini", "this is the sound of {label}", ["us8k"], spec)
+    hparams = load_hyperpyyaml(text, {"teacher_checkpoint": str(root / "teacher.ckpt")})
+    pointer = hparams["text_encoder"]
+    assert isinstance(pointer, TeacherTextEncoder) and pointer._model is None
+    prompts = class_prompts(["rain", "a purring cat"])
+    full = load_teacher("mini", checkpoint=root / "teacher.ckpt").embed_text(prompts)
+    expected = torch.nn.functional.normalize(full[:, [3, 1]], dim=-1)
+    assert torch.allclose(pointer.embed_text(prompts), expected, atol=1e-6)
+    assert "text_encoder" not in text.split("pretrainer:")[1]  # nothing to collect

@@ -156,7 +156,7 @@ def _teacher_for(encoder, teacher, teacher_checkpoint):
     return load_teacher(name, checkpoint=checkpoint), name, checkpoint
 
 
-def _text_encoder_spec(teacher, teacher_name, teacher_checkpoint, encoder, out):
+def _text_encoder_spec(teacher, teacher_name, encoder, out):
     """Write the free-form text side (mini: a text-only checkpoint; else a pointer)."""
     if getattr(teacher, "name", "") == "mini":
         kwargs = save_mini_text_encoder(out / "text_encoder.ckpt", teacher)
@@ -310,7 +310,7 @@ def export_student(
     )
     spec = None
     if text_encoder:
-        spec = _text_encoder_spec(teacher_model, teacher_name, teacher_checkpoint, encoder, out)
+        spec = _text_encoder_spec(teacher_model, teacher_name, encoder, out)
     elif (out / "text_encoder.ckpt").exists():
         (out / "text_encoder.ckpt").unlink()
     (out / "hyperparams.yaml").write_text(
