@@ -280,6 +280,13 @@ def export_student(
     command : str, optional
         The command recorded in the card (default: this process's argv).
 
+    Example
+    -------
+    >>> info = export_student("runs/demo/student/student.ckpt", "exported/demo",
+    ...                       eval_manifest="data/synth/test.json")  # doctest: +SKIP
+    >>> info["exported_eval"]["accuracy"]  # doctest: +SKIP
+    0.9208333333333333
+
     Returns
     -------
     dict
@@ -387,6 +394,11 @@ def push_folder(folder, repo_id, token=None, private=False, commit_message=None)
         Create the repo private.
     commit_message : str, optional
         Commit message of the upload.
+
+    Example
+    -------
+    >>> push_folder("exported/demo", "user/tinyclap-demo")  # doctest: +SKIP
+    'https://huggingface.co/user/tinyclap-demo/commit/...'
 
     Returns
     -------

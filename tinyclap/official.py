@@ -73,6 +73,12 @@ def load_official_student(
     The PhiNet configuration comes from the file name; the head width and the
     latent size from the weights (``base.pn_block``, ``projection.linear2``).
 
+    Example
+    -------
+    >>> enc = load_official_student("phinet_alpha_1.50_beta_0.75_t0_6_N_7.ckpt")  # doctest: +SKIP
+    >>> enc.embedding_dim, enc.window_samples  # doctest: +SKIP
+    (1024, 220500)
+
     Raises
     ------
     ValueError

@@ -164,6 +164,12 @@ def onnx_clip_embeddings(sess, wavs, window_samples, batch_size=64):
         The graph's window length.
     batch_size : int
         Windows per run.
+
+    Example
+    -------
+    >>> sess = session("exported/demo/onnx/audio_encoder.onnx")  # doctest: +SKIP
+    >>> onnx_clip_embeddings(sess, [torch.zeros(50000)], 32000).shape  # doctest: +SKIP
+    torch.Size([1, 256])
     """
     windows = [split_windows(w.cpu(), window_samples) for w in wavs]
     flat = torch.cat(windows).numpy().astype(np.float32)
@@ -256,6 +262,12 @@ def export_onnx(
         CPU threads for PyTorch and onnxruntime latency.
     repeats : int
         Timed runs per latency figure.
+
+    Example
+    -------
+    >>> report = export_onnx("exported/demo", labels="synth")  # doctest: +SKIP
+    >>> report["graphs"]["audio_encoder"]["max_abs_diff_vs_torch"] < 1e-4  # doctest: +SKIP
+    True
 
     Returns
     -------
