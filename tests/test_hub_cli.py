@@ -159,6 +159,19 @@ def test_official_checkpoint_errors_name_the_problem(tmp_path):
         load_any_student(tmp_path / "nothere.ckpt")
 
 
+def test_exporting_an_official_checkpoint_asks_its_teacher(tmp_path, monkeypatch):
+    """The recorded teacher (msclap-2022) is loaded by name: offline it must say so."""
+    from tinyclap.teachers import TeacherLoadError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    student = PhiNetStudent(0.5, 0.75, 4, 3, n_frames=690, n_mels=64, head_channels=48,
+                            embedding_dim=24)  # fmt: skip
+    path = tmp_path / "phinet_alpha_0.50_beta_0.75_t0_4_N_3.ckpt"
+    torch.save(student.state_dict(), path)
+    with pytest.raises(TeacherLoadError):  # today: not supported yet; later: offline
+        hub.export_student(path, tmp_path / "out")
+
+
 def test_teacher_pointer_text_encoder_loads_the_teacher_on_first_use(exported, tmp_path):
     """For teachers other than mini the folder stores a pointer (name + weights)."""
     from hyperpyyaml import load_hyperpyyaml

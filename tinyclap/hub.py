@@ -22,7 +22,7 @@ import torch
 from tinyclap.complexity import count_macs, measure_latency, split_params
 from tinyclap.dataio import manifest_classes, read_manifest
 from tinyclap.model_card import render_model_card
-from tinyclap.teachers import load_teacher
+from tinyclap.teachers import MSCLAP_NAMES, load_teacher
 from tinyclap.text_encoders import (
     BUNDLED_LABEL_SETS,
     build_label_tables,
@@ -146,6 +146,8 @@ def _teacher_for(encoder, teacher, teacher_checkpoint):
         recorded = getattr(encoder, "teacher", "")
         if recorded and Path(recorded).is_file():
             return load_teacher("mini", checkpoint=recorded), "mini", str(recorded)
+        if recorded in MSCLAP_NAMES:  # e.g. an official tinyCLAP checkpoint
+            return load_teacher(recorded), recorded, None
         raise ValueError(
             "which teacher was this student distilled from? pass --teacher NAME "
             "and/or --teacher_checkpoint PATH"
