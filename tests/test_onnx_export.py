@@ -1,0 +1,95 @@
+"""ONNX graphs of an exported student match PyTorch under onnxruntime."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from tinyclap.cli import main
+from tinyclap.features import LogMel
+from tinyclap.inference import ZeroShotAudioClassifier
+from tinyclap.mini_clap import MiniCLAP
+from tinyclap.onnx_export import OnnxLogMel, export_onnx, onnx_clip_embeddings, session
+from tinyclap.students import PhiNetStudent, StudentAudioEncoder, save_student
+from tinyclap.teachers import save_mini_teacher
+
+pytest.importorskip("onnxruntime")
+
+FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("onnx")
+    torch.manual_seed(0)
+    save_mini_teacher(root / "teacher.ckpt", MiniCLAP(channels=[8, 16], audio_dim=32,
+                                                      embedding_dim=16), FRONTEND, 1.0)  # fmt: skip
+    student = PhiNetStudent(0.5, 0.75, 4, 3, n_frames=51, n_mels=64, head_channels=32,
+                            embedding_dim=16)  # fmt: skip
+    for module in student.modules():  # non-trivial BatchNorm statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    save_student(root / "student.ckpt", StudentAudioEncoder(student, FRONTEND, 1.0),
+                 teacher=str(root / "teacher.ckpt"))  # fmt: skip
+    rng = np.random.default_rng(0)
+    manifest = {}
+    for i, label in enumerate(["rain", "siren", "rain", "wind"]):
+        path = root / f"c{i}.wav"
+        sf.write(path, 0.3 * rng.standard_normal(int(16000 * (0.6 + i))), 16000)
+        manifest[f"c{i}"] = {"wav": str(path), "label": label}
+    (root / "m.json").write_text(json.dumps(manifest))
+    status = main(["export", str(root / "student.ckpt"), "--out", str(root / "out"),
+                   "--no_text_encoder", "--onnx", "--onnx_labels", "us8k", "--quantize",
+                   "--label_sets", "us8k", "synth"])  # fmt: skip
+    assert status == 0
+    return root
+
+
+@pytest.mark.parametrize("frontend", [FRONTEND, {"sample_rate": 44100}])
+def test_conv_frontend_equals_the_stft_one(frontend):
+    logmel = LogMel(**frontend)
+    wav = 0.1 * torch.randn(2, frontend["sample_rate"])
+    assert (OnnxLogMel(logmel)(wav) - logmel(wav)).abs().max() < 1e-3  # dB
+
+
+def test_onnxruntime_matches_pytorch(folder):
+    clf = ZeroShotAudioClassifier.from_hparams(source=str(folder / "out"))
+    report = json.loads((folder / "out" / "onnx" / "onnx_report.json").read_text())
+    for name in ("audio_encoder", "student", "classifier_scores"):
+        assert report["graphs"][name]["max_abs_diff_vs_torch"] <= 1e-4, name
+    assert set(report["latency_ms_batch1"]) >= {"pytorch_waveform", "onnxruntime_audio_encoder"}
+    windows = 0.2 * torch.randn(7, clf.window_samples)  # a batch size not seen at export
+    emb = session(folder / "out" / "onnx" / "audio_encoder.onnx").run(
+        None, {"waveform": windows.numpy()})[0]  # fmt: skip
+    assert np.abs(emb - clf.embed_windows(windows).numpy()).max() <= 1e-4
+    scores = session(folder / "out" / "onnx" / "classifier_scores.onnx").run(
+        None, {"waveform": windows.numpy()})[0]  # fmt: skip
+    expected = clf.embed_windows(windows) @ clf.encode_text("us8k").T
+    assert np.abs(scores - expected.numpy()).max() <= 1e-4
+    assert json.loads((folder / "out" / "onnx" / "labels.json").read_text()) == clf.labels_of(
+        "us8k"
+    )
+    # long clips: the ONNX audio path with the deterministic windows = classify_batch
+    clips = [0.2 * torch.randn(40000), 0.2 * torch.randn(9000)]
+    sess = session(folder / "out" / "onnx" / "audio_encoder.onnx")
+    onnx_emb = onnx_clip_embeddings(sess, clips, clf.window_samples)
+    assert torch.allclose(onnx_emb, clf.encode_audio(clips), atol=1e-4)
+
+
+def test_int8_graphs_stay_close_and_accuracy_is_reported(folder):
+    report = export_onnx(folder / "out", labels="rain,siren,wind", quantize_int8=True,
+                         eval_manifest=folder / "m.json", repeats=3)  # fmt: skip
+    int8 = report["graphs"]["audio_encoder_int8"]
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(folder / "out" / "onnx" / int8["path"])).graph.node}
+    assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops, ops
+    # int8 changes the numbers (how much is measured on the real student in results/export)
+    fp32 = report["graphs"]["audio_encoder"]["max_abs_diff_vs_torch"]
+    assert fp32 < int8["max_abs_diff_vs_torch"] < 2.0
+    accuracy = report["accuracy"]
+    assert accuracy["pytorch"] == accuracy["audio_encoder"]
+    assert 0.0 <= accuracy["audio_encoder_int8"] <= 1.0
