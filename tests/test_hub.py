@@ -206,3 +206,23 @@ def test_clear_errors(workspace, tmp_path):
     torch.save(state, tmp_path / "bare" / "student.ckpt")
     with pytest.raises(ValueError, match=r"missing: \['projection.linear1.weight'\]"):
         ZeroShotAudioClassifier.from_hparams(source=str(tmp_path / "bare"))
+
+
+def test_repeat_padding_students_keep_it_after_export(workspace, tmp_path):
+    """A student distilled from an msclap teacher tiles short clips; its export does too."""
+    from tinyclap.students import load_student
+    from tinyclap.zeroshot import encode_clips
+
+    encoder = load_student(workspace["student_path"])
+    encoder.pad_mode = "repeat"
+    path = tmp_path / "run" / "student.ckpt"
+    save_student(path, encoder, teacher=str(workspace["teacher_path"]))
+    export_student(path, tmp_path / "out")
+    clf = ZeroShotAudioClassifier.from_hparams(source=str(tmp_path / "out"),
+                                               savedir=str(tmp_path / "savedir"))  # fmt: skip
+    assert clf.pad_mode == "repeat"
+    short = load_audio(workspace["root"] / "clips" / "clip0.wav", 16000)  # 0.4 s < 1 s window
+    expected = encode_clips(load_student(path), [short])
+    assert torch.allclose(clf.encode_audio([short]), expected, atol=1e-5)
+    zero_padded = encode_clips(load_student(workspace["student_path"]), [short])
+    assert not torch.allclose(expected, zero_padded, atol=1e-3)

@@ -168,7 +168,7 @@ def test_exporting_an_official_checkpoint_asks_its_teacher(tmp_path, monkeypatch
                             embedding_dim=24)  # fmt: skip
     path = tmp_path / "phinet_alpha_0.50_beta_0.75_t0_4_N_3.ckpt"
     torch.save(student.state_dict(), path)
-    with pytest.raises(TeacherLoadError):  # today: not supported yet; later: offline
+    with pytest.raises(TeacherLoadError, match="HF_HUB_OFFLINE"):  # offline: says what to get
         hub.export_student(path, tmp_path / "out")
 
 

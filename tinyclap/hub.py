@@ -39,6 +39,7 @@ HPARAMS_TEMPLATE = """\
 
 sample_rate: {sample_rate}
 clip_seconds: {clip_seconds}
+pad_mode: {pad_mode}  # clips shorter than a window: zeros, or repeat (msclap teachers)
 prompt_template: {template}
 kept_dims: {kept_dims}
 teacher: {teacher}
@@ -123,6 +124,7 @@ def hparams_text(encoder, teacher_name, template, label_sets, text_encoder_spec)
     return HPARAMS_TEMPLATE.format(
         sample_rate=encoder.sample_rate,
         clip_seconds=json.dumps(encoder.clip_seconds),
+        pad_mode=json.dumps(encoder.pad_mode),
         template=json.dumps(template),
         kept_dims=json.dumps(encoder.kept_dims),
         teacher=json.dumps(teacher_name),

@@ -119,6 +119,11 @@ class ZeroShotAudioClassifier(Pretrained):
         return int(round(float(self.hparams.clip_seconds) * self.sample_rate))
 
     @property
+    def pad_mode(self):
+        """How clips shorter than a window are padded (``zeros`` or ``repeat``)."""
+        return str(getattr(self.hparams, "pad_mode", "zeros"))
+
+    @property
     def label_sets(self):
         """Names of the bundled label sets."""
         return self.hparams.label_embeddings.names
@@ -160,7 +165,9 @@ class ZeroShotAudioClassifier(Pretrained):
             Rate of ``wavs`` if not the student's (they are resampled).
         """
         clips = self._as_clips(wavs, wav_lens, sample_rate)
-        return clip_embeddings(self.embed_windows, clips, self.window_samples)
+        return clip_embeddings(
+            self.embed_windows, clips, self.window_samples, pad_mode=self.pad_mode
+        )
 
     def _resolve_labels(self, labels):
         """``(class names, prompts or None, table or None)`` for a label spec."""

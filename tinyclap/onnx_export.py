@@ -151,7 +151,7 @@ def session(path, threads=1):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def onnx_clip_embeddings(sess, wavs, window_samples, batch_size=64):
+def onnx_clip_embeddings(sess, wavs, window_samples, batch_size=64, pad_mode="zeros"):
     """Window-averaged, L2-normalised clip embeddings ``[N, K]`` from an audio graph.
 
     Parameters
@@ -164,6 +164,8 @@ def onnx_clip_embeddings(sess, wavs, window_samples, batch_size=64):
         The graph's window length.
     batch_size : int
         Windows per run.
+    pad_mode : str
+        Padding of clips shorter than a window (the student's ``pad_mode``).
 
     Example
     -------
@@ -171,7 +173,7 @@ def onnx_clip_embeddings(sess, wavs, window_samples, batch_size=64):
     >>> onnx_clip_embeddings(sess, [torch.zeros(50000)], 32000).shape  # doctest: +SKIP
     torch.Size([1, 256])
     """
-    windows = [split_windows(w.cpu(), window_samples) for w in wavs]
+    windows = [split_windows(w.cpu(), window_samples, pad_mode=pad_mode) for w in wavs]
     flat = torch.cat(windows).numpy().astype(np.float32)
     outputs = [sess.run(None, {"waveform": flat[i : i + batch_size]})[0]
                for i in range(0, len(flat), batch_size)]  # fmt: skip
@@ -345,7 +347,9 @@ def export_onnx(
                 accuracy[name] = _accuracy(
                     classifier,
                     eval_manifest,
-                    lambda wavs, sess=sess: onnx_clip_embeddings(sess, wavs, window),
+                    lambda wavs, sess=sess: onnx_clip_embeddings(
+                        sess, wavs, window, pad_mode=classifier.pad_mode
+                    ),
                 )
         report["accuracy"] = {"manifest": str(eval_manifest), **accuracy}
     (out / "onnx_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
