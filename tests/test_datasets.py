@@ -361,3 +361,12 @@ def test_stage_without_needed_split_is_a_clear_error(data, teacher, tmp_path):
             "--data_folder", str(data["root"]), "--manifest_folder", str(tmp_path / "m"),
             "--teacher_checkpoint", teacher, "--output_folder", str(tmp_path / "o"),
         ])  # fmt: skip
+
+
+def test_zero_shot_on_own_labelled_folder(teacher, tmp_path):
+    trees.build_audiofolder(tmp_path / "mine")
+    result = _evaluate(tmp_path / "mine", "audiofolder", teacher, tmp_path / "out",
+                       "--label_from_folder", "true", "--split", "all")  # fmt: skip
+    metrics = _load(tmp_path / "out" / "zeroshot_all" / "metrics.json")
+    assert metrics["num_clips"] == 6 and metrics["labels"] == ["dog bark", "rain"]
+    assert result["split"] == "all"
