@@ -330,25 +330,40 @@ def test_skip_bad_audio_drops_them_with_a_logged_count(broken_esc50, teacher, tm
 # ---------------------------------------------------------------- combined distillation
 
 
-def test_distill_on_combined_corpora_then_zero_shot_on_esc50(data, teacher, tmp_path):
-    audiofolder = tmp_path / "mine"
-    trees.build_audiofolder(audiofolder)
-    clotho = trees.build_clotho(tmp_path / "Clotho")
-    corpora = (f"[{{dataset: audiofolder, data_folder: {audiofolder}, valid_fraction: 0.3}}, "
-               f"{{dataset: clotho, data_folder: {clotho}}}]")  # fmt: skip
-    out = tmp_path / "distill"
-    result = main([
+def _distill(data, teacher, tmp_path, corpora, out, *extra):
+    return main([
         str(REPO / "hparams/distill.yaml"), "--debug", "--dataset", "esc50",
         "--data_folder", str(data["root"]), "--manifest_folder", str(tmp_path / "esc50"),
         "--distill_corpora", corpora, "--teacher_checkpoint", teacher,
         "--output_folder", str(out), "--cache_folder", str(tmp_path / "cache"),
-        "--alpha", "0.5", "--num_layers", "3", "--head_channels", "32", "--batch_size", "4",
+        "--alpha", "0.5", "--num_layers", "3", "--head_channels", "32", "--batch_size", "4", *extra,
     ])  # fmt: skip
+
+
+def test_distill_on_combined_corpora_then_zero_shot_on_esc50(data, teacher, tmp_path):
+    audiofolder = tmp_path / "mine"
+    trees.build_audiofolder(audiofolder)
+    (audiofolder / "rain" / "broken.wav").write_bytes(b"RIFF, but no audio")
+    clotho = trees.build_clotho(tmp_path / "Clotho")
+    corpora = (f"[{{dataset: audiofolder, data_folder: {audiofolder}, valid_fraction: 0.3}}, "
+               f"{{dataset: clotho, data_folder: {clotho}}}]")  # fmt: skip
+    # the training side fails on the unreadable file, naming it and its merged manifest id
+    with pytest.raises(AudioLoadError, match=r"broken\.wav \(manifest entry audiofolder/rain/"):
+        _distill(data, teacher, tmp_path, corpora, tmp_path / "failed")
+    out = tmp_path / "distill"
+    result = _distill(data, teacher, tmp_path, corpora, out, "--skip_bad_audio", "true")
     train = _load(out / "distill_manifests" / "train.json")
     valid = _load(out / "distill_manifests" / "valid.json")
-    assert len(train) + len(valid) == 6 + 5  # AudioFolder clips + Clotho development/validation
+    assert len(train) + len(valid) == 7 + 5  # AudioFolder files + Clotho development/validation
     assert {k.split("/")[0] for k in train} == {"audiofolder", "clotho"}
     assert any(k.startswith("clotho/") for k in valid)
+    cleaned = {}  # a cleaned copy is written for the split that held the bad file only
+    for split in ("train", "valid"):
+        path = out / "clean_manifests" / f"{split}.json"
+        cleaned.update(_load(path) if path.exists() else {})
+    assert len(cleaned) == len(train if "audiofolder/rain/broken.wav" in train else valid) - 1
+    assert "audiofolder/rain/broken.wav" in {**train, **valid}
+    assert "audiofolder/rain/broken.wav" not in cleaned
     assert Path(result["student_checkpoint"]).is_file()
     metrics = _load(out / "zeroshot_test" / "metrics.json")  # ESC-50 test: --debug reads
     assert metrics["num_clips"] == 32 and len(metrics["labels"]) == 50  # 2 batches of 16

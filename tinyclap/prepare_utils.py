@@ -353,7 +353,9 @@ def prepare_cli(prepare, argv=None, description=None, add_arguments=None):
     {'test': 'd/test.json'}
     """
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--data_folder", required=True, help="the official download")
+    parser.add_argument(
+        "--data_folder", required=True, help="the dataset folder (the official download)"
+    )
     parser.add_argument(
         "--save_folder", default=None, help="where manifests go (default: data_folder)"
     )
