@@ -35,10 +35,15 @@ class TinyClapBrain(sb.Brain):
         return self.class_text_embs
 
     def record_zero_shot(self, clip_embs, label_index):
-        """Store zero-shot predictions of L2-normalised ``clip_embs``."""
+        """Store zero-shot predictions of L2-normalised ``clip_embs``.
+
+        Clips with ``label_index < 0`` (unlabelled distillation audio, or a
+        label outside the zero-shot classes) are not scored.
+        """
         text = self.class_text_embeddings().to(clip_embs.device)
-        self.predictions.extend((clip_embs @ text.T).argmax(-1).tolist())
-        self.targets.extend(label_index.tolist())
+        scored = label_index >= 0
+        self.predictions.extend((clip_embs[scored] @ text.T).argmax(-1).tolist())
+        self.targets.extend(label_index[scored].tolist())
 
     def embed_clips(self, padded_sig, embed_audio, window_samples, pad_mode="zeros"):
         """Window-averaged embeddings of the (padded) clips of a batch."""

@@ -119,8 +119,9 @@ def check_student_fits_teacher(encoder, teacher, path):
     ConfigError
         Naming the checkpoint and both sizes.
     """
-    dims = encoder.kept_dims or range(encoder.embedding_dim)
-    if encoder.kept_dims is None and encoder.embedding_dim != teacher.embedding_dim:
+    kept = getattr(encoder, "kept_dims", None)  # teachers evaluated as encoders have none
+    dims = kept or range(encoder.embedding_dim)
+    if kept is None and encoder.embedding_dim != teacher.embedding_dim:
         raise ConfigError(
             f"{path}: the student's latent size is {encoder.embedding_dim} but the teacher's "
             f"is {teacher.embedding_dim}: it was distilled from another teacher"

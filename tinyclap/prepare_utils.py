@@ -1,5 +1,12 @@
 """Shared helpers for dataset preparation scripts: skip-if-prepared and manifests.
 
+Real-data recipes use :func:`prepare_once` with a :class:`ManifestBuilder`:
+the builder collects ``{split: {id: entry}}`` (reading each clip's duration
+from its header, counting clips that are missing on disk instead of dropping
+them silently), and :func:`prepare_once` writes the manifests, a
+``prepare_report.json`` and the options record, or returns at once when the
+same options were already prepared.
+
 A preparation script records the options it ran with in
 ``save_folder/prepare_options.json`` once everything is written
 (:func:`mark_prepared`). A later call asks :func:`skip_if_prepared` whether its
@@ -15,12 +22,21 @@ Example
 ...     mark_prepared(folder, options)
 """
 
+import argparse
 import json
+import logging
 import os
 import tempfile
+import zlib
+from collections import defaultdict
 from pathlib import Path
 
+import soundfile as sf
+
+logger = logging.getLogger(__name__)
+
 OPTIONS_FILENAME = "prepare_options.json"
+REPORT_FILENAME = "prepare_report.json"
 
 
 def _normalise(options):
@@ -110,3 +126,272 @@ def write_manifest(path, entries):
     >>> write_manifest("train.json", {"ex0": {"wav": "/d/ex0.wav"}})  # doctest: +SKIP
     """
     _write_json_atomic(path, entries)
+
+
+def metadata_stamp(*paths):
+    """``[name, size, mtime_ns]`` of metadata files, to key preparations on them.
+
+    A re-downloaded or edited metadata file then triggers a new preparation.
+    Missing files are recorded as ``[name, None, None]``.
+
+    Example
+    -------
+    >>> metadata_stamp("/nonexistent/meta.csv")
+    [['/nonexistent/meta.csv', None, None]]
+    """
+    stamps = []
+    for path in paths:
+        try:
+            stat = Path(path).stat()
+            stamps.append([str(path), stat.st_size, stat.st_mtime_ns])
+        except OSError:
+            stamps.append([str(path), None, None])
+    return stamps
+
+
+def manifests_complete(manifest_paths):
+    """True when every manifest exists and every ``wav`` it lists is a file.
+
+    Example
+    -------
+    >>> manifests_complete({"test": "/nonexistent/test.json"})
+    False
+    """
+    for path in manifest_paths.values():
+        try:
+            entries = json.loads(Path(path).read_text("utf-8"))
+        except (OSError, ValueError):
+            return False
+        if not all(Path(entry["wav"]).is_file() for entry in entries.values()):
+            return False
+    return True
+
+
+class ManifestBuilder:
+    """Collect manifest entries per split; count missing and unreadable clips.
+
+    :meth:`add` stores ``{"wav", "duration", **fields}`` when the file exists
+    (``duration`` from the file header, ``None`` when the header cannot be
+    read: such clips stay in the manifest so that ``--check_audio`` reports
+    them with their id). Clips missing on disk are not added but counted and
+    listed in :meth:`report`.
+
+    Example
+    -------
+    >>> builder = ManifestBuilder()
+    >>> builder.add("test", "clip1", "/nonexistent/clip1.wav", label="dog")
+    False
+    >>> builder.report()["missing_count"]
+    {'test': 1}
+    """
+
+    def __init__(self):
+        self.manifests = defaultdict(dict)
+        self.missing = defaultdict(list)
+        self.unreadable = defaultdict(list)
+
+    def add(self, split, clip_id, path, **fields):
+        """Add one clip to ``split``; return False when its file is missing."""
+        if clip_id in self.manifests[split]:
+            raise ValueError(f"duplicate manifest id {clip_id!r} in split {split!r}")
+        path = Path(path)
+        if not path.is_file():
+            self.missing[split].append({"id": clip_id, "wav": str(path)})
+            return False
+        try:
+            info = sf.info(str(path))
+            duration = info.frames / info.samplerate
+        except Exception as err:  # libsndfile raises several error types
+            duration = None
+            self.unreadable[split].append({"id": clip_id, "wav": str(path), "error": str(err)})
+        self.manifests[split][clip_id] = {"wav": str(path), "duration": duration, **fields}
+        return True
+
+    def report(self):
+        """Counts per split, and the missing and unreadable clips with their ids."""
+        splits = sorted(set(self.manifests) | set(self.missing))
+        return {
+            "counts": {s: len(self.manifests[s]) for s in splits if self.manifests[s]},
+            "missing_count": {s: len(self.missing[s]) for s in splits if self.missing[s]},
+            "unreadable_count": {s: len(self.unreadable[s]) for s in splits if self.unreadable[s]},
+            "missing": {s: self.missing[s] for s in splits if self.missing[s]},
+            "unreadable": {s: self.unreadable[s] for s in splits if self.unreadable[s]},
+        }
+
+
+def prepare_once(name, save_folder, options, build):
+    """The one skip-if-prepared driver of the real-data recipes.
+
+    Parameters
+    ----------
+    name : str
+        Dataset name, for the log and the report.
+    save_folder : str or pathlib.Path
+        Where ``{split}.json``, ``prepare_report.json`` and
+        ``prepare_options.json`` go.
+    options : dict
+        Everything the outputs depend on (data folder, metadata stamps,
+        fold choices, format version); a different value prepares again.
+    build : callable
+        ``build() -> ManifestBuilder``, only called when needed.
+
+    Returns
+    -------
+    dict
+        ``{split: manifest_path}`` of the non-empty splits.
+
+    Example
+    -------
+    >>> def build():
+    ...     return ManifestBuilder()
+    >>> prepare_once("empty", tempfile.mkdtemp(), {"v": 1}, build)
+    Traceback (most recent call last):
+    ...
+    ValueError: empty: no audio found; see the recipe README for the expected layout
+    """
+    save_folder = Path(save_folder)
+    options = {"dataset": name, **options}
+    try:
+        recorded = json.loads((save_folder / REPORT_FILENAME).read_text("utf-8"))
+        splits = list(recorded["counts"])
+    except (OSError, ValueError, KeyError):
+        splits = None
+    if splits:
+        paths = {s: str(save_folder / f"{s}.json") for s in splits}
+        names = [f"{s}.json" for s in splits] + [REPORT_FILENAME]
+        if skip_if_prepared(save_folder, options, names) and manifests_complete(paths):
+            logger.info("%s already prepared in %s, skipping", name, save_folder)
+            return paths
+    (save_folder / OPTIONS_FILENAME).unlink(missing_ok=True)
+    builder = build()
+    report = {"dataset": name, **builder.report()}
+    if not report["counts"]:
+        raise ValueError(f"{name}: no audio found; see the recipe README for the expected layout")
+    paths = {}
+    for split in report["counts"]:
+        paths[split] = str(save_folder / f"{split}.json")
+        write_manifest(paths[split], builder.manifests[split])
+    _write_json_atomic(save_folder / REPORT_FILENAME, report)
+    mark_prepared(save_folder, options)
+    counts = ", ".join(f"{s} {n}" for s, n in report["counts"].items())
+    logger.info("%s manifests in %s: %s clips", name, save_folder, counts)
+    for split, missing in report["missing"].items():
+        logger.warning(
+            "%s: %d clips of split %s are missing on disk (listed in %s), e.g. %s",
+            name, len(missing), split, save_folder / REPORT_FILENAME, missing[0]["wav"],
+        )  # fmt: skip
+    for split, bad in report["unreadable"].items():
+        logger.warning(
+            "%s: %d files of split %s have unreadable headers, e.g. %s: %s",
+            name, len(bad), split, bad[0]["wav"], bad[0]["error"],
+        )  # fmt: skip
+    return paths
+
+
+def fold_split(fold, test_folds=None, valid_folds=None):
+    """The split of a clip of a benchmark fold.
+
+    ``test_folds=None`` puts every clip in the test split (zero-shot use of a
+    whole benchmark); otherwise clips of ``test_folds`` are ``test``, clips of
+    ``valid_folds`` are ``valid`` and the rest ``train``.
+
+    Example
+    -------
+    >>> fold_split(3), fold_split(3, [5]), fold_split(4, [5], [4]), fold_split(5, [5], [4])
+    ('test', 'train', 'valid', 'test')
+    """
+    if test_folds is None or int(fold) in {int(f) for f in test_folds}:
+        return "test"
+    if valid_folds is not None and int(fold) in {int(f) for f in valid_folds}:
+        return "valid"
+    return "train"
+
+
+def fold_options(test_folds=None, valid_folds=None):
+    """Normalised fold choices (sorted int lists or None) for the options record.
+
+    Example
+    -------
+    >>> fold_options([5, "4"], None)
+    {'test_folds': [4, 5], 'valid_folds': None}
+    """
+
+    def norm(folds):
+        if folds is None:
+            return None
+        if isinstance(folds, (int, str)):
+            folds = [folds]
+        return sorted(int(f) for f in folds)
+
+    return {"test_folds": norm(test_folds), "valid_folds": norm(valid_folds)}
+
+
+def prepare_cli(prepare, argv=None, description=None, add_arguments=None):
+    """Command line of a preparation script: ``--data_folder``, ``--save_folder``, extras.
+
+    Parameters
+    ----------
+    prepare : callable
+        ``prepare(data_folder, save_folder, **extras) -> {split: path}``.
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+    description : str, optional
+        Help text.
+    add_arguments : callable, optional
+        ``add_arguments(parser)`` adds the script's own options; their
+        destinations are passed to ``prepare`` as keyword arguments.
+
+    Returns
+    -------
+    dict
+        What ``prepare`` returned (also printed, one split per line).
+
+    Example
+    -------
+    >>> prepare_cli(lambda d, s: {"test": f"{s}/test.json"}, ["--data_folder", "d"])
+    test: d/test.json
+    {'test': 'd/test.json'}
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--data_folder", required=True, help="the dataset folder (the official download)"
+    )
+    parser.add_argument(
+        "--save_folder", default=None, help="where manifests go (default: data_folder)"
+    )
+    if add_arguments is not None:
+        add_arguments(parser)
+    args = vars(parser.parse_args(argv))
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    data_folder = args.pop("data_folder")
+    save_folder = args.pop("save_folder") or data_folder
+    manifests = prepare(data_folder, save_folder, **args)
+    for split, path in manifests.items():
+        print(f"{split}: {path}")
+    return manifests
+
+
+def add_fold_arguments(parser):
+    """Add ``--test_folds`` and ``--valid_folds`` (lists of ints) to ``parser``."""
+    parser.add_argument(
+        "--test_folds", type=int, nargs="+", default=None, help="test folds (default: all clips)"
+    )
+    parser.add_argument("--valid_folds", type=int, nargs="+", default=None, help="validation folds")
+
+
+def hash_split(key, valid_fraction):
+    """``"valid"`` for a stable ``valid_fraction`` of keys, else ``"train"``.
+
+    The choice depends on the key only (CRC-32), so adding files to a corpus
+    never moves the existing ones between splits.
+
+    Example
+    -------
+    >>> [hash_split(f"clip{i}", 0.5) for i in range(4)]
+    ['valid', 'train', 'valid', 'train']
+    """
+    return (
+        "valid"
+        if zlib.crc32(str(key).encode("utf-8")) % 10000 < valid_fraction * 10000
+        else "train"
+    )

@@ -9,6 +9,14 @@
   zero-shot test evaluation; writes ``student.ckpt``;
 - ``evaluate``: zero-shot evaluation of a teacher or a student.
 
+Data: ``dataset`` names a preparation in :data:`DATASETS` (run on
+``data_folder``, manifests in ``manifest_folder`` or next to the data);
+``distill_corpora`` (distill and prune stages) lists further corpora whose
+train and valid manifests replace the dataset's for distillation (the
+dataset then only provides the zero-shot test split). ``--check_audio``
+decodes every clip of the run's manifests and reports the unreadable ones
+instead of running the stage; ``skip_bad_audio: true`` drops them first.
+
 Each stage writes ``results.json`` and ``zeroshot_<split>/{metrics.json,
 confusion.png}`` in its output folder. Training resumes from the last
 checkpoint when a run is restarted with the same output folder.
@@ -27,6 +35,7 @@ from hyperpyyaml import load_hyperpyyaml
 from tqdm import tqdm
 
 from tinyclap.audio import load_audio
+from tinyclap.audio_check import check_manifests, clean_manifests, format_report, write_report
 from tinyclap.brains import (
     DistillBrain,
     ProjectionFinetuneBrain,
@@ -34,6 +43,12 @@ from tinyclap.brains import (
     ZeroShotBrain,
 )
 from tinyclap.cache import TeacherEmbeddingCache
+from tinyclap.checks import (
+    check_hparams,
+    check_ks,
+    check_student_fits_teacher,
+    teacher_source,
+)
 from tinyclap.complexity import count_macs, count_params
 from tinyclap.dataio import (
     distill_datasets,
@@ -43,6 +58,7 @@ from tinyclap.dataio import (
     teacher_datasets,
 )
 from tinyclap.features import LogMel
+from tinyclap.prepare_utils import write_manifest
 from tinyclap.pruning import (
     MaskedAudioEncoder,
     plot_pruning_curve,
@@ -60,28 +76,119 @@ from tinyclap.students import (
     student_frames,
 )
 from tinyclap.teachers import load_teacher, save_mini_teacher
-from tinyclap.zeroshot import class_prompts, encode_clips, prompt_embeddings
+from tinyclap.zeroshot import (
+    class_prompts,
+    encode_clips,
+    ensemble_prompt_embeddings,
+)
 
 # dataset name -> (module, function, hparams keys passed as keyword arguments)
+_FOLDS = ("test_folds", "valid_folds")
 DATASETS = {
     "synth": ("recipes.Synth.synth_prepare", "prepare_synth", ("n_train", "n_valid", "n_test")),
+    "esc50": ("recipes.ESC50.esc50_prepare", "prepare_esc50", _FOLDS),
+    "us8k": ("recipes.US8K.us8k_prepare", "prepare_us8k", _FOLDS),
+    "tut17": ("recipes.TUT17.tut17_prepare", "prepare_tut17", ("tut17_test_set", *_FOLDS)),
+    "audiocaps": ("recipes.AudioCaps.audiocaps_prepare", "prepare_audiocaps", ("audio_pattern",)),
+    "clotho": ("recipes.Clotho.clotho_prepare", "prepare_clotho", ()),
+    "macs": ("recipes.MACS.macs_prepare", "prepare_macs", ("valid_fraction",)),
+    "fsd50k": ("recipes.FSD50K.fsd50k_prepare", "prepare_fsd50k", ()),
+    "audiofolder": (
+        "recipes.AudioFolder.audiofolder_prepare",
+        "prepare_audiofolder",
+        ("valid_fraction", "label_from_folder"),
+    ),
 }
+# hparams keys whose name differs from the preparation function's argument
+_ARGUMENT_NAMES = {"tut17_test_set": "test_set"}
+# splits each stage reads
+STAGE_SPLITS = {
+    "train_teacher": ("train", "valid", "test"),
+    "distill": ("train", "valid", "test"),
+    "prune": ("train", "valid", "test"),
+}
+
+
+def prepare_one(name, data_folder, manifest_folder=None, **options):
+    """Run the preparation of dataset ``name``; return ``{split: manifest_path}``.
+
+    Manifests go to ``manifest_folder`` (default: ``data_folder``, next to the
+    audio); preparation is skipped when it already ran with the same options.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    module, function, _ = DATASETS[name]
+    prepare = getattr(importlib.import_module(module), function)
+    options = {_ARGUMENT_NAMES.get(k, k): v for k, v in options.items()}
+    manifests = prepare(data_folder, manifest_folder or data_folder, **options)
+    return {split: str(path) for split, path in manifests.items()}
+
+
+def merge_corpora(corpora, folder):
+    """Merge the train and valid manifests of several distillation corpora.
+
+    Parameters
+    ----------
+    corpora : list of dict
+        ``{"dataset": name, "data_folder": path}`` plus optional
+        ``manifest_folder`` and preparation options of that dataset.
+    folder : str or Path
+        Where the merged ``train.json`` and ``valid.json`` go.
+
+    Returns
+    -------
+    dict
+        ``{"train": path, "valid": path}``; ids are ``<corpus>/<id>`` (the
+        corpus is the dataset name, numbered when a dataset appears twice);
+        clips without a ``label`` get ``label: null``.
+    """
+    merged = {"train": {}, "valid": {}}
+    names = [c["dataset"] for c in corpora]
+    for index, corpus in enumerate(corpora):
+        corpus = dict(corpus)
+        name, data_folder = corpus.pop("dataset"), corpus.pop("data_folder")
+        prefix = name if names.count(name) == 1 else f"{name}{index}"
+        manifests = prepare_one(name, data_folder, **corpus)
+        for split in merged:
+            if split in manifests:
+                entries = read_manifest(manifests[split])
+                # unlabelled audio: label None (no zero-shot target in validation)
+                merged[split].update(
+                    {f"{prefix}/{k}": {"label": None, **v} for k, v in entries.items()}
+                )
+    paths = {}
+    for split, entries in merged.items():
+        if not entries:
+            raise ValueError(f"distill_corpora: no {split} clips in {names}")
+        paths[split] = str(Path(folder) / f"{split}.json")
+        write_manifest(paths[split], entries)
+    return paths
 
 
 def prepare_dataset(hparams):
     """Run the dataset's preparation and return ``{split: manifest_path}``.
 
-    The manifests go to ``data_folder`` next to the audio (preparation is
-    skipped when it already ran with the same options).
+    The manifests go to ``manifest_folder`` (default ``data_folder``, next to
+    the audio). With ``distill_corpora``, their merged train and valid
+    manifests replace the dataset's.
     """
     name = hparams["dataset"]
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
-    module, function, keys = DATASETS[name]
-    prepare = getattr(importlib.import_module(module), function)
+    keys = DATASETS[name][2] if name in DATASETS else ()
     options = {k: hparams[k] for k in keys if k in hparams}
-    manifests = prepare(hparams["data_folder"], hparams["data_folder"], **options)
-    return {split: str(path) for split, path in manifests.items()}
+    manifests = prepare_one(name, hparams["data_folder"], hparams.get("manifest_folder"), **options)
+    if hparams.get("distill_corpora"):
+        folder = Path(hparams["output_folder"]) / "distill_manifests"
+        manifests.update(merge_corpora(hparams["distill_corpora"], folder))
+    needed = STAGE_SPLITS.get(hparams["stage"], (hparams.get("split", "test"),))
+    missing = [split for split in needed if split not in manifests]
+    if missing:
+        raise ValueError(
+            f"dataset {name!r} in {hparams['data_folder']} has no {'/'.join(missing)} split "
+            f"with these options (it has {', '.join(sorted(manifests))}); stage "
+            f"{hparams['stage']!r} needs {', '.join(needed)}: choose folds with --test_folds / "
+            "--valid_folds, or give distillation audio with --distill_corpora"
+        )
+    return manifests
 
 
 def evaluate_zero_shot(encoder, teacher, manifest, classes, hparams, run_opts, name, title):
@@ -90,7 +197,6 @@ def evaluate_zero_shot(encoder, teacher, manifest, classes, hparams, run_opts, n
     Returns the :func:`tinyclap.zeroshot.summarise` dict; writes
     ``<output_folder>/<name>/{metrics.json, confusion.png}``.
     """
-    prompts = class_prompts(classes, hparams["prompt_template"])
     brain = ZeroShotBrain(
         modules={"encoder": encoder},
         hparams={
@@ -99,7 +205,9 @@ def evaluate_zero_shot(encoder, teacher, manifest, classes, hparams, run_opts, n
         },
         run_opts=run_opts,
     )
-    brain.class_text_embs = prompt_embeddings(teacher, prompts, encoder).cpu()
+    brain.class_text_embs = ensemble_prompt_embeddings(
+        teacher, classes, hparams["prompt_template"], encoder
+    ).cpu()
     brain.labels = classes
     dataset = eval_dataset(manifest, encoder.sample_rate, classes)
     loader_opts = hparams.get("test_dataloader_opts", {"batch_size": 16})
@@ -123,7 +231,9 @@ def write_results(hparams, record):
 def run_train_teacher(hparams, run_opts, manifests):
     """Contrastive training of the mini CLAP; evaluate it; save ``teacher.ckpt``."""
     classes = manifest_classes(manifests["test"])
-    hparams["prompts"] = class_prompts(classes, hparams["prompt_template"])
+    templates = hparams["prompt_template"]
+    template = templates if isinstance(templates, str) else templates[0]
+    hparams["prompts"] = class_prompts(classes, template)
     frontend = LogMel(**hparams["frontend_config"])
     datasets = teacher_datasets(
         {k: manifests[k] for k in ("train", "valid")},
@@ -225,22 +335,6 @@ def build_student(hparams, teacher):
     )
 
 
-def teacher_source(hparams):
-    """``(name, checkpoint)`` of the teacher the hparams ask for.
-
-    Example
-    -------
-    >>> teacher_source({"teacher": "mini", "teacher_checkpoint": None, "mini_checkpoint": "t.ckpt"})
-    ('mini', 't.ckpt')
-    >>> teacher_source({"teacher": "msclap-2022", "teacher_checkpoint": None})
-    ('msclap-2022', None)
-    """
-    name, checkpoint = str(hparams["teacher"]), hparams.get("teacher_checkpoint")
-    if checkpoint is None and name == "mini":
-        checkpoint = hparams.get("mini_checkpoint")
-    return name, checkpoint
-
-
 def load_teacher_from_hparams(hparams, device="cpu"):
     """:func:`tinyclap.teachers.load_teacher` with the hparams' teacher options."""
     name, checkpoint = teacher_source(hparams)
@@ -258,7 +352,7 @@ def run_distill(hparams, run_opts, manifests):
     teacher = load_teacher_from_hparams(hparams, run_opts.get("device", "cpu"))
     classes = manifest_classes(manifests["test"])
     _, datasets = distillation_data(teacher, manifests, hparams, classes)
-    class_text_embs = teacher.embed_text(class_prompts(classes, hparams["prompt_template"]))
+    class_text_embs = ensemble_prompt_embeddings(teacher, classes, hparams["prompt_template"])
     student = build_student(hparams, teacher)
     encoder = StudentAudioEncoder(
         student, teacher.frontend_config, teacher.clip_seconds, pad_mode=teacher.pad_mode
@@ -327,6 +421,7 @@ def run_evaluate(hparams, run_opts, manifests):
         encoder = load_student(model)
     else:  # another teacher checkpoint: its own audio side, the text side of `teacher`
         encoder = load_teacher(model)
+    check_student_fits_teacher(encoder, teacher, model)
     split = hparams["split"]
     classes = manifest_classes(manifests[split])
     summary = evaluate_zero_shot(
@@ -404,8 +499,9 @@ def run_prune(hparams, run_opts, manifests):
     full = load_student(hparams["student_checkpoint"])
     if full.kept_dims is not None:
         raise ValueError(f"{hparams['student_checkpoint']} is already pruned")
+    check_student_fits_teacher(full, teacher, hparams["student_checkpoint"])
+    check_ks(hparams["ks"], full.embedding_dim)
     classes = manifest_classes(manifests["test"])
-    prompts = class_prompts(classes, hparams["prompt_template"])
     caches, datasets = distillation_data(teacher, manifests, hparams, classes)
     sources = {
         "student": lambda: student_train_embeddings(full, manifests["train"]),
@@ -457,7 +553,9 @@ def run_prune(hparams, run_opts, manifests):
                 "acc_finetuned": None,
             }
             if hparams["finetune_epochs"] > 0:
-                text = prompt_embeddings(teacher, prompts, shrunk)
+                text = ensemble_prompt_embeddings(
+                    teacher, classes, hparams["prompt_template"], shrunk
+                )
                 shrunk = finetune_projection(shrunk, datasets, text, hparams, run_opts, point)
                 row["acc_finetuned"] = accuracy(shrunk, f"{point.name}/zeroshot_finetuned")
             save_student(point / "student.ckpt", shrunk, teacher=full.teacher)
@@ -485,20 +583,59 @@ STAGES = {
 }
 
 
+def _pop_flag(argv, flag):
+    """Remove ``flag`` (optionally followed by true/false) from ``argv``; return its value."""
+    if flag not in argv:
+        return False
+    index = argv.index(flag)
+    del argv[index]
+    if index < len(argv) and argv[index].lower() in ("true", "false"):
+        return argv.pop(index).lower() == "true"
+    return True
+
+
+def run_check_audio(hparams, manifests):
+    """Decode every clip of ``manifests``; write and print the report of bad ones."""
+    report = check_manifests(manifests)
+    path = write_report(report, hparams["output_folder"])
+    print(format_report(report))
+    print(f"report: {path}")
+    return {
+        "stage": "check_audio",
+        "dataset": hparams["dataset"],
+        "checked": report["checked"],
+        "bad_count": report["bad_count"],
+        "report": str(path),
+        "bad": [bad for result in report["splits"].values() for bad in result["bad"]],
+    }
+
+
 def main(argv=None):
-    """Entry point of ``train.py``: run the stage named in the hparams file."""
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:] if argv is None else argv)
+    """Entry point of ``train.py``: run the stage named in the hparams file.
+
+    ``--check_audio`` (a flag) checks the run's audio files instead.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    check_audio = _pop_flag(argv, "--check_audio")
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     with open(hparams_file, encoding="utf-8") as f:
         hparams = load_hyperpyyaml(f, overrides)
     stage = hparams.get("stage")
     if stage not in STAGES:
         raise ValueError(f"{hparams_file}: stage must be one of {sorted(STAGES)}, got {stage!r}")
+    check_hparams(hparams)  # cheap: a bad option fails before any data or model work
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
     manifests = prepare_dataset(hparams)
+    if check_audio or hparams.get("check_audio"):
+        record = run_check_audio(hparams, manifests)
+        print(json.dumps({k: v for k, v in record.items() if k != "bad"}, indent=2))
+        return record
+    if hparams.get("skip_bad_audio"):
+        manifests = clean_manifests(manifests, hparams["output_folder"])
     record = STAGES[stage](hparams, run_opts, manifests)
     print(json.dumps(record, indent=2))
     return record

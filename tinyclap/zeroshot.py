@@ -190,3 +190,50 @@ def write_report(summary, folder, title=""):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     plot_confusion(summary["confusion_matrix"], summary["labels"], folder / "confusion.png", title)
+
+
+def ensemble_prompt_embeddings(teacher, labels, templates=DEFAULT_TEMPLATE, encoder=None):
+    """Class text embeddings from one prompt template or an ensemble of them.
+
+    With several templates, each class's prompt embeddings are L2-normalised,
+    averaged over the templates and normalised again (CLIP-style prompt
+    ensembling). One template gives exactly :func:`prompt_embeddings`.
+
+    Parameters
+    ----------
+    teacher : object
+        Has ``embed_text(list[str]) -> [N, D]``.
+    labels : list of str
+        Class names as they go into the prompts.
+    templates : str or list of str
+        Template(s) with a ``{label}`` field.
+    encoder : object, optional
+        The audio encoder (a pruned student sees its kept dimensions only).
+
+    Returns
+    -------
+    Tensor
+        ``[C, D]`` (or ``[C, K]``) L2-normalised class embeddings.
+
+    Example
+    -------
+    >>> class Toy:
+    ...     def embed_text(self, texts):
+    ...         return F.normalize(torch.tensor([[len(t), 1.0] for t in texts]), dim=-1)
+    >>> ensemble_prompt_embeddings(Toy(), ["a", "bb"], ["{label}", "x {label}"]).shape
+    torch.Size([2, 2])
+    """
+    if isinstance(templates, str):
+        templates = [templates]
+    templates = list(templates)
+    if not templates:
+        raise ValueError("prompt_template: give one template or a non-empty list")
+    if len(templates) == 1:
+        return prompt_embeddings(teacher, class_prompts(labels, templates[0]), encoder)
+    embeddings = torch.stack(
+        [
+            F.normalize(prompt_embeddings(teacher, class_prompts(labels, t), encoder), dim=-1)
+            for t in templates
+        ]
+    )
+    return F.normalize(embeddings.mean(0), dim=-1)

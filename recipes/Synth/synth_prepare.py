@@ -14,7 +14,6 @@ python recipes/Synth/synth_prepare.py --data_folder data/synth --save_folder res
 """
 
 import argparse
-import json
 import logging
 import multiprocessing
 import os
@@ -24,7 +23,12 @@ from pathlib import Path
 import soundfile as sf
 from tqdm import tqdm
 
-from tinyclap.prepare_utils import mark_prepared, skip_if_prepared, write_manifest
+from tinyclap.prepare_utils import (
+    manifests_complete,
+    mark_prepared,
+    skip_if_prepared,
+    write_manifest,
+)
 from tinyclap.synth import SYNTH_CLASSES, example_rng, sample_example
 
 logger = logging.getLogger(__name__)
@@ -111,15 +115,6 @@ def _remove_old_clips(data_folder):
             old_clip.unlink()
 
 
-def _manifests_complete(manifest_paths):
-    """True when every wav listed in the manifests exists on disk."""
-    for path in manifest_paths.values():
-        entries = json.loads(Path(path).read_text("utf-8"))
-        if not all(Path(entry["wav"]).is_file() for entry in entries.values()):
-            return False
-    return True
-
-
 def prepare_synth(
     data_folder,
     save_folder,
@@ -184,7 +179,7 @@ def prepare_synth(
     }
     manifest_paths = {split: str(save_folder / f"{split}.json") for split in SPLITS}
     filenames = [f"{split}.json" for split in SPLITS]
-    if skip_if_prepared(save_folder, options, filenames) and _manifests_complete(manifest_paths):
+    if skip_if_prepared(save_folder, options, filenames) and manifests_complete(manifest_paths):
         logger.info("Synth dataset already prepared in %s, skipping", save_folder)
         return manifest_paths
 

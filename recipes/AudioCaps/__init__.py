@@ -1,0 +1,1 @@
+"""AudioCaps: audio captions of AudioSet clips (a distillation corpus)."""

@@ -1,0 +1,1 @@
+"""AudioFolder: any folder tree of audio files (your own distillation audio)."""

@@ -1,0 +1,1 @@
+"""Clotho v2: audio captioning dataset from Freesound (a distillation corpus)."""
