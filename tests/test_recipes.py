@@ -162,7 +162,7 @@ def test_unknown_teacher_is_a_clear_error(workspace, tmp_path):
         "--output_folder",
         str(tmp_path),
     ]
-    with pytest.raises(RuntimeError, match="unknown teacher 'msclap-2021'"):
+    with pytest.raises(ValueError, match="teacher: .msclap-2021. is not mini"):
         main([*args, "--teacher", "msclap-2021"])
 
 
