@@ -36,11 +36,12 @@ def _run(tmp_path, hparams, *overrides):
 def test_bad_options_fail_before_any_work(tmp_path, hparams, overrides, message):
     teacher = tmp_path / "teacher.ckpt"
     teacher.write_bytes(b"checked for existence only")
-    defaults = ["--mini_checkpoint", str(teacher)]
-    if hparams == "prune.yaml" and "--student_checkpoint" not in overrides:
-        defaults += ["--student_checkpoint", str(teacher)]
-    if hparams == "evaluate.yaml" and "--model" not in overrides:
-        defaults += ["--model", str(teacher)]
+    defaults = []  # existing files for the options a case does not set
+    for key, stages in {"--mini_checkpoint": ("distill.yaml", "prune.yaml", "evaluate.yaml"),
+                        "--student_checkpoint": ("prune.yaml",), "--model": ("evaluate.yaml",)
+                        }.items():  # fmt: skip
+        if hparams in stages and key not in overrides:
+            defaults += [key, str(teacher)]
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
         _run(tmp_path, hparams, *defaults, *overrides)
     assert not (tmp_path / "data").exists()  # no dataset was prepared
