@@ -22,16 +22,40 @@ from tinyclap.audio import load_audio, random_crop
 
 
 def read_manifest(path):
-    """Load a JSON manifest, with a clear error if it is missing or malformed."""
+    """Load a JSON manifest ``{id: {"wav": path, ...}}``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing.
+    ValueError
+        If it is not UTF-8 JSON of that shape; the message names the file and,
+        for a bad entry, its id.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    >>> _ = f.write('{"a": {"label": "rain"}}'); f.close()
+    >>> read_manifest(f.name)
+    Traceback (most recent call last):
+    ...
+    ValueError: manifest ...json: entry 'a' has no 'wav' field
+    """
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except FileNotFoundError:
         raise FileNotFoundError(f"manifest not found: {path}") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"manifest {path} is not valid JSON: {err}") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"manifest {path} is not valid UTF-8 JSON: {err}") from err
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        raise ValueError(f"manifest {path}: expected an object {{id: entry}}, got {kind}")
     for key, entry in data.items():
-        if "wav" not in entry:
+        if not isinstance(entry, dict):
+            raise ValueError(f"manifest {path}: entry {key!r} is not an object")
+        if not isinstance(entry.get("wav"), str):
             raise ValueError(f"manifest {path}: entry {key!r} has no 'wav' field")
     return data
 
