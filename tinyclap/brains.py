@@ -10,8 +10,11 @@
 
 The base class :class:`TinyClapBrain` does what they share: zero-shot
 accuracy on whole clips (window-averaged), learning-rate annealing on the
-validation loss, logging, and checkpoint selection.
+validation loss, logging, checkpoint selection, and skipping the optimiser
+step of a batch whose loss is not finite.
 """
+
+import logging
 
 import speechbrain as sb
 import torch
@@ -20,6 +23,8 @@ import torch.nn.functional as F
 from tinyclap.dataio import unpad
 from tinyclap.losses import contrastive_loss, distillation_loss
 from tinyclap.zeroshot import clip_embeddings, summarise, write_report
+
+logger = logging.getLogger(__name__)
 
 
 class TinyClapBrain(sb.Brain):
@@ -30,9 +35,33 @@ class TinyClapBrain(sb.Brain):
     clip embeddings during validation and test.
     """
 
+    skipped_batches = 0  # optimiser steps skipped for a non-finite loss, whole run
+    _skip_step = False
+
     def class_text_embeddings(self):
         """``[C, D]`` L2-normalised prompt embeddings of the classes."""
         return self.class_text_embs
+
+    def check_loss_isfinite(self, loss):
+        """SpeechBrain's count against ``--nonfinite_patience``, and mark the step for skipping.
+
+        Brain alone would still step the optimiser with NaN gradients (unless
+        ``--skip_nonfinite_grads``), turning every weight into NaN.
+        """
+        self._skip_step = self._skip_step or not bool(torch.isfinite(loss))
+        super().check_loss_isfinite(loss)
+
+    def optimizers_step(self):
+        """``Brain.optimizers_step``, except after a non-finite loss: drop the gradients."""
+        if self._skip_step:
+            self.zero_grad(set_to_none=True)
+            self._skip_step = False
+            self.skipped_batches += 1
+            logger.warning(
+                "skipped a batch with a non-finite loss (%d so far)", self.skipped_batches
+            )
+            return
+        super().optimizers_step()
 
     def record_zero_shot(self, clip_embs, label_index):
         """Store zero-shot predictions of L2-normalised ``clip_embs``.
