@@ -259,3 +259,16 @@ def test_committed_demo_summary_is_complete():
     _check_summary(summary)
     assert summary["command"] == "make demo"
     assert summary["teacher"]["params"] >= 10 * summary["student"]["params"]
+
+
+def test_evaluation_is_identical_across_runs(workspace, tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        main([
+            str(REPO / "hparams/evaluate.yaml"), *workspace["data"],
+            "--teacher_checkpoint", workspace["teacher"]["teacher_checkpoint"],
+            "--model", workspace["student"]["student_checkpoint"],
+            "--output_folder", str(tmp_path / name),
+        ])  # fmt: skip
+        runs.append(json.loads((tmp_path / name / "zeroshot_test" / "metrics.json").read_text()))
+    assert runs[0] == runs[1]
