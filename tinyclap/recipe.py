@@ -363,6 +363,7 @@ def run_distill(hparams, run_opts, manifests):
         (ProjectionFinetuneBrain, "finetune_", hparams["finetune_checkpointer"]),
     )
     start = time.time()
+    steps, skipped = {}, 0
     for brain_class, prefix, checkpointer in stages:
         checkpointer.add_recoverable("student", student)
         brain = brain_class(
@@ -384,6 +385,8 @@ def run_distill(hparams, run_opts, manifests):
             train_loader_kwargs=hparams["train_dataloader_opts"],
             valid_loader_kwargs=hparams["valid_dataloader_opts"],
         )
+        steps[prefix.rstrip("_") or "distill"] = brain.optimizer_step  # total, resumes included
+        skipped += brain.skipped_batches
         checkpointer.recover_if_possible(min_key="loss")
     train_seconds = time.time() - start
     encoder = encoder.cpu()
@@ -406,6 +409,8 @@ def run_distill(hparams, run_opts, manifests):
             "student_config": student.config,
             "params": count_params(student),
             "train_seconds": round(train_seconds, 1),
+            "optimizer_steps": steps,
+            "skipped_nonfinite_batches": skipped,
             "zs_accuracy": summary["accuracy"],
         },
     )
