@@ -27,6 +27,11 @@ from tinyclap.zeroshot import clip_embeddings, summarise, write_report
 logger = logging.getLogger(__name__)
 
 
+def unwrap(module):
+    """The module inside a DDP / DataParallel wrapper (SpeechBrain wraps for multi-process)."""
+    return getattr(module, "module", module)
+
+
 class TinyClapBrain(sb.Brain):
     """Shared behaviour: zero-shot bookkeeping, annealing, logging, checkpoints.
 
@@ -41,6 +46,21 @@ class TinyClapBrain(sb.Brain):
     def class_text_embeddings(self):
         """``[C, D]`` L2-normalised prompt embeddings of the classes."""
         return self.class_text_embs
+
+    def _wrap_distributed(self):
+        """SpeechBrain's DDP wrapping, minus SyncBatchNorm on CPU.
+
+        SpeechBrain 1.1 converts every BatchNorm to SyncBatchNorm, which only
+        runs on GPUs; on CPU (``--distributed_backend gloo``) the modules are
+        wrapped in DDP as they are, so BatchNorm statistics stay per process.
+        """
+        if not (self.distributed_launch and str(self.device).startswith("cpu")):
+            return super()._wrap_distributed()
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = torch.nn.parallel.DistributedDataParallel(
+                    module, find_unused_parameters=self.find_unused_parameters
+                )
 
     def check_loss_isfinite(self, loss):
         """SpeechBrain's count against ``--nonfinite_patience``, and mark the step for skipping.
@@ -211,18 +231,29 @@ class ProjectionFinetuneBrain(DistillBrain):
     given to the optimizer.
     """
 
+    def on_fit_start(self):
+        """Freeze the backbone, then start as SpeechBrain does.
+
+        Under DDP, SpeechBrain wraps the student next, and DDP must see only
+        the parameters that will receive gradients.
+        """
+        unwrap(self.modules.student).base.requires_grad_(False)
+        super().on_fit_start()
+
     def init_optimizers(self):
         """Optimise ``student.projection`` only."""
-        self.optimizer = self.opt_class(self.modules.student.projection.parameters())
+        self.optimizer = self.opt_class(unwrap(self.modules.student).projection.parameters())
         self.optimizers_dict = {"opt_class": self.optimizer}
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("optimizer", self.optimizer)
 
-    def on_stage_start(self, stage, epoch=None):
-        """Freeze the backbone's BatchNorm statistics."""
-        super().on_stage_start(stage, epoch)
-        self.modules.student.base.eval()
-        self.modules.student.base.requires_grad_(False)
+    def on_fit_batch_start(self, batch, should_step):
+        """Keep the backbone in eval mode (BatchNorm statistics frozen).
+
+        ``Brain`` puts every module in train mode after ``on_stage_start``, so
+        this is done before each training batch.
+        """
+        unwrap(self.modules.student).base.eval()
 
 
 class ZeroShotBrain(TinyClapBrain):

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.distributed import ddp_barrier
 
 
 class AtomicCheckpointer(Checkpointer):
@@ -34,6 +35,10 @@ class AtomicCheckpointer(Checkpointer):
     def save_checkpoint(self, *args, **kwargs):
         """Save as SpeechBrain does, then publish the meta file atomically."""
         checkpoint = super().save_checkpoint(*args, **kwargs)
-        pending, final = self._pending_meta
-        os.replace(pending, final)
+        if checkpoint is not None:  # the main process, the only one that writes
+            pending, final = self._pending_meta
+            os.replace(pending, final)
+        # In a multi-process run, the others list checkpoints (to delete old ones)
+        # right after this: they must see the one just published.
+        ddp_barrier()
         return checkpoint

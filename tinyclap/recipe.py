@@ -285,7 +285,16 @@ def run_train_teacher(hparams, run_opts, manifests):
 
 
 def build_caches(teacher, manifests, hparams):
-    """Teacher-embedding caches of the train and valid splits."""
+    """Teacher-embedding caches of the train and valid splits.
+
+    In a multi-process run the main process builds them while the others
+    wait, then every process opens the finished caches.
+    """
+    sb.utils.distributed.run_on_main(_build_caches, args=[teacher, manifests, hparams])
+    return _build_caches(teacher, manifests, hparams)
+
+
+def _build_caches(teacher, manifests, hparams):
     caches = {}
     for split in ("train", "valid"):
         entries = {k: v["wav"] for k, v in read_manifest(manifests[split]).items()}
@@ -389,6 +398,8 @@ def run_distill(hparams, run_opts, manifests):
         skipped += brain.skipped_batches
         checkpointer.recover_if_possible(min_key="loss")
     train_seconds = time.time() - start
+    if not sb.utils.distributed.if_main_process():  # one process saves and evaluates
+        return {"stage": "distill", "rank": sb.utils.distributed.get_rank()}
     encoder = encoder.cpu()
     name, checkpoint = teacher_source(hparams)
     save_student(hparams["student_checkpoint"], encoder, teacher=checkpoint or name)
@@ -623,6 +634,7 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     check_audio = _pop_flag(argv, "--check_audio")
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    sb.utils.distributed.ddp_init_group(run_opts)  # under torchrun: join the process group
     with open(hparams_file, encoding="utf-8") as f:
         hparams = load_hyperpyyaml(f, overrides)
     stage = hparams.get("stage")
@@ -634,6 +646,9 @@ def main(argv=None):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    # Multi-process runs prepare the data on the main process; the others then
+    # read the same manifests (a prepared dataset is skipped at once).
+    sb.utils.distributed.run_on_main(prepare_dataset, args=[hparams])
     manifests = prepare_dataset(hparams)
     if check_audio or hparams.get("check_audio"):
         record = run_check_audio(hparams, manifests)
