@@ -60,6 +60,7 @@ from tinyclap.students import (
     student_frames,
 )
 from tinyclap.teachers import load_teacher, save_mini_teacher
+from tinyclap.transfer import run_transfer
 from tinyclap.zeroshot import class_prompts, clip_embeddings, prompt_embeddings
 
 # dataset name -> (module, function, hparams keys passed as keyword arguments)
@@ -456,6 +457,7 @@ STAGES = {
     "distill": run_distill,
     "evaluate": run_evaluate,
     "prune": run_prune,
+    "transfer": run_transfer,
 }
 
 
