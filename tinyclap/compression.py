@@ -7,7 +7,8 @@ task. This module is *our reading* of that design, not a port of their code:
 - ``none``: the teacher embedding as it is (``k = D``);
 - ``pca``: the top ``k`` principal components, fitted once (before training)
   on the teacher embeddings of the student's training set; fixed afterwards;
-- ``learned``: a trainable linear map ``D -> k`` with its own linear probe
+- ``learned``: a trainable linear map ``D -> k`` (on the embedding
+  standardised over its entries) with its own linear probe
   ``k -> classes``. It is updated **only** by its own loss ``L_teacher``, the
   cross-entropy of the probe on ``C(teacher embedding)``, trained jointly with
   the student (same batches, same optimizer, disjoint parameters). The student
@@ -113,13 +114,17 @@ class LearnedCompression(torch.nn.Module):
     def __init__(self, dim, k, num_classes):
         super().__init__()
         _check_k(k, dim)
+        # Parameter-free standardisation of each embedding (zero mean, unit
+        # variance over its D entries): an L2-normalised embedding has entries
+        # of size ~1/sqrt(D), which made the linear map learn very slowly.
+        self.standardise = torch.nn.LayerNorm(int(dim), elementwise_affine=False)
         self.transform = torch.nn.Linear(int(dim), int(k))
         self.probe = torch.nn.Linear(int(k), int(num_classes))
         self.out_dim = int(k)
 
     def forward(self, teacher_emb):
         """``[B, D]`` -> ``[B, k]`` compressed embeddings."""
-        return self.transform(teacher_emb)
+        return self.transform(self.standardise(teacher_emb))
 
     def teacher_loss(self, teacher_emb, labels):
         """``L_teacher``: cross-entropy of the probe on ``C(teacher_emb)``.

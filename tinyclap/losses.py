@@ -59,7 +59,12 @@ def contrastive_loss(audio_emb, text_emb, logit_scale, max_scale=100.0):
 
 
 def fitnet_loss(prediction, target):
-    """FitNet regression: mean squared error to the (detached) target.
+    """FitNet regression: squared L2 distance to the (detached) target, batch mean.
+
+    The squared error is summed over the feature dimension (FitNets'
+    ``||u - v||^2``), not averaged, so that the loss does not shrink with the
+    target's dimension: for L2-normalised teacher embeddings it is O(1)
+    whatever their size.
 
     Parameters
     ----------
@@ -71,9 +76,10 @@ def fitnet_loss(prediction, target):
     Example
     -------
     >>> fitnet_loss(torch.ones(2, 3), torch.zeros(2, 3)).item()
-    1.0
+    3.0
     """
-    return F.mse_loss(prediction, target.detach().to(prediction.dtype))
+    target = target.detach().to(prediction.dtype)
+    return (prediction - target).pow(2).sum(-1).mean()
 
 
 def cosine_loss(prediction, target):
