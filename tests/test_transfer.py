@@ -299,3 +299,28 @@ def test_transfer_bad_configs_fail_clearly(workspace):
         _transfer(workspace, "bad2", "--compression", "svd")
     with pytest.raises(ValueError, match="compression_dim k=33 must be between 1"):
         _transfer(workspace, "bad3", "--compression", "pca", "--compression_dim", "33")
+
+
+def test_comparison_table(tmp_path):
+    from tinyclap.transfer_compare import aggregate, write_tables
+
+    def record(acc, **variant):
+        return {"accuracy": {"mean": acc}, "params": 1000, "variant": variant}
+
+    base = dict(transfer_lambda=0.5, reg_loss="dcor", compression_dim=16)
+    records = {
+        "ce": {1: record(0.5, **{**base, "transfer_lambda": 0.0, "compression": "none"}),
+               2: record(0.6, **{**base, "transfer_lambda": 0.0, "compression": "none"})},
+        "pca_dcor": {1: record(0.55, **base, compression="pca"),
+                     2: record(0.58, **base, compression="pca")},
+    }  # fmt: skip
+    rows = aggregate(records)
+    assert rows[1]["delta_vs_ce"] == pytest.approx(0.015) and rows[1]["wins_vs_ce"] == 1
+    write_tables(rows, tmp_path, "python -m tinyclap.transfer_compare", 60.0)
+    table = (tmp_path / "table.md").read_text().splitlines()
+    assert table[2] == "| CE only | 0.0 | - | - | - | 50.0 | 60.0 | 55.0 ± 7.1 | - |"
+    assert (
+        table[3] == "| EAsT dCor, PCA k | 0.5 | dcor | pca | 16 | 55.0 | 58.0 | 56.5 ± 2.1 | +1.5 |"
+    )
+    assert json.loads((tmp_path / "comparison.json").read_text())["wall_minutes"] == 1.0
+    assert (tmp_path / "table.csv").read_text().count("\n") == 3
