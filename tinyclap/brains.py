@@ -7,6 +7,8 @@
   projection is trained (tinyCLAP's second stage).
 - :class:`ZeroShotBrain`: zero-shot evaluation of any audio encoder against
   the teacher's prompt embeddings.
+- :class:`TransferBrain`: a supervised student classifier with the teacher's
+  (compressed) embeddings as extra regression targets (EAsT).
 
 The base class :class:`TinyClapBrain` does what they share: zero-shot
 accuracy on whole clips (window-averaged), learning-rate annealing on the
@@ -20,6 +22,7 @@ import speechbrain as sb
 import torch
 import torch.nn.functional as F
 
+from tinyclap.audio import split_windows
 from tinyclap.dataio import unpad
 from tinyclap.losses import contrastive_loss, distillation_loss
 from tinyclap.zeroshot import clip_embeddings, summarise, write_report
@@ -284,3 +287,98 @@ class ZeroShotBrain(TinyClapBrain):
         self.summary = summarise(self.targets, self.predictions, self.labels)
         self.summary["loss"] = stage_loss
         write_report(self.summary, self.hparams.report_folder, self.hparams.report_title)
+
+
+class TransferBrain(TinyClapBrain):
+    """Embedding-as-target transfer (EAsT): a supervised student with teacher targets.
+
+    Training loss per batch::
+
+        (1 - lam) * CE(student logits, y)
+        + lam * L_reg(regressor(student feature), C(teacher embedding).detach())
+        + L_teacher(C)
+
+    ``L_teacher`` (only for the learned compression) trains ``C`` and its probe
+    and nothing else; the detach keeps the student's loss out of ``C``.
+
+    Modules: ``student`` (:class:`tinyclap.students.PhiNetClassifier`),
+    ``regressor`` (a linear map to ``C``'s size, or ``Identity`` for dCor),
+    ``compression`` (:mod:`tinyclap.compression`), ``frontend`` (LogMel).
+    Hparams: ``transfer_lambda``, ``reg_loss_fn``, ``window_samples``, ``pad_mode``,
+    ``epoch_counter``, ``lr_annealing`` (per-epoch, e.g.
+    ``LinearScheduler``), ``train_logger``. Set ``labels`` (class names) for
+    the test report. Training runs a fixed number of epochs (no validation
+    split: the held-out fold is only used once, at the end).
+    """
+
+    def on_stage_start(self, stage, epoch=None):
+        """Reset predictions and the per-term loss sums."""
+        super().on_stage_start(stage, epoch)
+        self.terms = {}
+
+    def add_term(self, name, value):
+        """Accumulate a detached loss term for the epoch's log."""
+        total, count = self.terms.get(name, (0.0, 0))
+        self.terms[name] = (total + float(value.detach()), count + 1)
+
+    def clip_logits(self, padded_sig):
+        """Window-averaged logits of the (padded) whole clips of a batch."""
+        window = int(self.hparams.window_samples)
+        pad_mode = self.hparams.pad_mode  # the teacher's, as the cached training crops
+        windows = [split_windows(w, window, pad_mode=pad_mode) for w in unpad(padded_sig)]
+        logits, _ = self.modules.student(self.modules.frontend(torch.cat(windows)))
+        return torch.stack([chunk.mean(0) for chunk in logits.split([len(w) for w in windows])])
+
+    def compute_forward(self, batch, stage):
+        """``(logits, features)`` of training windows; clip logits at test time."""
+        batch = batch.to(self.device)
+        if stage == sb.Stage.TRAIN:
+            return self.modules.student(self.modules.frontend(batch.sig.data))
+        return self.clip_logits(batch.sig), None
+
+    def compute_objectives(self, predictions, batch, stage):
+        """The EAsT loss in training; cross-entropy at test time."""
+        logits, features = predictions
+        labels = batch.label_index
+        self.predictions.extend(logits.argmax(-1).tolist())
+        self.targets.extend(labels.tolist())
+        ce = F.cross_entropy(logits, labels)
+        if stage != sb.Stage.TRAIN:
+            return ce
+        teacher = batch.teacher_emb.data
+        target = self.modules.compression(teacher).detach()
+        reg = self.hparams.reg_loss_fn(self.modules.regressor(features), target)
+        lam = float(self.hparams.transfer_lambda)
+        loss = (1.0 - lam) * ce + lam * reg
+        self.add_term("ce", ce)
+        self.add_term("reg", reg)
+        teacher_loss = self.modules.compression.teacher_loss(teacher, labels)
+        if teacher_loss is not None:
+            self.add_term("teacher_loss", teacher_loss)
+            loss = loss + teacher_loss
+        return loss
+
+    def stage_stats(self, stage_loss):
+        """Loss, its terms and the accuracy of the recorded predictions."""
+        stats = {"loss": stage_loss}
+        stats.update({name: total / count for name, (total, count) in self.terms.items()})
+        if self.targets:
+            correct = sum(p == t for p, t in zip(self.predictions, self.targets))
+            stats["acc"] = correct / len(self.targets)
+        return stats
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Train: anneal, log, checkpoint. Test: log and keep the summary."""
+        stats = self.stage_stats(stage_loss)
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            old_lr, new_lr = self.hparams.lr_annealing(epoch)
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            self.hparams.train_logger.log_stats({"epoch": epoch, "lr": old_lr}, train_stats=stats)
+            self.checkpointer.save_and_keep_only(meta=stats, num_to_keep=1)
+        else:
+            self.summary = summarise(self.targets, self.predictions, self.labels)
+            self.summary["loss"] = stage_loss
+            self.hparams.train_logger.log_stats(
+                {"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats
+            )

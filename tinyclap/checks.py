@@ -11,29 +11,13 @@ as soon as both are loaded.
 
 from pathlib import Path
 
-from tinyclap.teachers import MSCLAP_NAMES
+from tinyclap.teachers import MSCLAP_NAMES, teacher_source
 
 RANKINGS = ("student", "teacher", "random")
 
 
 class ConfigError(ValueError):
     """An hparams value that cannot work; the message names the option."""
-
-
-def teacher_source(hparams):
-    """``(name, checkpoint)`` of the teacher the hparams ask for.
-
-    Example
-    -------
-    >>> teacher_source({"teacher": "mini", "teacher_checkpoint": None, "mini_checkpoint": "t.ckpt"})
-    ('mini', 't.ckpt')
-    >>> teacher_source({"teacher": "msclap-2022", "teacher_checkpoint": None})
-    ('msclap-2022', None)
-    """
-    name, checkpoint = str(hparams["teacher"]), hparams.get("teacher_checkpoint")
-    if checkpoint is None and name == "mini":
-        checkpoint = hparams.get("mini_checkpoint")
-    return name, checkpoint
 
 
 def check_teacher(hparams):
@@ -100,9 +84,9 @@ def check_files(hparams, keys):
 def check_hparams(hparams):
     """All the checks that apply to the hparams' stage (cheap: no model is loaded)."""
     stage = hparams.get("stage")
-    if stage in ("distill", "evaluate", "prune"):
+    if stage in ("distill", "evaluate", "prune", "transfer"):
         check_teacher(hparams)
-    if stage == "distill":
+    if stage in ("distill", "transfer"):
         check_phinet(hparams)
     if stage == "prune":
         check_prune_grid(hparams)

@@ -207,3 +207,59 @@ def unpad(padded):
     data, lengths = padded
     sizes = torch.round(lengths * data.shape[1]).long().tolist()
     return [row[:n] for row, n in zip(data, sizes)]
+
+
+def transfer_datasets(manifests, caches, sample_rate, window_samples, classes):
+    """Datasets for embedding-as-target transfer (supervised, with teacher targets).
+
+    Parameters
+    ----------
+    manifests : dict
+        ``{"train": path, "test": path}`` (one fold's labelled training clips
+        and its held-out clips).
+    caches : dict
+        ``{clip_id: TeacherEmbeddingCache}`` holding every training clip.
+    sample_rate, window_samples : int
+        Audio rate and window length (the teacher's).
+    classes : list of str
+        Class names; ``label_index`` is the position of ``label`` in it.
+
+    Returns
+    -------
+    dict of DynamicItemDataset
+        ``train`` yields ``sig`` (a random one of the clip's cached windows),
+        its ``teacher_emb`` and ``label_index``; ``test`` yields the whole clip
+        ``sig`` and ``label_index``.
+    """
+    class_index = {c: i for i, c in enumerate(classes)}
+
+    @sb.utils.data_pipeline.takes("label")
+    @sb.utils.data_pipeline.provides("label_index")
+    def label_pipeline(label):
+        return class_index[label]
+
+    @sb.utils.data_pipeline.takes("id", "wav")
+    @sb.utils.data_pipeline.provides("sig", "teacher_emb")
+    def train_pipeline(clip_id, wav):
+        sig = load_audio(wav, sample_rate, manifest_id=clip_id)
+        cache = caches[clip_id]
+        window = random.randrange(cache.num_windows(clip_id))
+        yield cache.windows(sig)[window]
+        yield cache.get(clip_id, window)
+
+    @sb.utils.data_pipeline.takes("id", "wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def test_pipeline(clip_id, wav):
+        return load_audio(wav, sample_rate, manifest_id=clip_id)
+
+    return {
+        "train": _with_outputs(
+            _dataset(manifests["train"]),
+            train_pipeline,
+            ["id", "sig", "teacher_emb"],
+            label_pipeline,
+        ),
+        "test": _with_outputs(
+            _dataset(manifests["test"]), test_pipeline, ["id", "sig"], label_pipeline
+        ),
+    }

@@ -43,12 +43,7 @@ from tinyclap.brains import (
     ZeroShotBrain,
 )
 from tinyclap.cache import TeacherEmbeddingCache
-from tinyclap.checks import (
-    check_hparams,
-    check_ks,
-    check_student_fits_teacher,
-    teacher_source,
-)
+from tinyclap.checks import check_hparams, check_ks, check_student_fits_teacher
 from tinyclap.complexity import count_macs, count_params
 from tinyclap.dataio import (
     distill_datasets,
@@ -75,7 +70,13 @@ from tinyclap.students import (
     save_student,
     student_frames,
 )
-from tinyclap.teachers import load_teacher, save_mini_teacher
+from tinyclap.teachers import (
+    load_teacher,
+    load_teacher_from_hparams,
+    save_mini_teacher,
+    teacher_source,
+)
+from tinyclap.transfer import run_transfer
 from tinyclap.zeroshot import (
     class_prompts,
     encode_clips,
@@ -344,18 +345,6 @@ def build_student(hparams, teacher):
     )
 
 
-def load_teacher_from_hparams(hparams, device="cpu"):
-    """:func:`tinyclap.teachers.load_teacher` with the hparams' teacher options."""
-    name, checkpoint = teacher_source(hparams)
-    return load_teacher(
-        name,
-        checkpoint=checkpoint,
-        device=device,
-        text_model=hparams.get("text_model"),
-        trust_checkpoint=bool(hparams.get("trust_checkpoint", False)),
-    )
-
-
 def run_distill(hparams, run_opts, manifests):
     """Distil, finetune the projection, evaluate; save ``student.ckpt``."""
     teacher = load_teacher_from_hparams(hparams, run_opts.get("device", "cpu"))
@@ -596,6 +585,7 @@ STAGES = {
     "distill": run_distill,
     "evaluate": run_evaluate,
     "prune": run_prune,
+    "transfer": run_transfer,
 }
 
 

@@ -277,3 +277,67 @@ def load_student(path, device="cpu"):
     )
     encoder.teacher = payload.get("teacher", "")
     return encoder.to(device).eval()
+
+
+class PhiNetClassifier(torch.nn.Module):
+    """A PhiNet backbone with a linear classification head (the EAsT student).
+
+    The same backbone as :class:`PhiNetStudent` (``base``: BatchNorm over mel
+    bins, PhiNet, 1x1 head conv, global mean); ``forward`` also returns the
+    pooled ``head_channels`` features, the "student feature" that embedding-as-
+    target transfer regresses on the teacher's embeddings.
+
+    Parameters
+    ----------
+    alpha, beta, t_zero, num_layers
+        PhiNet knobs (see :class:`PhiNetStudent`).
+    n_frames, n_mels : int
+        Input log-mel size.
+    head_channels : int
+        Feature size.
+    num_classes : int
+        Outputs of the classifier.
+    dropout : float
+        Dropout on the features before the classifier.
+
+    Example
+    -------
+    >>> model = PhiNetClassifier(0.5, 0.75, 4, 3, n_frames=101, n_mels=64,
+    ...                          head_channels=32, num_classes=5)
+    >>> logits, features = model(torch.randn(2, 101, 64))
+    >>> logits.shape, features.shape
+    (torch.Size([2, 5]), torch.Size([2, 32]))
+    """
+
+    def __init__(
+        self,
+        alpha=0.75,
+        beta=0.75,
+        t_zero=4,
+        num_layers=5,
+        n_frames=101,
+        n_mels=64,
+        head_channels=512,
+        num_classes=10,
+        dropout=0.2,
+    ):
+        super().__init__()
+        self.config = dict(
+            alpha=float(alpha),
+            beta=float(beta),
+            t_zero=float(t_zero),
+            num_layers=int(num_layers),
+            n_frames=int(n_frames),
+            n_mels=int(n_mels),
+            head_channels=int(head_channels),
+            num_classes=int(num_classes),
+            dropout=float(dropout),
+        )
+        self.base = PhiNetBackbone(alpha, beta, t_zero, num_layers, n_frames, n_mels, head_channels)
+        self.dropout = torch.nn.Dropout(float(dropout))
+        self.classifier = torch.nn.Linear(int(head_channels), int(num_classes))
+
+    def forward(self, logmels):
+        """``[B, frames, mels]`` log-mels to ``(logits [B, C], features [B, head_channels])``."""
+        features = self.base(logmels)
+        return self.classifier(self.dropout(features)), features

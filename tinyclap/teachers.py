@@ -224,6 +224,34 @@ def load_teacher(name_or_path, checkpoint=None, device="cpu", **kwargs):
     return load_mini_teacher(path, device)
 
 
+def teacher_source(hparams):
+    """``(name, checkpoint)`` of the teacher the hparams ask for.
+
+    Example
+    -------
+    >>> teacher_source({"teacher": "mini", "teacher_checkpoint": None, "mini_checkpoint": "t.ckpt"})
+    ('mini', 't.ckpt')
+    >>> teacher_source({"teacher": "msclap-2022", "teacher_checkpoint": None})
+    ('msclap-2022', None)
+    """
+    name, checkpoint = str(hparams["teacher"]), hparams.get("teacher_checkpoint")
+    if checkpoint is None and name == "mini":
+        checkpoint = hparams.get("mini_checkpoint")
+    return name, checkpoint
+
+
+def load_teacher_from_hparams(hparams, device="cpu"):
+    """:func:`load_teacher` with the hparams' teacher options."""
+    name, checkpoint = teacher_source(hparams)
+    return load_teacher(
+        name,
+        checkpoint=checkpoint,
+        device=device,
+        text_model=hparams.get("text_model"),
+        trust_checkpoint=bool(hparams.get("trust_checkpoint", False)),
+    )
+
+
 def _safe_load(path):
     """``torch.load`` with ``weights_only=True``; errors name the file."""
     path = Path(path)
