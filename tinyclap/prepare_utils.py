@@ -395,3 +395,28 @@ def hash_split(key, valid_fraction):
         if zlib.crc32(str(key).encode("utf-8")) % 10000 < valid_fraction * 10000
         else "train"
     )
+
+
+def find_dataset_root(data_folder, meta_file, subfolder, name, recipe):
+    """The folder holding ``meta_file``: ``data_folder`` itself or its ``subfolder``.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the file, both places looked at and the recipe README.
+
+    Example
+    -------
+    >>> find_dataset_root("/nowhere", "meta/esc50.csv", "ESC-50-master", "ESC-50", "ESC50")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ESC-50: meta/esc50.csv not found in /nowhere (nor in its ESC-50-master/); see recipes/ESC50/README.md for the expected layout
+    """  # noqa: E501
+    data_folder = Path(data_folder).resolve()
+    for root in (data_folder, data_folder / subfolder):
+        if (root / meta_file).is_file():
+            return root
+    raise FileNotFoundError(
+        f"{name}: {meta_file} not found in {data_folder} (nor in its {subfolder}/); "
+        f"see recipes/{recipe}/README.md for the expected layout"
+    )

@@ -23,6 +23,7 @@ from tinyclap.label_sets import ESC50_CLASSES, readable_label
 from tinyclap.prepare_utils import (
     ManifestBuilder,
     add_fold_arguments,
+    find_dataset_root,
     fold_options,
     fold_split,
     metadata_stamp,
@@ -32,18 +33,6 @@ from tinyclap.prepare_utils import (
 
 FORMAT_VERSION = 1
 META_FILE = Path("meta") / "esc50.csv"
-
-
-def find_root(data_folder):
-    """The folder holding ``meta/esc50.csv``: ``data_folder`` or its ``ESC-50-master``."""
-    data_folder = Path(data_folder).resolve()
-    for root in (data_folder, data_folder / "ESC-50-master"):
-        if (root / META_FILE).is_file():
-            return root
-    raise FileNotFoundError(
-        f"ESC-50: {META_FILE} not found in {data_folder} (nor in its ESC-50-master/); "
-        "see recipes/ESC50/README.md for the expected layout"
-    )
 
 
 def prepare_esc50(data_folder, save_folder, test_folds=None, valid_folds=None):
@@ -70,7 +59,7 @@ def prepare_esc50(data_folder, save_folder, test_folds=None, valid_folds=None):
     >>> prepare_esc50("/data/ESC-50-master", "/data/esc50_manifests")  # doctest: +SKIP
     {'test': '/data/esc50_manifests/test.json'}
     """
-    root = find_root(data_folder)
+    root = find_dataset_root(data_folder, META_FILE, "ESC-50-master", "ESC-50", "ESC50")
     options = {
         "format_version": FORMAT_VERSION,
         "data_folder": str(root),

@@ -24,6 +24,7 @@ from tinyclap.label_sets import US8K_CLASSES, readable_label
 from tinyclap.prepare_utils import (
     ManifestBuilder,
     add_fold_arguments,
+    find_dataset_root,
     fold_options,
     fold_split,
     metadata_stamp,
@@ -33,18 +34,6 @@ from tinyclap.prepare_utils import (
 
 FORMAT_VERSION = 1
 META_FILE = Path("metadata") / "UrbanSound8K.csv"
-
-
-def find_root(data_folder):
-    """The folder holding ``metadata/UrbanSound8K.csv`` (or its ``UrbanSound8K/``)."""
-    data_folder = Path(data_folder).resolve()
-    for root in (data_folder, data_folder / "UrbanSound8K"):
-        if (root / META_FILE).is_file():
-            return root
-    raise FileNotFoundError(
-        f"UrbanSound8K: {META_FILE} not found in {data_folder} (nor in its UrbanSound8K/); "
-        "see recipes/US8K/README.md for the expected layout"
-    )
 
 
 def prepare_us8k(data_folder, save_folder, test_folds=None, valid_folds=None):
@@ -71,7 +60,7 @@ def prepare_us8k(data_folder, save_folder, test_folds=None, valid_folds=None):
     >>> prepare_us8k("/data/UrbanSound8K", "/data/us8k", test_folds=[10])  # doctest: +SKIP
     {'test': '/data/us8k/test.json', 'train': '/data/us8k/train.json'}
     """
-    root = find_root(data_folder)
+    root = find_dataset_root(data_folder, META_FILE, "UrbanSound8K", "UrbanSound8K", "US8K")
     options = {
         "format_version": FORMAT_VERSION,
         "data_folder": str(root),
