@@ -20,6 +20,25 @@ from tinyclap.projection import Projection
 STUDENT_FORMAT = "tinyclap-student"
 
 
+def backbone_config(alpha, beta, t_zero, num_layers, n_frames, n_mels, head_channels):
+    """The PhiNet backbone's settings as a JSON-friendly dict (stored in checkpoints).
+
+    Example
+    -------
+    >>> backbone_config(1.5, 0.75, 6, 7, 690, 64, 2048)["num_layers"]
+    7
+    """
+    return dict(
+        alpha=float(alpha),
+        beta=float(beta),
+        t_zero=float(t_zero),
+        num_layers=int(num_layers),
+        n_frames=int(n_frames),
+        n_mels=int(n_mels),
+        head_channels=int(head_channels),
+    )
+
+
 class PhiNetBackbone(torch.nn.Module):
     """PhiNet feature extractor with tinyCLAP's input norm and 1x1 head.
 
@@ -103,13 +122,7 @@ class PhiNetStudent(torch.nn.Module):
     ):
         super().__init__()
         self.config = dict(
-            alpha=float(alpha),
-            beta=float(beta),
-            t_zero=float(t_zero),
-            num_layers=int(num_layers),
-            n_frames=int(n_frames),
-            n_mels=int(n_mels),
-            head_channels=int(head_channels),
+            **backbone_config(alpha, beta, t_zero, num_layers, n_frames, n_mels, head_channels),
             embedding_dim=int(embedding_dim),
             dropout=float(dropout),
         )
@@ -323,13 +336,7 @@ class PhiNetClassifier(torch.nn.Module):
     ):
         super().__init__()
         self.config = dict(
-            alpha=float(alpha),
-            beta=float(beta),
-            t_zero=float(t_zero),
-            num_layers=int(num_layers),
-            n_frames=int(n_frames),
-            n_mels=int(n_mels),
-            head_channels=int(head_channels),
+            **backbone_config(alpha, beta, t_zero, num_layers, n_frames, n_mels, head_channels),
             num_classes=int(num_classes),
             dropout=float(dropout),
         )
