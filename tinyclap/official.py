@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from tinyclap.msclap_teacher import STUDENT_FRONTEND
 from tinyclap.students import (
     PhiNetStudent,
     StudentAudioEncoder,
@@ -26,15 +27,7 @@ OFFICIAL_NAME = re.compile(
     r"phinet_alpha_(?P<alpha>[0-9.]+)_beta_(?P<beta>[0-9.]+)"
     r"_t0_(?P<t_zero>[0-9.]+)_N_(?P<num_layers>[0-9]+)"
 )
-CLAP2022_FRONTEND = {
-    "sample_rate": 44100,
-    "n_fft": 1024,
-    "hop_length": 320,
-    "win_length": 1024,
-    "n_mels": 64,
-    "f_min": 50.0,
-    "f_max": 14000.0,
-}
+CLAP2022_FRONTEND = STUDENT_FRONTEND  # tinyCLAP's students read the MS-CLAP 2022 log-mels
 CLAP2022_CLIP_SECONDS = 5.0
 
 
