@@ -6,12 +6,18 @@ clip with deterministic windows (see :func:`split_windows`), so the same file
 always gives the same embedding.
 """
 
+import math
 from pathlib import Path
 
 import numpy as np
+import scipy.signal
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+
+# Largest (orig / gcd) x (target / gcd) resampled with torchaudio's sinc kernel
+# (44.1 kHz -> 16 kHz is 441 x 160 = 70,560; 96001 Hz -> 16 kHz would be 1.5e9).
+MAX_SINC_KERNEL = 1_000_000
 
 
 class AudioLoadError(RuntimeError):
@@ -37,7 +43,9 @@ def resample(wav, orig_sr, target_sr):
     """Resample a waveform with torchaudio's default band-limited sinc filter.
 
     This is the filter msclap uses (``torchaudio.transforms.Resample`` defaults:
-    Hann-windowed sinc, 6 zero crossings, rolloff 0.99).
+    Hann-windowed sinc, 6 zero crossings, rolloff 0.99). For unusual rate pairs
+    whose reduced ratio would need a huge sinc kernel (e.g. 96001 Hz), SciPy's
+    polyphase ``resample_poly`` is used instead.
 
     Parameters
     ----------
@@ -56,9 +64,16 @@ def resample(wav, orig_sr, target_sr):
     >>> resample(torch.zeros(16000), 16000, 8000).shape
     torch.Size([8000])
     """
-    if int(orig_sr) == int(target_sr):
+    orig_sr, target_sr = int(orig_sr), int(target_sr)
+    if orig_sr == target_sr:
         return wav
-    return AF.resample(wav, int(orig_sr), int(target_sr))
+    g = math.gcd(orig_sr, target_sr)
+    if (orig_sr // g) * (target_sr // g) > MAX_SINC_KERNEL:
+        # torchaudio builds a [target/g, orig/g + taps] kernel: for odd rates such as
+        # 96001 Hz -> 16 kHz that is gigabytes. Polyphase filtering has no such cost.
+        out = scipy.signal.resample_poly(wav.double().numpy(), target_sr // g, orig_sr // g, -1)
+        return torch.from_numpy(out).to(wav.dtype)
+    return AF.resample(wav, orig_sr, target_sr)
 
 
 def load_audio(path, sample_rate=None, manifest_id=None):
