@@ -84,7 +84,7 @@ def test_manifest_errors_are_clear(tmp_path):
         read_manifest(tmp_path / "missing.json")
     broken = tmp_path / "broken.json"
     broken.write_text("{")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ValueError, match="not valid UTF-8 JSON"):
         read_manifest(broken)
     no_wav = tmp_path / "no_wav.json"
     no_wav.write_text(json.dumps({"clip1": {"label": "rain"}}))
