@@ -291,7 +291,8 @@ def build_caches(teacher, manifests, hparams):
     In a multi-process run the main process builds them while the others
     wait, then every process opens the finished caches.
     """
-    sb.utils.distributed.run_on_main(_build_caches, args=[teacher, manifests, hparams])
+    if sb.utils.distributed.is_distributed_initialized():
+        sb.utils.distributed.run_on_main(_build_caches, args=[teacher, manifests, hparams])
     return _build_caches(teacher, manifests, hparams)
 
 
@@ -636,9 +637,10 @@ def main(argv=None):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    # Multi-process runs prepare the data on the main process; the others then
-    # read the same manifests (a prepared dataset is skipped at once).
-    sb.utils.distributed.run_on_main(prepare_dataset, args=[hparams])
+    if sb.utils.distributed.is_distributed_initialized():
+        # The main process prepares the data while the others wait; they then
+        # read the same manifests (a prepared dataset is skipped at once).
+        sb.utils.distributed.run_on_main(prepare_dataset, args=[hparams])
     manifests = prepare_dataset(hparams)
     if check_audio or hparams.get("check_audio"):
         record = run_check_audio(hparams, manifests)
