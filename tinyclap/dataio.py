@@ -94,6 +94,41 @@ def _with_outputs(ds, pipeline, keys, label_pipeline=None):
     return ds
 
 
+def label_index_pipeline(classes, manifest_path, unknown_ok=False):
+    """A SpeechBrain pipeline ``(id, label) -> label_index`` (position in ``classes``).
+
+    A label outside ``classes`` (or ``None``, unlabelled audio) gives -1 when
+    ``unknown_ok`` (such clips are not scored), else a ``ValueError`` naming
+    the manifest and the entry.
+
+    Example
+    -------
+    >>> index = label_index_pipeline(["dog", "rain"], "test.json")
+    >>> index("c1", "rain")
+    1
+    >>> index("c2", "siren")
+    Traceback (most recent call last):
+    ...
+    ValueError: test.json: entry 'c2' has label 'siren', not one of the 2 classes (dog, rain)
+    """
+    class_index = {c: i for i, c in enumerate(classes)}
+    shown = ", ".join(list(classes)[:8]) + (", ..." if len(classes) > 8 else "")
+
+    @sb.utils.data_pipeline.takes("id", "label")
+    @sb.utils.data_pipeline.provides("label_index")
+    def pipeline(clip_id, label):
+        if label in class_index:
+            return class_index[label]
+        if unknown_ok:
+            return -1
+        raise ValueError(
+            f"{manifest_path}: entry {clip_id!r} has label {label!r}, not one of the "
+            f"{len(class_index)} classes ({shown})"
+        )
+
+    return pipeline
+
+
 def teacher_datasets(manifests, sample_rate, window_samples, classes):
     """Datasets for contrastive teacher training.
 
@@ -112,7 +147,6 @@ def teacher_datasets(manifests, sample_rate, window_samples, classes):
         ``train`` yields ``sig`` (a random crop) and ``caption``; ``valid``
         yields the whole clip ``sig``, ``caption`` and ``label_index``.
     """
-    class_index = {c: i for i, c in enumerate(classes)}
     datasets = {}
     for split, path in manifests.items():
         train = split == "train"
@@ -124,12 +158,7 @@ def teacher_datasets(manifests, sample_rate, window_samples, classes):
             sig = load_audio(wav, sample_rate, manifest_id=clip_id)
             return random_crop(sig, window_samples) if train else sig
 
-        @sb.utils.data_pipeline.takes("label")
-        @sb.utils.data_pipeline.provides("label_index")
-        def label_pipeline(label):
-            return class_index[label]
-
-        labels = None if train else label_pipeline
+        labels = None if train else label_index_pipeline(classes, path)
         datasets[split] = _with_outputs(ds, audio_pipeline, ["id", "sig", "caption"], labels)
     return datasets
 
@@ -156,7 +185,6 @@ def distill_datasets(manifests, caches, sample_rate, window_samples, classes):
         crop-averaged
         ``teacher_emb`` and ``label_index``.
     """
-    class_index = {c: i for i, c in enumerate(classes)}
     datasets = {}
     for split, path in manifests.items():
         cache, train = caches[split], split == "train"
@@ -176,30 +204,22 @@ def distill_datasets(manifests, caches, sample_rate, window_samples, classes):
                 embs = torch.stack([cache.get(clip_id, w) for w in range(count)])
                 yield torch.nn.functional.normalize(embs.mean(0), dim=-1)
 
-        @sb.utils.data_pipeline.takes("label")
-        @sb.utils.data_pipeline.provides("label_index")
-        def label_pipeline(label):
-            return class_index.get(label, -1)
-
-        labels = None if train else label_pipeline
+        # distillation audio may be unlabelled or outside the zero-shot classes
+        labels = None if train else label_index_pipeline(classes, path, unknown_ok=True)
         datasets[split] = _with_outputs(ds, pipeline, ["id", "sig", "teacher_emb"], labels)
     return datasets
 
 
 def eval_dataset(manifest_path, sample_rate, classes):
     """Whole clips with their ``label_index`` for zero-shot evaluation."""
-    class_index = {c: i for i, c in enumerate(classes)}
-    ds = _dataset(manifest_path)
 
-    @sb.utils.data_pipeline.takes("id", "wav", "label")
-    @sb.utils.data_pipeline.provides("sig", "label_index")
-    def pipeline(clip_id, wav, label):
-        yield load_audio(wav, sample_rate, manifest_id=clip_id)
-        yield class_index[label]
+    @sb.utils.data_pipeline.takes("id", "wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def pipeline(clip_id, wav):
+        return load_audio(wav, sample_rate, manifest_id=clip_id)
 
-    sb.dataio.dataset.add_dynamic_item([ds], pipeline)
-    sb.dataio.dataset.set_output_keys([ds], ["id", "sig", "label_index"])
-    return ds
+    labels = label_index_pipeline(classes, manifest_path)
+    return _with_outputs(_dataset(manifest_path), pipeline, ["id", "sig"], labels)
 
 
 def unpad(padded):
@@ -231,12 +251,6 @@ def transfer_datasets(manifests, caches, sample_rate, window_samples, classes):
         its ``teacher_emb`` and ``label_index``; ``test`` yields the whole clip
         ``sig`` and ``label_index``.
     """
-    class_index = {c: i for i, c in enumerate(classes)}
-
-    @sb.utils.data_pipeline.takes("label")
-    @sb.utils.data_pipeline.provides("label_index")
-    def label_pipeline(label):
-        return class_index[label]
 
     @sb.utils.data_pipeline.takes("id", "wav")
     @sb.utils.data_pipeline.provides("sig", "teacher_emb")
@@ -257,9 +271,12 @@ def transfer_datasets(manifests, caches, sample_rate, window_samples, classes):
             _dataset(manifests["train"]),
             train_pipeline,
             ["id", "sig", "teacher_emb"],
-            label_pipeline,
+            label_index_pipeline(classes, manifests["train"]),
         ),
         "test": _with_outputs(
-            _dataset(manifests["test"]), test_pipeline, ["id", "sig"], label_pipeline
+            _dataset(manifests["test"]),
+            test_pipeline,
+            ["id", "sig"],
+            label_index_pipeline(classes, manifests["test"]),
         ),
     }
