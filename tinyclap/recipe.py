@@ -43,6 +43,7 @@ from tinyclap.brains import (
     ZeroShotBrain,
 )
 from tinyclap.cache import TeacherEmbeddingCache
+from tinyclap.checkpoints import config_hash, read_finished, write_finished
 from tinyclap.checks import check_hparams, check_ks, check_student_fits_teacher
 from tinyclap.complexity import count_macs, count_params
 from tinyclap.dataio import (
@@ -71,6 +72,7 @@ from tinyclap.students import (
     student_frames,
 )
 from tinyclap.teachers import (
+    file_fingerprint,
     load_teacher,
     load_teacher_from_hparams,
     save_mini_teacher,
@@ -538,8 +540,12 @@ def run_prune(hparams, run_opts, manifests):
     for ranking, order in orders.items():
         for k in hparams["ks"]:
             point = out / f"{ranking}_K{k}"
-            if (point / "row.json").exists():  # finished in an earlier run
-                rows.append(json.loads((point / "row.json").read_text(encoding="utf-8")))
+            config = config_hash(hparams, exclude=("ks", "rankings"), ranking=ranking, k=k,
+                                 student=file_fingerprint(hparams["student_checkpoint"]),
+                                 teacher=teacher.fingerprint)  # fmt: skip
+            finished = read_finished(point / "row.json", config)
+            if finished is not None:  # done in an earlier run, with these settings
+                rows.append(finished)
                 continue
             kept = order[: int(k)]
             masked = MaskedAudioEncoder(full, kept)
@@ -565,8 +571,7 @@ def run_prune(hparams, run_opts, manifests):
                 shrunk = finetune_projection(shrunk, datasets, text, hparams, run_opts, point)
                 row["acc_finetuned"] = accuracy(shrunk, f"{point.name}/zeroshot_finetuned")
             save_student(point / "student.ckpt", shrunk, teacher=full.teacher)
-            (point / "row.json").write_text(json.dumps(row), encoding="utf-8")
-            rows.append(row)
+            rows.append(write_finished(point / "row.json", row, config))
     command = "python " + " ".join(sys.argv)
     write_pruning_table(rows, out, command)
     plot_pruning_curve(rows, out / "pruning_curve.png", references)

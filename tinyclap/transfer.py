@@ -28,6 +28,7 @@ import torch
 
 from tinyclap.brains import TransferBrain
 from tinyclap.cache import TeacherEmbeddingCache
+from tinyclap.checkpoints import config_hash, read_finished, write_finished
 from tinyclap.complexity import count_params
 from tinyclap.compression import COMPRESSIONS, build_compression
 from tinyclap.dataio import read_manifest, transfer_datasets
@@ -118,8 +119,10 @@ def fold_seed(seed, fold):
 def run_fold(fold, pool, folds, caches, teacher, classes, hparams, run_opts):
     """Train and test the student of one fold; return its result dict."""
     folder = Path(hparams["output_folder"]) / f"fold_{fold}"
-    if (folder / "result.json").exists():  # finished in an earlier run
-        return json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    config = config_hash(hparams, exclude=("folds",), fold=fold, teacher=teacher.fingerprint)
+    finished = read_finished(folder / "result.json", config)
+    if finished is not None:  # done in an earlier run, with these settings
+        return finished
     test_keys = sorted(k for k, f in folds.items() if f == fold)
     train_pool = sorted(k for k, f in folds.items() if f != fold)
     if not test_keys:
@@ -218,7 +221,7 @@ def run_fold(fold, pool, folds, caches, teacher, classes, hparams, run_opts):
     }
     if hparams["compression"] == "pca":
         result["pca_explained_variance"] = compression.explained_variance_ratio
-    (folder / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    result = write_finished(folder / "result.json", result, config)
     return result
 
 
