@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,14 @@ class TeacherEmbeddingCache:
         return crop_windows(
             wav, p["window"], p.get("crops", 1), p["hop"], p.get("pad_mode", "zeros")
         )
+
+    def random_crop(self, clip_id, wav):
+        """One of ``clip_id``'s cached crops of ``wav``, at random, and its embedding.
+
+        Uses Python's ``random`` (seeded by SpeechBrain's ``seed_everything``).
+        """
+        window = random.randrange(self.num_windows(clip_id))
+        return self.windows(wav)[window], self.get(clip_id, window)
 
     def get(self, clip_id, window=0):
         """Teacher embedding (float32 ``[D]``) of window ``window`` of ``clip_id``."""

@@ -13,7 +13,6 @@ windows and average the window embeddings.
 """
 
 import json
-import random
 
 import speechbrain as sb
 import torch
@@ -182,8 +181,7 @@ def distill_datasets(manifests, caches, sample_rate, window_samples, classes):
     dict of DynamicItemDataset
         ``train`` yields ``sig`` (one of the clip's cached crops, at random)
         and its ``teacher_emb``; ``valid`` yields the whole clip ``sig``, the
-        crop-averaged
-        ``teacher_emb`` and ``label_index``.
+        crop-averaged ``teacher_emb`` and ``label_index``.
     """
     datasets = {}
     for split, path in manifests.items():
@@ -194,13 +192,11 @@ def distill_datasets(manifests, caches, sample_rate, window_samples, classes):
         @sb.utils.data_pipeline.provides("sig", "teacher_emb")
         def pipeline(clip_id, wav, cache=cache, train=train):
             sig = load_audio(wav, sample_rate, manifest_id=clip_id)
-            count = cache.num_windows(clip_id)
             if train:
-                window = random.randrange(count)  # one of the cached crops
-                yield cache.windows(sig)[window]
-                yield cache.get(clip_id, window)
+                yield from cache.random_crop(clip_id, sig)
             else:
                 yield sig
+                count = cache.num_windows(clip_id)
                 embs = torch.stack([cache.get(clip_id, w) for w in range(count)])
                 yield torch.nn.functional.normalize(embs.mean(0), dim=-1)
 
@@ -256,10 +252,7 @@ def transfer_datasets(manifests, caches, sample_rate, window_samples, classes):
     @sb.utils.data_pipeline.provides("sig", "teacher_emb")
     def train_pipeline(clip_id, wav):
         sig = load_audio(wav, sample_rate, manifest_id=clip_id)
-        cache = caches[clip_id]
-        window = random.randrange(cache.num_windows(clip_id))
-        yield cache.windows(sig)[window]
-        yield cache.get(clip_id, window)
+        yield from caches[clip_id].random_crop(clip_id, sig)
 
     @sb.utils.data_pipeline.takes("id", "wav")
     @sb.utils.data_pipeline.provides("sig")

@@ -68,6 +68,7 @@ from tinyclap.students import (
     StudentAudioEncoder,
     is_student_checkpoint,
     load_student,
+    phinet_kwargs,
     save_student,
     student_frames,
 )
@@ -334,18 +335,7 @@ def distillation_data(teacher, manifests, hparams, classes):
 
 def build_student(hparams, teacher):
     """The PhiNet student sized for the teacher's frontend and latent space."""
-    frontend = teacher.frontend_config
-    return PhiNetStudent(
-        alpha=hparams["alpha"],
-        beta=hparams["beta"],
-        t_zero=hparams["t_zero"],
-        num_layers=hparams["num_layers"],
-        n_frames=student_frames(frontend, teacher.clip_seconds),
-        n_mels=frontend.get("n_mels", 64),
-        head_channels=hparams["head_channels"],
-        embedding_dim=teacher.embedding_dim,
-        dropout=hparams["dropout"],
-    )
+    return PhiNetStudent(**phinet_kwargs(hparams, teacher), embedding_dim=teacher.embedding_dim)
 
 
 def run_distill(hparams, run_opts, manifests):

@@ -209,6 +209,24 @@ class StudentAudioEncoder(torch.nn.Module):
         return F.normalize(self.student(self.frontend(wavs.to(device))), dim=-1)
 
 
+def phinet_kwargs(hparams, teacher):
+    """PhiNet settings from the hparams, input size from the teacher's frontend.
+
+    Shared by the distilled students and the transfer classifiers.
+    """
+    frontend = teacher.frontend_config
+    return {
+        "alpha": hparams["alpha"],
+        "beta": hparams["beta"],
+        "t_zero": hparams["t_zero"],
+        "num_layers": hparams["num_layers"],
+        "n_frames": student_frames(frontend, teacher.clip_seconds),
+        "n_mels": frontend.get("n_mels", 64),
+        "head_channels": hparams["head_channels"],
+        "dropout": hparams["dropout"],
+    }
+
+
 def student_frames(frontend_config, clip_seconds):
     """Log-mel frames of one window: the student's input height.
 

@@ -35,7 +35,7 @@ from tinyclap.dataio import read_manifest, transfer_datasets
 from tinyclap.features import LogMel
 from tinyclap.folds import assign_folds, labeled_subset
 from tinyclap.losses import regression_loss
-from tinyclap.students import PhiNetClassifier, student_frames
+from tinyclap.students import PhiNetClassifier, phinet_kwargs
 from tinyclap.teachers import load_teacher_from_hparams
 from tinyclap.zeroshot import write_report
 
@@ -137,18 +137,7 @@ def run_fold(fold, pool, folds, caches, teacher, classes, hparams, run_opts):
         raise ValueError(f"pca_fit_on must be one of {PCA_FIT_SETS}, got {hparams['pca_fit_on']!r}")
     fit_keys = train_keys if hparams["pca_fit_on"] == "labeled" else train_pool
     sb.utils.seed.seed_everything(fold_seed(hparams["seed"], fold))
-    frontend_config = teacher.frontend_config
-    student = PhiNetClassifier(
-        alpha=hparams["alpha"],
-        beta=hparams["beta"],
-        t_zero=hparams["t_zero"],
-        num_layers=hparams["num_layers"],
-        n_frames=student_frames(frontend_config, teacher.clip_seconds),
-        n_mels=frontend_config.get("n_mels", 64),
-        head_channels=hparams["head_channels"],
-        num_classes=len(classes),
-        dropout=hparams["dropout"],
-    )
+    student = PhiNetClassifier(**phinet_kwargs(hparams, teacher), num_classes=len(classes))
     compression = build_compression(
         hparams["compression"],
         teacher.embedding_dim,
@@ -167,7 +156,7 @@ def run_fold(fold, pool, folds, caches, teacher, classes, hparams, run_opts):
         "student": student,
         "regressor": regressor,
         "compression": compression,
-        "frontend": LogMel(**frontend_config),
+        "frontend": LogMel(**teacher.frontend_config),
     }
     epoch_counter = hparams["epoch_counter"]()
     checkpointer = hparams["checkpointer"](
