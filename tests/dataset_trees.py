@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from tinyclap.label_sets import ESC50_CLASSES, TUT17_CLASSES, US8K_CLASSES
+from tinyclap.data.label_sets import ESC50_CLASSES, TUT17_CLASSES, US8K_CLASSES
 
 AMPLITUDE = 0.5
 ESC10 = {"dog", "rooster", "rain", "sea_waves", "crackling_fire", "crying_baby", "clock_tick",

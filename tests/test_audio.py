@@ -1,18 +1,12 @@
-"""Tests of tinyclap.audio: reading files, mixing, resampling, padding, cropping, windows."""
+"""Tests of tinyclap.audio.io: reading files, mixing, resampling, padding, cropping, windows."""
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from tinyclap.audio import (
-    AudioLoadError,
-    describe_source,
-    load_audio,
-    pad_to_length,
-    random_crop,
-    split_windows,
-)
+from tinyclap.audio.io import AudioLoadError, describe_source, load_audio
+from tinyclap.audio.windows import pad_to_length, random_crop, split_windows
 
 SR = 16000
 

@@ -4,9 +4,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from tinyclap.audio import load_audio, resample
-from tinyclap.students import PhiNetStudent, StudentAudioEncoder
-from tinyclap.zeroshot import encode_clips
+from tinyclap.audio.io import load_audio, resample
+from tinyclap.students.encoder import StudentAudioEncoder
+from tinyclap.students.phinet import PhiNetStudent
+from tinyclap.zeroshot.scoring import encode_clips
 
 
 def _student():

@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from tinyclap.audio import AudioLoadError
-from tinyclap.cache import TeacherEmbeddingCache, content_key, manifest_fingerprint
+from tinyclap.audio.io import AudioLoadError
+from tinyclap.stages.cache import TeacherEmbeddingCache, content_key, manifest_fingerprint
 
 SR = 16000
 WINDOW = 4000  # 0.25 s windows keep everything tiny

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinyclap.checks import ConfigError, check_ks, check_phinet, check_student_fits_teacher
-from tinyclap.recipe import main
+from tinyclap.stages.checks import ConfigError, check_ks, check_phinet, check_student_fits_teacher
+from tinyclap.stages.recipe import main
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,10 +4,11 @@ import json
 
 import torch
 
-from tinyclap.cli import main
-from tinyclap.mini_clap import MiniCLAP
-from tinyclap.students import PhiNetStudent, StudentAudioEncoder, save_student
-from tinyclap.teachers import save_mini_teacher
+from tinyclap.students.encoder import StudentAudioEncoder, save_student
+from tinyclap.students.phinet import PhiNetStudent
+from tinyclap.teachers.mini import save_mini_teacher
+from tinyclap.teachers.mini_clap import MiniCLAP
+from tinyclap.tools.cli import main
 
 PROFILE_KEYS = {"model", "params", "backbone_params", "projection_params", "macs", "ms_b1",
                 "ms_b16", "peak_mem_mb", "threads"}  # fmt: skip

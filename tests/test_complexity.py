@@ -1,4 +1,4 @@
-"""Tests of tinyclap.complexity: parameter and MAC counts, latency, tables."""
+"""Tests of tinyclap.nn.complexity: parameter and MAC counts, latency, tables."""
 
 import math
 import time
@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from tinyclap.complexity import (
+from tinyclap.audio.features import LogMel
+from tinyclap.nn.complexity import (
     count_macs,
     count_params,
     format_markdown_table,
@@ -19,8 +20,8 @@ from tinyclap.complexity import (
     profile_model,
     split_params,
 )
-from tinyclap.features import LogMel
-from tinyclap.students import PhiNetStudent, StudentAudioEncoder
+from tinyclap.students.encoder import StudentAudioEncoder
+from tinyclap.students.phinet import PhiNetStudent
 
 
 def test_count_params_linear():

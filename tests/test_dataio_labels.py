@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tinyclap.dataio import eval_dataset, label_index_pipeline
+from tinyclap.data.pipelines import eval_dataset, label_index_pipeline
 
 
 def _manifest(tmp_path, labels):

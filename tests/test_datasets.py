@@ -16,22 +16,22 @@ import pytest
 import soundfile as sf
 import torch
 
-from recipes.AudioCaps.audiocaps_prepare import prepare_audiocaps
-from recipes.AudioFolder.audiofolder_prepare import prepare_audiofolder
-from recipes.Clotho.clotho_prepare import prepare_clotho
-from recipes.ESC50.esc50_prepare import main as esc50_main
-from recipes.ESC50.esc50_prepare import prepare_esc50
-from recipes.FSD50K.fsd50k_prepare import prepare_fsd50k
-from recipes.MACS.macs_prepare import prepare_macs, recording_key
-from recipes.TUT17.tut17_prepare import prepare_tut17
-from recipes.US8K.us8k_prepare import prepare_us8k
-from tinyclap.audio import AudioLoadError, load_audio
-from tinyclap.label_sets import ESC50_CLASSES, TUT17_CLASSES, US8K_CLASSES, readable_label
-from tinyclap.mini_clap import MiniCLAP
-from tinyclap.prepare_utils import hash_split
-from tinyclap.recipe import main
-from tinyclap.teachers import save_mini_teacher
-from tinyclap.zeroshot import class_prompts, ensemble_prompt_embeddings, prompt_embeddings
+from tinyclap.audio.io import AudioLoadError, load_audio
+from tinyclap.data.label_sets import ESC50_CLASSES, TUT17_CLASSES, US8K_CLASSES, readable_label
+from tinyclap.data.manifests import hash_split
+from tinyclap.datasets.audiocaps import prepare_audiocaps
+from tinyclap.datasets.audiofolder import prepare_audiofolder
+from tinyclap.datasets.clotho import prepare_clotho
+from tinyclap.datasets.esc50 import main as esc50_main
+from tinyclap.datasets.esc50 import prepare_esc50
+from tinyclap.datasets.fsd50k import prepare_fsd50k
+from tinyclap.datasets.macs import prepare_macs, recording_key
+from tinyclap.datasets.tut17 import prepare_tut17
+from tinyclap.datasets.us8k import prepare_us8k
+from tinyclap.stages.recipe import main
+from tinyclap.teachers.mini import save_mini_teacher
+from tinyclap.teachers.mini_clap import MiniCLAP
+from tinyclap.zeroshot.prompts import class_prompts, ensemble_prompt_embeddings, prompt_embeddings
 
 REPO = Path(__file__).resolve().parents[1]
 

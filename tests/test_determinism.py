@@ -4,11 +4,13 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from tinyclap.audio import load_audio
-from tinyclap.mini_clap import MiniCLAP
-from tinyclap.students import PhiNetStudent, StudentAudioEncoder, load_student, save_student
-from tinyclap.teachers import load_teacher, save_mini_teacher
-from tinyclap.zeroshot import encode_clips
+from tinyclap.audio.io import load_audio
+from tinyclap.students.encoder import StudentAudioEncoder, load_student, save_student
+from tinyclap.students.phinet import PhiNetStudent
+from tinyclap.teachers import load_teacher
+from tinyclap.teachers.mini import save_mini_teacher
+from tinyclap.teachers.mini_clap import MiniCLAP
+from tinyclap.zeroshot.scoring import encode_clips
 
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
 

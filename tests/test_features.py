@@ -1,11 +1,11 @@
-"""Parity of tinyclap.features.LogMel with msclap's torchlibrosa frontend (Cnn14)."""
+"""Parity of tinyclap.audio.features.LogMel with msclap's torchlibrosa frontend (Cnn14)."""
 
 import math
 
 import pytest
 import torch
 
-from tinyclap.features import LogMel
+from tinyclap.audio.features import LogMel
 
 stft = pytest.importorskip("torchlibrosa.stft")
 

@@ -5,9 +5,9 @@ import functools
 import speechbrain as sb
 import torch
 
-from tinyclap.brains import ProjectionFinetuneBrain
-from tinyclap.features import LogMel
-from tinyclap.students import PhiNetStudent
+from tinyclap.audio.features import LogMel
+from tinyclap.stages.brains import ProjectionFinetuneBrain
+from tinyclap.students.phinet import PhiNetStudent
 
 
 def test_only_the_projection_changes():

@@ -2,7 +2,7 @@
 
 import torch
 
-from tinyclap.checkpoints import config_hash, read_finished, write_finished
+from tinyclap.stages.checkpoints import config_hash, read_finished, write_finished
 
 
 def test_config_hash_covers_settings_not_outputs_or_grids():

@@ -16,8 +16,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tinyclap.audio import AudioLoadError, load_audio
-from tinyclap.dataio import read_manifest
+from tinyclap.audio.io import AudioLoadError, load_audio
+from tinyclap.data.pipelines import read_manifest
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip

@@ -7,16 +7,20 @@ import pytest
 import soundfile as sf
 import torch
 
-from tinyclap.audio import AudioLoadError, load_audio, resample
-from tinyclap.hub import export_student
-from tinyclap.inference import ZeroShotAudioClassifier
-from tinyclap.mini_clap import MiniCLAP
-from tinyclap.pruning import shrink_student
-from tinyclap.recipe import evaluate_zero_shot
-from tinyclap.students import PhiNetStudent, StudentAudioEncoder, save_student
-from tinyclap.teachers import load_teacher, save_mini_teacher
-from tinyclap.text_encoders import bundled_prompts
-from tinyclap.zeroshot import class_prompts, clip_embeddings, prompt_embeddings, summarise
+from tinyclap.audio.io import AudioLoadError, load_audio, resample
+from tinyclap.deploy.export import export_student
+from tinyclap.deploy.inference import ZeroShotAudioClassifier
+from tinyclap.deploy.text_encoders import bundled_prompts
+from tinyclap.pruning.surgery import shrink_student
+from tinyclap.stages.recipe import evaluate_zero_shot
+from tinyclap.students.encoder import StudentAudioEncoder, save_student
+from tinyclap.students.phinet import PhiNetStudent
+from tinyclap.teachers import load_teacher
+from tinyclap.teachers.mini import save_mini_teacher
+from tinyclap.teachers.mini_clap import MiniCLAP
+from tinyclap.zeroshot.prompts import class_prompts, prompt_embeddings
+from tinyclap.zeroshot.report import summarise
+from tinyclap.zeroshot.scoring import clip_embeddings
 
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
 CLASSES = ["dog barking", "rain", "siren"]
@@ -91,7 +95,7 @@ def test_export_writes_a_complete_folder(workspace):
 
 def test_classify_file_matches_the_evaluation_stage(workspace, classifier, tmp_path):
     teacher, manifest = workspace["teacher"], workspace["manifest"]
-    from tinyclap.students import load_student
+    from tinyclap.students.encoder import load_student
 
     encoder = load_student(workspace["student_path"])
     hparams = {"prompt_template": "this is the sound of {label}", "output_folder": str(tmp_path),
@@ -210,8 +214,8 @@ def test_clear_errors(workspace, tmp_path):
 
 def test_repeat_padding_students_keep_it_after_export(workspace, tmp_path):
     """A student distilled from an msclap teacher tiles short clips; its export does too."""
-    from tinyclap.students import load_student
-    from tinyclap.zeroshot import encode_clips
+    from tinyclap.students.encoder import load_student
+    from tinyclap.zeroshot.scoring import encode_clips
 
     encoder = load_student(workspace["student_path"])
     encoder.pad_mode = "repeat"

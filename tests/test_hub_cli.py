@@ -7,13 +7,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from tinyclap import hub
-from tinyclap.cli import main
-from tinyclap.inference import ModelSourceError, ZeroShotAudioClassifier
-from tinyclap.mini_clap import MiniCLAP
-from tinyclap.official import load_any_student, load_official_student, parse_official_name
-from tinyclap.students import PhiNetStudent, StudentAudioEncoder, save_student
-from tinyclap.teachers import save_mini_teacher
+from tinyclap.deploy import export as hub
+from tinyclap.deploy.inference import ModelSourceError, ZeroShotAudioClassifier
+from tinyclap.students.encoder import StudentAudioEncoder, save_student
+from tinyclap.students.official import load_any_student, load_official_student, parse_official_name
+from tinyclap.students.phinet import PhiNetStudent
+from tinyclap.teachers.mini import save_mini_teacher
+from tinyclap.teachers.mini_clap import MiniCLAP
+from tinyclap.tools.cli import main
 
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
 
@@ -176,14 +177,14 @@ def test_teacher_pointer_text_encoder_loads_the_teacher_on_first_use(exported, t
     """For teachers other than mini the folder stores a pointer (name + weights)."""
     from hyperpyyaml import load_hyperpyyaml
 
-    from tinyclap.students import load_student
+    from tinyclap.deploy.text_encoders import TeacherTextEncoder
+    from tinyclap.students.encoder import load_student
     from tinyclap.teachers import load_teacher
-    from tinyclap.text_encoders import TeacherTextEncoder
-    from tinyclap.zeroshot import class_prompts
+    from tinyclap.zeroshot.prompts import class_prompts
 
     root, _ = exported
     encoder = load_student(root / "student.ckpt")
-    spec = {"class": "tinyclap.text_encoders.TeacherTextEncoder", "loadable": 0,
+    spec = {"class": "tinyclap.deploy.text_encoders.TeacherTextEncoder", "loadable": 0,
             "kwargs": {"teacher": "mini", "checkpoint": hub.RawYaml("!ref <teacher_checkpoint>"),
                        "text_model": hub.RawYaml("!ref <teacher_text_model>"),
                        "kept_dims": [3, 1]}}  # fmt: skip

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinyclap.losses import contrastive_loss, distillation_loss
+from tinyclap.stages.losses import contrastive_loss, distillation_loss
 
 
 def _randn(*shape, seed=0):

@@ -22,10 +22,10 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 
-from tinyclap.audio import load_audio
-from tinyclap.msclap_teacher import check_keys, msclap_config
+from tinyclap.audio.io import load_audio
 from tinyclap.teachers import TeacherLoadError, load_teacher
-from tinyclap.zeroshot import encode_clips
+from tinyclap.teachers.msclap import check_keys, msclap_config
+from tinyclap.zeroshot.scoring import encode_clips
 
 TEXT_DIM = 64
 SR = 44100
@@ -243,7 +243,7 @@ def test_not_a_clap_checkpoint(tmp_path, clap2022):
 
 
 def test_key_check_lists_keys_and_tolerates_only_known_ones(clap2022):
-    from tinyclap.msclap_teacher import build_clap
+    from tinyclap.teachers.msclap import build_clap
 
     clap, _ = build_clap("msclap-2022", clap2022["text"])
     state = dict(clap.state_dict())
@@ -269,9 +269,9 @@ def test_unknown_teacher_name():
 
 def test_distill_and_evaluate_from_msclap_2022_debug(clap2022, tmp_path):
     """`--teacher msclap-2022` is a plain override of distill.yaml and evaluate.yaml."""
-    from recipes.Synth.synth_prepare import prepare_synth
-    from tinyclap.recipe import main
-    from tinyclap.students import load_student
+    from tinyclap.datasets.synth import prepare_synth
+    from tinyclap.stages.recipe import main
+    from tinyclap.students.encoder import load_student
 
     repo = Path(__file__).resolve().parents[1]
     data = tmp_path / "data"

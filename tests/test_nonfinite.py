@@ -6,10 +6,10 @@ import pytest
 import speechbrain as sb
 import torch
 
-from tinyclap.brains import DistillBrain
-from tinyclap.checkpoints import AtomicCheckpointer
-from tinyclap.features import LogMel
-from tinyclap.students import PhiNetStudent
+from tinyclap.audio.features import LogMel
+from tinyclap.stages.brains import DistillBrain
+from tinyclap.stages.checkpoints import AtomicCheckpointer
+from tinyclap.students.phinet import PhiNetStudent
 
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
 WINDOW = 16000

@@ -7,13 +7,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from tinyclap.cli import main
-from tinyclap.features import LogMel
-from tinyclap.inference import ZeroShotAudioClassifier
-from tinyclap.mini_clap import MiniCLAP
-from tinyclap.onnx_export import OnnxLogMel, export_onnx, onnx_clip_embeddings, session
-from tinyclap.students import PhiNetStudent, StudentAudioEncoder, save_student
-from tinyclap.teachers import save_mini_teacher
+from tinyclap.audio.features import LogMel
+from tinyclap.deploy.inference import ZeroShotAudioClassifier
+from tinyclap.deploy.onnx import OnnxLogMel, export_onnx, onnx_clip_embeddings, session
+from tinyclap.students.encoder import StudentAudioEncoder, save_student
+from tinyclap.students.phinet import PhiNetStudent
+from tinyclap.teachers.mini import save_mini_teacher
+from tinyclap.teachers.mini_clap import MiniCLAP
+from tinyclap.tools.cli import main
 
 pytest.importorskip("onnxruntime")
 

@@ -4,18 +4,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinyclap.pruning import (
+from tinyclap.nn.latent import mask_embeddings, restrict_embeddings
+from tinyclap.pruning.ranking import rank_dimensions
+from tinyclap.pruning.report import write_pruning_table
+from tinyclap.pruning.surgery import (
     MaskedAudioEncoder,
     expected_shrunk_params,
-    mask_embeddings,
-    rank_dimensions,
-    restrict_embeddings,
     shrink_encoder,
     shrink_student,
-    write_pruning_table,
 )
-from tinyclap.students import PhiNetStudent, StudentAudioEncoder, load_student, save_student
-from tinyclap.zeroshot import prompt_embeddings
+from tinyclap.students.encoder import StudentAudioEncoder, load_student, save_student
+from tinyclap.students.phinet import PhiNetStudent
+from tinyclap.zeroshot.prompts import prompt_embeddings
 
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
 D, HEAD = 24, 32

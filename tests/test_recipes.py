@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tinyclap.recipe import main
-from tinyclap.students import load_student
-from tinyclap.synth import SYNTH_CLASSES
-from tinyclap.training_curves import parse_train_log
+from tinyclap.data.synth import SYNTH_CLASSES
+from tinyclap.stages.recipe import main
+from tinyclap.students.encoder import load_student
+from tinyclap.tools.training_curves import parse_train_log
 
 REPO = Path(__file__).resolve().parents[1]
 HPARAMS = sorted((REPO / "hparams").glob("*.yaml"))
@@ -221,7 +221,7 @@ def test_killed_run_resumes_from_last_checkpoint(workspace, tmp_path):
 
 
 def test_demo_writes_summary_with_required_fields(workspace, tmp_path):
-    from tinyclap.demo import main as demo_main
+    from tinyclap.tools.demo import main as demo_main
 
     summary = demo_main(
         [
@@ -241,7 +241,7 @@ def test_demo_writes_summary_with_required_fields(workspace, tmp_path):
 
 
 def _check_summary(summary):
-    from tinyclap.demo import SUMMARY_FIELDS
+    from tinyclap.tools.demo import SUMMARY_FIELDS
 
     for model in ("teacher", "student"):
         entry = summary[model]

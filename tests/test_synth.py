@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from recipes.Synth.synth_prepare import prepare_synth
-from tinyclap import synth
-from tinyclap.prepare_utils import mark_prepared, skip_if_prepared, write_manifest
+from tinyclap.data import synth
+from tinyclap.data.manifests import mark_prepared, skip_if_prepared, write_manifest
+from tinyclap.datasets.synth import prepare_synth
 
 CLASSES = synth.SYNTH_CLASSES
 

@@ -3,9 +3,11 @@
 import pytest
 import torch
 
-from tinyclap.mini_clap import MiniCLAP
-from tinyclap.students import PhiNetStudent, StudentAudioEncoder, load_student, save_student
-from tinyclap.teachers import TeacherLoadError, load_teacher, save_mini_teacher
+from tinyclap.students.encoder import StudentAudioEncoder, load_student, save_student
+from tinyclap.students.phinet import PhiNetStudent
+from tinyclap.teachers import TeacherLoadError, load_teacher
+from tinyclap.teachers.mini import save_mini_teacher
+from tinyclap.teachers.mini_clap import MiniCLAP
 
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
 

@@ -6,18 +6,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinyclap.compression import LearnedCompression, PCACompression, build_compression
-from tinyclap.folds import assign_folds, labeled_subset
-from tinyclap.losses import (
+from tinyclap.data.folds import assign_folds, labeled_subset
+from tinyclap.data.synth import SYNTH_CLASSES
+from tinyclap.stages.compression import LearnedCompression, PCACompression, build_compression
+from tinyclap.stages.losses import (
     cosine_loss,
     dcor_loss,
     distance_correlation,
     fitnet_loss,
     regression_loss,
 )
-from tinyclap.recipe import main
-from tinyclap.synth import SYNTH_CLASSES
-from tinyclap.training_curves import parse_train_log
+from tinyclap.stages.recipe import main
+from tinyclap.tools.training_curves import parse_train_log
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_DATA = ["--n_train", "2", "--n_valid", "1", "--n_test", "1"]
@@ -113,7 +113,7 @@ def _brain_and_batch(compression, lam=0.5, reg="dcor"):
     import speechbrain as sb
     from speechbrain.dataio.batch import PaddedData
 
-    from tinyclap.brains import TransferBrain
+    from tinyclap.stages.brains import TransferBrain
 
     regressor = torch.nn.Linear(6, compression.out_dim)
     student = torch.nn.Linear(10, 6)  # stands for the PhiNet backbone
@@ -302,7 +302,7 @@ def test_transfer_bad_configs_fail_clearly(workspace):
 
 
 def test_comparison_table(tmp_path):
-    from tinyclap.transfer_compare import aggregate, write_tables
+    from tinyclap.tools.transfer_compare import aggregate, write_tables
 
     def record(acc, **variant):
         return {"accuracy": {"mean": acc}, "params": 1000, "variant": variant}
@@ -316,7 +316,7 @@ def test_comparison_table(tmp_path):
     }  # fmt: skip
     rows = aggregate(records)
     assert rows[1]["delta_vs_ce"] == pytest.approx(0.015) and rows[1]["wins_vs_ce"] == 1
-    write_tables(rows, tmp_path, "python -m tinyclap.transfer_compare", 60.0)
+    write_tables(rows, tmp_path, "python -m tinyclap.tools.transfer_compare", 60.0)
     table = (tmp_path / "table.md").read_text().splitlines()
     assert table[2] == "| CE only | 0.0 | - | - | - | 50.0 | 60.0 | 55.0 ± 7.1 | - |"
     assert (

@@ -7,15 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinyclap.dataio import manifest_classes, read_manifest, unpad
-from tinyclap.training_curves import parse_train_log, plot_training_curves
-from tinyclap.zeroshot import (
-    class_prompts,
-    clip_embeddings,
-    confusion_matrix,
-    summarise,
-    write_report,
-)
+from tinyclap.data.pipelines import manifest_classes, read_manifest, unpad
+from tinyclap.tools.training_curves import parse_train_log, plot_training_curves
+from tinyclap.zeroshot.prompts import class_prompts
+from tinyclap.zeroshot.report import confusion_matrix, summarise, write_report
+from tinyclap.zeroshot.scoring import clip_embeddings
 
 
 def test_prompts_need_a_label_field():

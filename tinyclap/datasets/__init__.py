@@ -1,0 +1,1 @@
+"""Dataset preparations, one module per benchmark or corpus: SpeechBrain JSON manifests."""

@@ -1,0 +1,1 @@
+"""Deployment: export to a hub folder, push, the ``Pretrained`` inference interface, ONNX."""

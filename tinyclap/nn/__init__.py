@@ -1,0 +1,1 @@
+"""Building blocks shared by teachers and students: projection, latent slicing, complexity."""

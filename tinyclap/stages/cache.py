@@ -1,0 +1,256 @@
+"""Teacher-embedding cache: run the frozen teacher once, not every epoch.
+
+The distillation loss needs only the teacher's audio embeddings, so they are
+computed once per deterministic crop of every clip
+(:func:`tinyclap.audio.windows.crop_windows`: the clip's window cover, or more evenly
+spread crops so that training still sees varied views) and stored on disk
+(``embeddings.npy``, memory-mapped at training time, plus ``index.json``
+mapping each manifest id to its rows). The folder name is a content key over
+the teacher's weights, the manifest (paths, sizes, modification times) and the
+preprocessing, so any change to them builds a new cache.
+
+Clips are embedded in batches of ``batch_size`` windows (several clips per
+teacher pass). Building is resumable: rows are appended to ``partial.bin`` and a
+clip is recorded in ``partial_index.jsonl`` only after its rows are flushed; an
+interrupted build restarts after the last recorded clip, and the final files
+are renamed into place only when complete.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+try:  # POSIX advisory locks: concurrent builders of one cache take turns
+    import fcntl
+except ImportError:  # pragma: no cover (Windows)
+    fcntl = None
+
+from tinyclap.audio.io import load_audio
+from tinyclap.audio.windows import crop_windows
+
+
+def manifest_fingerprint(entries):
+    """Fingerprint ``{id: wav_path}``: paths, file sizes and modification times.
+
+    Example
+    -------
+    >>> len(manifest_fingerprint({}))
+    64
+    """
+    digest = hashlib.sha256()
+    for key in sorted(entries):
+        path = Path(entries[key])
+        stat = path.stat() if path.exists() else None
+        record = [key, str(path), stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1]
+        digest.update(json.dumps(record).encode())
+    return digest.hexdigest()
+
+
+def content_key(teacher_fingerprint, entries, preprocessing):
+    """Short hash naming a cache: teacher + manifest + preprocessing options.
+
+    Example
+    -------
+    >>> content_key("t", {}, {"sr": 16000}) == content_key("t", {}, {"sr": 16000})
+    True
+    """
+    payload = json.dumps(
+        [teacher_fingerprint, manifest_fingerprint(entries), preprocessing], sort_keys=True
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class TeacherEmbeddingCache:
+    """Read access to a complete cache folder.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A folder written by :meth:`build`.
+    """
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        with open(self.folder / "index.json", encoding="utf-8") as f:
+            meta = json.load(f)
+        self.index = meta["index"]
+        self.preprocessing = meta["preprocessing"]
+        self.embeddings = np.load(self.folder / "embeddings.npy", mmap_mode="r")
+
+    def __len__(self):
+        return len(self.index)
+
+    def num_windows(self, clip_id):
+        """Number of cached windows of ``clip_id``."""
+        return self.index[clip_id][1]
+
+    def windows(self, wav):
+        """The crops of ``wav`` whose embeddings are cached, in cache order."""
+        p = self.preprocessing
+        return crop_windows(
+            wav, p["window"], p.get("crops", 1), p["hop"], p.get("pad_mode", "zeros")
+        )
+
+    def random_crop(self, clip_id, wav):
+        """One of ``clip_id``'s cached crops of ``wav``, at random, and its embedding.
+
+        Uses Python's ``random`` (seeded by SpeechBrain's ``seed_everything``).
+        """
+        window = random.randrange(self.num_windows(clip_id))
+        return self.windows(wav)[window], self.get(clip_id, window)
+
+    def get(self, clip_id, window=0):
+        """Teacher embedding (float32 ``[D]``) of window ``window`` of ``clip_id``."""
+        offset, count = self.index[clip_id]
+        if not 0 <= window < count:
+            raise IndexError(f"{clip_id} has {count} cached windows, asked for {window}")
+        return torch.from_numpy(np.array(self.embeddings[offset + window], dtype=np.float32))
+
+    @classmethod
+    def build(
+        cls,
+        root,
+        teacher,
+        entries,
+        window_samples,
+        hop_samples=None,
+        crops=1,
+        batch_size=32,
+        dtype="float16",
+        progressbar=True,
+    ):
+        """Return the cache for ``entries``, building (or resuming) it if needed.
+
+        Parameters
+        ----------
+        root : str or Path
+            Parent folder; the cache lives in ``root/<content key>``.
+        teacher : object
+            Has ``embed_audio(wavs) -> [B, D]``, ``sample_rate`` and
+            ``fingerprint``.
+        entries : dict
+            ``{id: wav_path}``.
+        window_samples, hop_samples : int
+            Window length and hop of :func:`tinyclap.audio.windows.split_windows`.
+        crops : int
+            Crops per clip (at least the window cover), see
+            :func:`tinyclap.audio.windows.crop_windows`. The teacher's ``pad_mode``
+            decides how clips shorter than a window are padded.
+        batch_size : int
+            Windows per teacher forward pass (from one or several clips).
+        dtype : str
+            ``float16`` (half the disk) or ``float32``.
+        progressbar : bool
+            Show a tqdm bar.
+        """
+        hop_samples = hop_samples or window_samples
+        preprocessing = {
+            "sample_rate": teacher.sample_rate,
+            "window": window_samples,
+            "hop": hop_samples,
+            "crops": int(crops),
+            "pad_mode": teacher.pad_mode,
+            "dtype": dtype,
+        }
+        folder = Path(root) / content_key(teacher.fingerprint, entries, preprocessing)
+        if (folder / "index.json").exists():
+            return cls(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with _exclusive_lock(folder / ".lock"):  # another process may be building it
+            if not (folder / "index.json").exists():
+                _build(folder, teacher, entries, batch_size, np.dtype(dtype), preprocessing,
+                       progressbar)  # fmt: skip
+        return cls(folder)
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path):
+    """Hold an exclusive advisory lock on ``path`` (POSIX; a no-op elsewhere)."""
+    with open(path, "a") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(folder, teacher, entries, batch_size, np_dtype, preprocessing, progress):
+    """Append the missing clips' rows to the partial files, then finalise."""
+    done = _read_partial_index(folder / "partial_index.jsonl")
+    # Rewrite the index without a torn last line, so appends start on a fresh line.
+    (folder / "partial_index.jsonl").write_text(
+        "".join(json.dumps([k, n]) + "\n" for k, n in done), encoding="utf-8"
+    )
+    dim = teacher.embedding_dim
+    rows_done = sum(n for _, n in done)
+    partial = folder / "partial.bin"
+    with open(partial, "ab") as f:
+        f.truncate(rows_done * dim * np_dtype.itemsize)  # drop unrecorded rows
+    finished = {k for k, _ in done}
+    todo = [k for k in entries if k not in finished]
+    with (
+        open(partial, "ab") as data_file,
+        open(folder / "partial_index.jsonl", "a", encoding="utf-8") as index_file,
+    ):
+        pending = []  # (clip_id, crops) waiting for one batched teacher pass
+
+        def embed_pending():
+            windows = torch.cat([crops for _, crops in pending])
+            with torch.no_grad():
+                embs = torch.cat([teacher.embed_audio(w).cpu() for w in windows.split(batch_size)])
+            data_file.write(embs.numpy().astype(np_dtype).tobytes())
+            data_file.flush()
+            os.fsync(data_file.fileno())
+            for clip_id, crops in pending:  # recorded only once their rows are on disk
+                index_file.write(json.dumps([clip_id, len(crops)]) + "\n")
+            index_file.flush()
+            pending.clear()
+
+        for clip_id in tqdm(todo, desc="teacher cache", unit="clip", disable=not progress):
+            wav = load_audio(entries[clip_id], teacher.sample_rate, manifest_id=clip_id)
+            pending.append((clip_id, crop_windows(wav, preprocessing["window"],
+                            preprocessing["crops"], preprocessing["hop"],
+                            preprocessing["pad_mode"])))  # fmt: skip
+            if sum(len(crops) for _, crops in pending) >= batch_size:
+                embed_pending()
+        if pending:
+            embed_pending()
+    _finalise(folder, dim, np_dtype, preprocessing)
+
+
+def _read_partial_index(path):
+    if not path.exists():
+        return []
+    done = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            clip_id, count = json.loads(line)
+        except (ValueError, TypeError):
+            break  # a torn last line: everything after it is redone
+        done.append((clip_id, int(count)))
+    return done
+
+
+def _finalise(folder, dim, np_dtype, preprocessing):
+    done = _read_partial_index(folder / "partial_index.jsonl")
+    rows = np.fromfile(folder / "partial.bin", dtype=np_dtype).reshape(-1, dim)
+    index, offset = {}, 0
+    for clip_id, count in done:
+        index[clip_id] = [offset, count]
+        offset += count
+    np.save(folder / "embeddings.tmp.npy", rows[:offset])
+    os.replace(folder / "embeddings.tmp.npy", folder / "embeddings.npy")
+    tmp = folder / "index.tmp.json"
+    tmp.write_text(json.dumps({"index": index, "preprocessing": preprocessing}))
+    os.replace(tmp, folder / "index.json")
+    (folder / "partial.bin").unlink()
+    (folder / "partial_index.jsonl").unlink()

@@ -1,0 +1,267 @@
+"""The ``transfer`` stage: embedding-as-target transfer (EAsT) with compression.
+
+``python train.py hparams/transfer.yaml --teacher_checkpoint T`` trains a
+supervised PhiNet classifier (:class:`tinyclap.students.phinet.PhiNetClassifier`)
+with the loss of :class:`tinyclap.stages.brains.TransferBrain`::
+
+    (1 - lam) * CE + lam * L_reg(student feature, C(teacher embedding))
+
+(Ding & Lerch 2024; ``L_reg`` in :mod:`tinyclap.stages.losses`, ``C`` in
+:mod:`tinyclap.stages.compression`). Evaluation is fold-wise, ESC-50 style: the clips
+of the manifests named by ``pool_splits`` form a pool with folds
+(:mod:`tinyclap.data.folds`); for every fold in ``folds`` the student trains on a
+labelled subset of the other folds (``labeled_per_class`` clips per class, or
+all) and is tested once, after the last epoch, on the held-out fold. The
+teacher embeddings of the training clips come from the teacher-embedding
+cache. Writes ``fold_<k>/`` (manifests, checkpoints, ``result.json``,
+metrics and confusion matrix) and ``results.json`` with the accuracy of each
+fold and their mean and standard deviation.
+"""
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+
+from tinyclap.audio.features import LogMel
+from tinyclap.data.folds import assign_folds, labeled_subset
+from tinyclap.data.pipelines import read_manifest, transfer_datasets
+from tinyclap.nn.complexity import count_params
+from tinyclap.stages.brains import TransferBrain
+from tinyclap.stages.cache import TeacherEmbeddingCache
+from tinyclap.stages.checkpoints import config_hash, read_finished, write_finished
+from tinyclap.stages.compression import COMPRESSIONS, build_compression
+from tinyclap.stages.losses import regression_loss
+from tinyclap.students.phinet import PhiNetClassifier, phinet_kwargs
+from tinyclap.teachers import load_teacher_from_hparams
+from tinyclap.zeroshot.report import write_report
+
+PCA_FIT_SETS = ("labeled", "train_folds")
+
+
+def read_pool(manifests, splits, single_label=True):
+    """``{id: entry}`` of the clips of ``manifests[split]`` for ``split`` in ``splits``.
+
+    With ``single_label``, clips whose ``labels`` list more than one class (the
+    Synth mixtures) are left out, so that every clip has one true class. Each
+    entry records its ``split``. Ids must be unique across the splits.
+    """
+    pool = {}
+    for split in splits:
+        if split not in manifests:
+            raise ValueError(f"pool split {split!r} not prepared; have {sorted(manifests)}")
+        for key, entry in read_manifest(manifests[split]).items():
+            if key in pool:
+                raise ValueError(f"clip id {key!r} appears in two pool splits")
+            if "label" not in entry:
+                raise ValueError(f"{manifests[split]}: entry {key!r} has no 'label'")
+            if single_label and len(entry.get("labels", [entry["label"]])) > 1:
+                continue
+            pool[key] = {**entry, "split": split}
+    return pool
+
+
+def pool_caches(teacher, manifests, pool, hparams):
+    """``{clip_id: cache}``: teacher-embedding caches of the pool's manifests.
+
+    One cache per manifest (all its clips, the same caches as the other
+    stages build for that manifest).
+    """
+    caches = {}
+    for split in sorted({e["split"] for e in pool.values()}):
+        entries = {k: v["wav"] for k, v in read_manifest(manifests[split]).items()}
+        cache = TeacherEmbeddingCache.build(
+            hparams["cache_folder"],
+            teacher,
+            entries,
+            teacher.window_samples,
+            crops=hparams.get("cache_crops", 1),
+            dtype=hparams["cache_dtype"],
+        )
+        caches.update({key: cache for key, e in pool.items() if e["split"] == split})
+    return caches
+
+
+def cached_embeddings(caches, keys):
+    """``[N, D]`` float32 teacher embeddings of every cached window of ``keys``."""
+    rows = [
+        caches[key].get(key, window)
+        for key in keys
+        for window in range(caches[key].num_windows(key))
+    ]
+    return torch.stack(rows)
+
+
+def write_fold_manifests(pool, train_keys, test_keys, folder):
+    """Write ``train.json`` / ``test.json`` of one fold; return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, keys in (("train", train_keys), ("test", test_keys)):
+        paths[name] = folder / f"{name}.json"
+        paths[name].write_text(json.dumps({k: pool[k] for k in keys}, indent=1), encoding="utf-8")
+    return {name: str(path) for name, path in paths.items()}
+
+
+def fold_seed(seed, fold):
+    """Seed of one fold's run (independent of which folds ran before).
+
+    Example
+    -------
+    >>> fold_seed(3, 2)
+    3002
+    """
+    return int(seed) * 1000 + int(fold)
+
+
+def run_fold(fold, pool, folds, caches, teacher, classes, hparams, run_opts):
+    """Train and test the student of one fold; return its result dict."""
+    folder = Path(hparams["output_folder"]) / f"fold_{fold}"
+    config = config_hash(hparams, exclude=("folds",), fold=fold, teacher=teacher.fingerprint)
+    finished = read_finished(folder / "result.json", config)
+    if finished is not None:  # done in an earlier run, with these settings
+        return finished
+    test_keys = sorted(k for k, f in folds.items() if f == fold)
+    train_pool = sorted(k for k, f in folds.items() if f != fold)
+    if not test_keys:
+        raise ValueError(f"fold {fold} is empty; folds present: {sorted(set(folds.values()))}")
+    train_keys = labeled_subset(
+        train_pool, pool, hparams["labeled_per_class"], seed=fold_seed(hparams["split_seed"], fold)
+    )
+    manifests = write_fold_manifests(pool, train_keys, test_keys, folder)
+
+    reg_fn, needs_regressor = regression_loss(hparams["reg_loss"])
+    if hparams["compression"] == "pca" and hparams["pca_fit_on"] not in PCA_FIT_SETS:
+        raise ValueError(f"pca_fit_on must be one of {PCA_FIT_SETS}, got {hparams['pca_fit_on']!r}")
+    fit_keys = train_keys if hparams["pca_fit_on"] == "labeled" else train_pool
+    sb.utils.seed.seed_everything(fold_seed(hparams["seed"], fold))
+    student = PhiNetClassifier(**phinet_kwargs(hparams, teacher), num_classes=len(classes))
+    compression = build_compression(
+        hparams["compression"],
+        teacher.embedding_dim,
+        int(hparams["compression_dim"]),
+        len(classes),
+        fit_embeddings=(
+            cached_embeddings(caches, fit_keys) if hparams["compression"] == "pca" else None
+        ),
+    )
+    regressor = (
+        torch.nn.Linear(int(hparams["head_channels"]), compression.out_dim)
+        if needs_regressor
+        else torch.nn.Identity()
+    )
+    modules = {
+        "student": student,
+        "regressor": regressor,
+        "compression": compression,
+        "frontend": LogMel(**teacher.frontend_config),
+    }
+    epoch_counter = hparams["epoch_counter"]()
+    checkpointer = hparams["checkpointer"](
+        checkpoints_dir=folder / "save",
+        recoverables={
+            "student": student,
+            "regressor": regressor,
+            "compression": compression,
+            "counter": epoch_counter,
+        },
+    )
+    brain = TransferBrain(
+        modules=modules,
+        opt_class=hparams["opt_class"],
+        hparams={
+            **hparams,
+            "reg_loss_fn": reg_fn,
+            "window_samples": teacher.window_samples,
+            "pad_mode": teacher.pad_mode,
+            "epoch_counter": epoch_counter,
+            "lr_annealing": hparams["lr_annealing"](),
+            "train_logger": hparams["train_logger"](save_file=folder / "train_log.txt"),
+        },
+        run_opts=run_opts,
+        checkpointer=checkpointer,
+    )
+    brain.labels = classes
+    datasets = transfer_datasets(
+        manifests, caches, teacher.sample_rate, teacher.window_samples, classes
+    )
+    start = time.time()
+    brain.fit(
+        epoch_counter,
+        datasets["train"],
+        None,
+        train_loader_kwargs=hparams["train_dataloader_opts"],
+    )
+    train_seconds = time.time() - start
+    brain.evaluate(datasets["test"], test_loader_kwargs=hparams["test_dataloader_opts"])
+    write_report(brain.summary, folder / "test", f"transfer fold {fold}")
+    result = {
+        "fold": int(fold),
+        "accuracy": brain.summary["accuracy"],
+        "balanced_accuracy": brain.summary["balanced_accuracy"],
+        "student_config": student.config,
+        "params": count_params(student),  # deployed: backbone + classifier
+        "num_train_clips": len(train_keys),
+        "num_test_clips": len(test_keys),
+        "train_seconds": round(train_seconds, 1),
+        "final_train_stats": getattr(brain, "train_stats", None),
+    }
+    if hparams["compression"] == "pca":
+        result["pca_explained_variance"] = compression.explained_variance_ratio
+    result = write_finished(folder / "result.json", result, config)
+    return result
+
+
+def summarise_folds(accuracies):
+    """Mean and sample standard deviation (0 for one fold) of fold accuracies.
+
+    Example
+    -------
+    >>> summarise_folds([0.5, 0.7])
+    {'mean': 0.6, 'std': 0.1414}
+    """
+    mean = statistics.fmean(accuracies)
+    std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+    return {"mean": round(mean, 4), "std": round(std, 4)}
+
+
+def run_transfer(hparams, run_opts, manifests):
+    """The ``transfer`` stage: fold-wise EAsT training and testing."""
+    from tinyclap.stages.recipe import write_results  # the recipe imports this module
+
+    regression_loss(hparams["reg_loss"])  # fail early on bad names
+    if hparams["compression"] not in COMPRESSIONS:
+        known = ", ".join(COMPRESSIONS)
+        raise ValueError(f"unknown compression {hparams['compression']!r}; known: {known}")
+    teacher = load_teacher_from_hparams(hparams, run_opts.get("device", "cpu"))
+    if not 1 <= int(hparams["compression_dim"]) <= teacher.embedding_dim:
+        raise ValueError(
+            f"compression_dim k={hparams['compression_dim']} must be between 1 and the "
+            f"teacher's embedding dim {teacher.embedding_dim}"
+        )
+    pool = read_pool(manifests, hparams["pool_splits"], hparams["single_label"])
+    folds = assign_folds(pool, hparams["num_folds"], hparams["fold_seed"])
+    classes = sorted({e["label"] for e in pool.values()})
+    caches = pool_caches(teacher, manifests, pool, hparams)
+    eval_folds = hparams["folds"] or sorted(set(folds.values()))
+    results = [
+        run_fold(int(f), pool, folds, caches, teacher, classes, hparams, run_opts)
+        for f in eval_folds
+    ]
+    return write_results(
+        hparams,
+        {
+            "variant": {
+                key: hparams[key]
+                for key in ("transfer_lambda", "reg_loss", "compression", "compression_dim")
+            },
+            "labeled_per_class": hparams["labeled_per_class"],
+            "seed": hparams["seed"],
+            "student_config": results[0]["student_config"],
+            "params": results[0]["params"],
+            "folds": results,
+            "accuracy": summarise_folds([r["accuracy"] for r in results]),
+        },
+    )
