@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from tinyclap.nn.latent import mask_embeddings, restrict_embeddings
-from tinyclap.students.encoder import StudentAudioEncoder
-from tinyclap.students.phinet import PhiNetStudent
+from tinyclap.nn.projection import Projection
+from tinyclap.nn.specs import build, spec_of
+from tinyclap.students import StudentAudioEncoder
 
 __all__ = ["MaskedAudioEncoder", "restrict_embeddings", "shrink_encoder", "shrink_student"]
 
@@ -39,28 +40,44 @@ def shrink_student(student, kept_dims):
 
     Parameters
     ----------
-    student : PhiNetStudent
-        The full student (D outputs).
+    student : torch.nn.Module
+        The full student (D outputs): a :class:`PhiNetStudent`, or any student
+        with a ``projection`` (:class:`tinyclap.nn.projection.Projection`) and
+        an ``embedding_dim`` constructor argument.
     kept_dims : list of int
         The K dimensions to keep, in output order.
 
     Returns
     -------
-    PhiNetStudent
-        Same backbone weights; projection ``head -> K -> K``.
+    torch.nn.Module
+        The same class rebuilt with ``embedding_dim=K``: same backbone
+        weights; projection ``head -> K -> K``.
 
     Example
     -------
+    >>> from tinyclap.students import PhiNetStudent
     >>> s = PhiNetStudent(0.5, 0.75, 4, 3, n_frames=51, n_mels=64,
     ...                   head_channels=32, embedding_dim=16)
     >>> shrink_student(s, [3, 1, 7]).projection.linear2.weight.shape
     torch.Size([3, 3])
     """
     kept = torch.as_tensor(kept_dims, dtype=torch.long)
-    if kept.unique().numel() != kept.numel() or kept.max() >= student.embedding_dim:
-        raise ValueError(f"kept_dims must be distinct indices below {student.embedding_dim}")
-    small = PhiNetStudent(**{**student.config, "embedding_dim": len(kept)})
-    small.base.load_state_dict(student.base.state_dict())
+    spec = spec_of(student)
+    if not isinstance(getattr(student, "projection", None), Projection) or (
+        "embedding_dim" not in spec["kwargs"]
+    ):
+        raise ValueError(
+            f"cannot prune a {type(student).__name__}: pruning needs a student with a "
+            "`projection` (tinyclap.nn.projection.Projection) and an `embedding_dim` argument"
+        )
+    dim = int(spec["kwargs"]["embedding_dim"])
+    if kept.unique().numel() != kept.numel() or kept.max() >= dim:
+        raise ValueError(f"kept_dims must be distinct indices below {dim}")
+    small = build({**spec, "kwargs": {**spec["kwargs"], "embedding_dim": len(kept)}})
+    others = {k: v for k, v in student.state_dict().items() if not k.startswith("projection.")}
+    missing, unexpected = small.load_state_dict(others, strict=False)
+    if unexpected or any(not k.startswith("projection.") for k in missing):
+        raise ValueError(f"shrunk student does not match: {missing} {unexpected}")
     full = student.projection
     with torch.no_grad():
         small.projection.linear1.weight.copy_(full.linear1.weight[kept])
@@ -130,15 +147,3 @@ def expected_shrunk_params(full_params, head_channels, dim, k):
     904
     """
     return full_params - head_channels * (dim - k) - (dim * dim - k * k) - 2 * (dim - k)
-
-
-TABLE_COLUMNS = (
-    ("ranking", "ranking"),
-    ("k", "K"),
-    ("params", "params"),
-    ("macs", "MACs"),
-    ("acc_mask", "zs acc, mask only"),
-    ("acc_shrunk", "zs acc, shrunk"),
-    ("acc_finetuned", "zs acc, shrunk + finetune"),
-    ("cos_shrunk_vs_mask", "cos(shrunk, mask)"),
-)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from tinyclap.audio.features import LogMel, window_frames
+from tinyclap.nn.specs import build, spec_of
 from tinyclap.students.phinet import PhiNetStudent
 
 STUDENT_FORMAT = "tinyclap-student"
@@ -24,8 +25,9 @@ class StudentAudioEncoder(torch.nn.Module):
 
     Parameters
     ----------
-    student : PhiNetStudent
-        The audio encoder on log-mels.
+    student : torch.nn.Module
+        The audio encoder on log-mels: ``[B, frames, n_mels] -> [B, D]``
+        (a :class:`PhiNetStudent`, or any module honouring that contract).
     frontend_config : dict
         :class:`tinyclap.audio.features.LogMel` keyword arguments (the teacher's).
     clip_seconds : float
@@ -56,10 +58,10 @@ class StudentAudioEncoder(torch.nn.Module):
         self.frontend = LogMel(**self.frontend_config)
         self.clip_seconds = float(clip_seconds)
         self.kept_dims = None if kept_dims is None else [int(i) for i in kept_dims]
-        if self.kept_dims is not None and len(self.kept_dims) != student.embedding_dim:
+        if self.kept_dims is not None and len(self.kept_dims) != self.embedding_dim:
             raise ValueError(
                 f"{len(self.kept_dims)} kept dims for a student with "
-                f"{student.embedding_dim} outputs"
+                f"{self.embedding_dim} outputs"
             )
 
     @property
@@ -73,9 +75,20 @@ class StudentAudioEncoder(torch.nn.Module):
         return int(round(self.clip_seconds * self.sample_rate))
 
     @property
+    def n_frames(self):
+        """Log-mel frames of one window: the student's input height."""
+        return window_frames(self.frontend_config, self.clip_seconds)
+
+    @property
     def embedding_dim(self):
-        """Size of the output embeddings."""
-        return self.student.embedding_dim
+        """Size of the output embeddings (the student's ``embedding_dim``, else probed once)."""
+        dim = getattr(self.student, "embedding_dim", None)
+        if dim is None:
+            dim = getattr(self, "_probed_dim", None)
+        if dim is None:
+            dim = student_output_dim(self.student, self.n_frames, self.frontend.n_mels)
+            self._probed_dim = dim
+        return int(dim)
 
     def audio_encoder(self):
         """The student on log-mels (for profiling)."""
@@ -92,8 +105,36 @@ class StudentAudioEncoder(torch.nn.Module):
 student_frames = window_frames  # the student's input height for a window
 
 
+def student_output_dim(student, n_frames, n_mels):
+    """Output size of a student, from one forward pass on zeros (eval mode, no grad).
+
+    Example
+    -------
+    >>> student_output_dim(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(7)), 4, 3)
+    7
+    """
+    was_training = student.training
+    device = next(iter(student.parameters()), torch.zeros(())).device
+    try:
+        with torch.no_grad():
+            out = student.eval()(torch.zeros(1, int(n_frames), int(n_mels), device=device))
+    finally:
+        student.train(was_training)
+    if out.dim() != 2:
+        raise ValueError(
+            f"a student must map log-mels [B, frames, n_mels] to [B, D]; "
+            f"{type(student).__name__} returned shape {tuple(out.shape)}"
+        )
+    return out.shape[-1]
+
+
 def save_student(path, encoder, teacher=""):
     """Write a :class:`StudentAudioEncoder` to one self-describing file.
+
+    The file holds the weights, the frontend, window and padding, the teacher
+    it was distilled from, the kept dimensions of a pruned student, and the
+    student's build spec (:mod:`tinyclap.nn.specs`): its class and constructor
+    arguments, so that :func:`load_student` rebuilds any student module.
 
     Parameters
     ----------
@@ -107,7 +148,8 @@ def save_student(path, encoder, teacher=""):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": STUDENT_FORMAT,
-        "config": encoder.student.config,
+        "build": spec_of(encoder.student),
+        "config": getattr(encoder.student, "config", None),
         "frontend": encoder.frontend_config,
         "clip_seconds": encoder.clip_seconds,
         "teacher": str(teacher),
@@ -131,6 +173,16 @@ def is_student_checkpoint(path):
     return isinstance(payload, dict) and payload.get("format") == STUDENT_FORMAT
 
 
+def build_student(payload):
+    """The student module a checkpoint payload describes (weights not loaded).
+
+    Checkpoints written before build specs existed hold a PhiNet ``config``.
+    """
+    if payload.get("build") is not None:
+        return build(payload["build"])
+    return PhiNetStudent(**payload["config"])
+
+
 def load_student(path, device="cpu"):
     """Load a file written by :func:`save_student` as a :class:`StudentAudioEncoder`.
 
@@ -143,7 +195,7 @@ def load_student(path, device="cpu"):
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != STUDENT_FORMAT:
         raise ValueError(f"{path} is not a tinyclap student checkpoint")
-    student = PhiNetStudent(**payload["config"])
+    student = build_student(payload)
     expected, given = set(student.state_dict()), set(payload["state_dict"])
     if expected != given:
         raise ValueError(

@@ -133,6 +133,10 @@ class PhiNetStudent(torch.nn.Module):
         """Return un-normalised embeddings ``[B, D]`` of ``[B, frames, mels]`` input."""
         return self.projection(self.base(logmels))
 
+    def build_spec(self):
+        """How to rebuild this student (:mod:`tinyclap.nn.specs`)."""
+        return {"class": f"{__name__}.PhiNetStudent", "args": [], "kwargs": dict(self.config)}
+
 
 def phinet_kwargs(hparams, teacher):
     """PhiNet settings from the hparams, input size from the teacher's frontend.
