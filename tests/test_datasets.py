@@ -28,7 +28,7 @@ from tinyclap.datasets.fsd50k import prepare_fsd50k
 from tinyclap.datasets.macs import prepare_macs, recording_key
 from tinyclap.datasets.tut17 import prepare_tut17
 from tinyclap.datasets.us8k import prepare_us8k
-from tinyclap.stages.recipe import main
+from tinyclap.stages.run import main
 from tinyclap.teachers.mini import save_mini_teacher
 from tinyclap.teachers.mini_clap import MiniCLAP
 from tinyclap.zeroshot.prompts import class_prompts, ensemble_prompt_embeddings, prompt_embeddings

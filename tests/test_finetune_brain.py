@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 """Projection-only finetuning: the backbone, its BatchNorm statistics included, stays frozen."""
 
 import functools
@@ -6,7 +8,8 @@ import speechbrain as sb
 import torch
 
 from tinyclap.audio.features import LogMel
-from tinyclap.stages.brains import ProjectionFinetuneBrain
+from tinyclap.stages.distill import ProjectionFinetuneBrain
+from tinyclap.stages.losses import distillation_loss
 from tinyclap.students.phinet import PhiNetStudent
 
 
@@ -23,7 +26,10 @@ def test_only_the_projection_changes():
     brain = ProjectionFinetuneBrain(
         modules={"student": student, "frontend": LogMel(sample_rate=16000, f_max=8000.0)},
         opt_class=functools.partial(torch.optim.Adam, lr=0.01),
-        hparams={"window_samples": 16000, "pad_mode": "zeros"},
+        hparams={
+            "teacher_model": SimpleNamespace(window_samples=16000, pad_mode="zeros"),
+            "loss": distillation_loss,
+        },
         run_opts={"device": "cpu", "noprogressbar": True},
     )
     brain.fit(sb.utils.epoch_loop.EpochCounter(1), dataset, None,

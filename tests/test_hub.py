@@ -12,7 +12,7 @@ from tinyclap.deploy.export import export_student
 from tinyclap.deploy.inference import ZeroShotAudioClassifier
 from tinyclap.deploy.text_encoders import bundled_prompts
 from tinyclap.pruning.surgery import shrink_student
-from tinyclap.stages.recipe import evaluate_zero_shot
+from tinyclap.stages.evaluate import evaluate_zero_shot
 from tinyclap.students.encoder import StudentAudioEncoder, save_student
 from tinyclap.students.phinet import PhiNetStudent
 from tinyclap.teachers import load_teacher

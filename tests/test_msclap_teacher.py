@@ -270,7 +270,7 @@ def test_unknown_teacher_name():
 def test_distill_and_evaluate_from_msclap_2022_debug(clap2022, tmp_path):
     """`--teacher msclap-2022` is a plain override of distill.yaml and evaluate.yaml."""
     from tinyclap.datasets.synth import prepare_synth
-    from tinyclap.stages.recipe import main
+    from tinyclap.stages.run import main
     from tinyclap.students.encoder import load_student
 
     repo = Path(__file__).resolve().parents[1]

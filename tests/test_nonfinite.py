@@ -1,14 +1,16 @@
 """A batch with a non-finite loss is skipped and counted; weights and checkpoints stay finite."""
 
 import functools
+from types import SimpleNamespace
 
 import pytest
 import speechbrain as sb
 import torch
 
 from tinyclap.audio.features import LogMel
-from tinyclap.stages.brains import DistillBrain
 from tinyclap.stages.checkpoints import AtomicCheckpointer
+from tinyclap.stages.distill import DistillBrain
+from tinyclap.stages.losses import distillation_loss
 from tinyclap.students.phinet import PhiNetStudent
 
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
@@ -36,7 +38,10 @@ def _brain(tmp_path, patience=3):
     brain = DistillBrain(
         modules={"student": student, "frontend": LogMel(**FRONTEND)},
         opt_class=functools.partial(torch.optim.Adam, lr=0.01),
-        hparams={"window_samples": WINDOW, "pad_mode": "zeros"},
+        hparams={
+            "teacher_model": SimpleNamespace(window_samples=WINDOW, pad_mode="zeros"),
+            "loss": distillation_loss,
+        },
         run_opts={"device": "cpu", "noprogressbar": True, "nonfinite_patience": patience},
         checkpointer=checkpointer,
     )

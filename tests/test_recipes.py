@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from tinyclap.data.synth import SYNTH_CLASSES
-from tinyclap.stages.recipe import main
+from tinyclap.stages.run import main
 from tinyclap.students.encoder import load_student
+from tinyclap.teachers import TeacherLoadError
 from tinyclap.tools.training_curves import parse_train_log
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,7 +164,7 @@ def test_unknown_teacher_is_a_clear_error(workspace, tmp_path):
         "--output_folder",
         str(tmp_path),
     ]
-    with pytest.raises(ValueError, match="teacher: .msclap-2021. is not mini"):
+    with pytest.raises(TeacherLoadError, match="unknown teacher .msclap-2021.: not one of mini"):
         main([*args, "--teacher", "msclap-2021"])
 
 

@@ -16,7 +16,7 @@ from tinyclap.stages.losses import (
     fitnet_loss,
     regression_loss,
 )
-from tinyclap.stages.recipe import main
+from tinyclap.stages.run import main
 from tinyclap.tools.training_curves import parse_train_log
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,7 +113,7 @@ def _brain_and_batch(compression, lam=0.5, reg="dcor"):
     import speechbrain as sb
     from speechbrain.dataio.batch import PaddedData
 
-    from tinyclap.stages.brains import TransferBrain
+    from tinyclap.stages.transfer import TransferBrain
 
     regressor = torch.nn.Linear(6, compression.out_dim)
     student = torch.nn.Linear(10, 6)  # stands for the PhiNet backbone
@@ -293,11 +293,11 @@ def test_transfer_debug_run(workspace, variant):
 
 
 def test_transfer_bad_configs_fail_clearly(workspace):
-    with pytest.raises(ValueError, match="unknown reg_loss 'mse'"):
+    with pytest.raises(ValueError, match="reg_loss: unknown 'mse'"):
         _transfer(workspace, "bad1", "--reg_loss", "mse")
-    with pytest.raises(ValueError, match="unknown compression 'svd'"):
+    with pytest.raises(ValueError, match="compression: unknown 'svd'"):
         _transfer(workspace, "bad2", "--compression", "svd")
-    with pytest.raises(ValueError, match="compression_dim k=33 must be between 1"):
+    with pytest.raises(ValueError, match="compression_dim: 33 is above the teacher's latent size"):
         _transfer(workspace, "bad3", "--compression", "pca", "--compression_dim", "33")
 
 

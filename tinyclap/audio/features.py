@@ -94,6 +94,23 @@ class LogMel(torch.nn.Module):
         self.register_buffer("window", window, persistent=False)
         self.f_min, self.f_max = float(f_min), float(f_max)
 
+    @classmethod
+    def from_config(cls, config):
+        """A frontend from a settings dict (e.g. a teacher's ``frontend_config``).
+
+        Example
+        -------
+        >>> LogMel.from_config({"sample_rate": 16000, "f_max": 8000.0}).sample_rate
+        16000
+        """
+        return cls(**config)
+
+    @property
+    def config(self):
+        """The constructor arguments, as a dict (what checkpoints store)."""
+        keys = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "f_min", "f_max")
+        return {key: getattr(self, key) for key in keys}
+
     def num_frames(self, num_samples):
         """Number of frames produced for ``num_samples`` input samples.
 

@@ -1,1 +1,84 @@
-"""Dataset preparations, one module per benchmark or corpus: SpeechBrain JSON manifests."""
+"""Dataset preparations, one module per benchmark or corpus: SpeechBrain JSON manifests.
+
+Every preparation is a function ``prepare_<name>(data_folder, save_folder,
+**options) -> {split: manifest_path}``. An hparams file declares the one it
+uses as an object, e.g.::
+
+    prepare: !apply:tinyclap.datasets.preparation
+        name: !ref <dataset>
+        data_folder: !ref <data_folder>
+
+or names a preparation function directly (``!name:my_corpus.prepare``): the
+stages only call it. A new benchmark is one module here with its
+``prepare_<name>`` function, one line in :data:`PREPARATIONS`, a README under
+``recipes/`` and a test.
+"""
+
+import functools
+import importlib
+import inspect
+
+# dataset name -> "module:function"
+PREPARATIONS = {
+    "synth": "tinyclap.datasets.synth:prepare_synth",
+    "esc50": "tinyclap.datasets.esc50:prepare_esc50",
+    "us8k": "tinyclap.datasets.us8k:prepare_us8k",
+    "tut17": "tinyclap.datasets.tut17:prepare_tut17",
+    "audiocaps": "tinyclap.datasets.audiocaps:prepare_audiocaps",
+    "clotho": "tinyclap.datasets.clotho:prepare_clotho",
+    "macs": "tinyclap.datasets.macs:prepare_macs",
+    "fsd50k": "tinyclap.datasets.fsd50k:prepare_fsd50k",
+    "audiofolder": "tinyclap.datasets.audiofolder:prepare_audiofolder",
+}
+
+
+def preparation_function(name):
+    """The ``prepare_<name>`` function of a dataset name.
+
+    Example
+    -------
+    >>> preparation_function("esc50").__name__
+    'prepare_esc50'
+    >>> preparation_function("esc-50")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown dataset 'esc-50'; known: audiocaps, audiofolder, clotho, esc50, fsd50k, macs, synth, tut17, us8k
+    """  # noqa: E501
+    if name not in PREPARATIONS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(PREPARATIONS))}")
+    module, function = PREPARATIONS[name].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def preparation(name, data_folder, save_folder=None, **options):
+    """A ready-to-call preparation of dataset ``name`` (nothing runs yet).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`PREPARATIONS`.
+    data_folder : str
+        Where the dataset lies (Synth: where it is generated).
+    save_folder : str, optional
+        Where manifests go (default: ``data_folder``).
+    **options
+        Options of the preparations; those the dataset's function does not
+        take are left out (``test_folds`` means nothing to Synth), so that one
+        hparams file serves every benchmark.
+
+    Returns
+    -------
+    functools.partial
+        Called with no argument, it prepares (skipped when already prepared
+        with the same options) and returns ``{split: manifest_path}``.
+
+    Example
+    -------
+    >>> p = preparation("esc50", "/data/ESC-50-master", n_train=3, test_folds=[1])
+    >>> p.func.__name__, sorted(p.keywords)
+    ('prepare_esc50', ['test_folds'])
+    """
+    function = preparation_function(name)
+    accepted = inspect.signature(function).parameters
+    kwargs = {k: v for k, v in options.items() if k in accepted}
+    return functools.partial(function, str(data_folder), str(save_folder or data_folder), **kwargs)

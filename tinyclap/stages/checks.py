@@ -1,77 +1,88 @@
 """Configuration checks that run before any expensive work.
 
-``train.py`` calls :func:`check_hparams` right after reading the hparams, before
-data preparation, teacher loading or cache building, so a typo in a teacher
-name, an impossible PhiNet setting, a pruning K beyond the latent size or a
-missing file fails in a second with a message naming the option. Checks that
-need loaded models (latent sizes of a student and a teacher) are
+The hparams files call the option checks (:func:`check_prune_grid`,
+:func:`check_transfer_options`) with ``!apply:`` *before* they declare the
+teacher, and PhiNet students check their knobs (:func:`check_phinet`) when
+built, so a typo or an impossible setting fails in a second, before any data
+preparation, teacher loading or cache building, with a message naming the
+option. A teacher that cannot be loaded says so itself
+(:class:`tinyclap.teachers.TeacherLoadError`). Checks that need loaded models
+(latent sizes of a student and a teacher) are :func:`check_embedding_dim`,
 :func:`check_student_fits_teacher` and :func:`check_ks`, called by the stages
 as soon as both are loaded.
 """
 
 from pathlib import Path
 
-from tinyclap.teachers import MSCLAP_NAMES, teacher_source
+from tinyclap.errors import ConfigError
+from tinyclap.pruning.ranking import RANKINGS
+from tinyclap.students.knobs import check_phinet
 
-RANKINGS = ("student", "teacher", "random")
+__all__ = [
+    "ConfigError",
+    "check_compression_dim",
+    "check_embedding_dim",
+    "check_files",
+    "check_ks",
+    "check_phinet",
+    "check_prune_grid",
+    "check_student_fits_teacher",
+    "check_transfer_options",
+]
+
+PCA_FIT_SETS = ("labeled", "train_folds")
 
 
-class ConfigError(ValueError):
-    """An hparams value that cannot work; the message names the option."""
-
-
-def check_teacher(hparams):
-    """The teacher name is known and its local files exist.
+def check_prune_grid(ks, rankings):
+    """Pruning ``ks`` are positive integers and ``rankings`` are known ones.
 
     Example
     -------
-    >>> check_teacher({"teacher": "msclap-2021"})
+    >>> check_prune_grid([64, 32], ["student", "magnitude"])
     Traceback (most recent call last):
     ...
-    tinyclap.stages.checks.ConfigError: teacher: 'msclap-2021' is not mini, msclap-2022, msclap-2023 or an existing checkpoint file
+    tinyclap.errors.ConfigError: rankings: unknown ['magnitude']; use some of ['student', 'teacher', 'random']
     """  # noqa: E501
-    name, checkpoint = teacher_source(hparams)
-    if name not in ("mini", *MSCLAP_NAMES) and not Path(name).is_file():
-        raise ConfigError(
-            f"teacher: {name!r} is not mini, {', '.join(MSCLAP_NAMES)} or an existing "
-            "checkpoint file"
-        )
-    if name == "mini" and checkpoint is None:
-        raise ConfigError("teacher: mini needs teacher_checkpoint (or mini_checkpoint)")
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        raise ConfigError(f"teacher_checkpoint: file not found: {checkpoint}")
-    text_model = hparams.get("text_model")
-    if text_model is not None and not (Path(text_model) / "config.json").is_file():
-        raise ConfigError(f"text_model: {text_model} is not a model folder (no config.json)")
-
-
-def check_phinet(hparams):
-    """PhiNet knobs a network can be built from (micromind accepts some that cannot work).
-
-    Example
-    -------
-    >>> check_phinet({"alpha": 0.75, "beta": 0.75, "t_zero": 4, "num_layers": 0})
-    Traceback (most recent call last):
-    ...
-    tinyclap.stages.checks.ConfigError: num_layers: must be an integer >= 1, got 0
-    """
-    for key in ("alpha", "beta", "t_zero", "head_channels"):
-        if key in hparams and not float(hparams[key]) > 0:
-            raise ConfigError(f"{key}: must be > 0, got {hparams[key]}")
-    for key in ("num_layers", "head_channels"):
-        value = hparams.get(key)
-        if value is not None and (int(value) != float(value) or int(value) < 1):
-            raise ConfigError(f"{key}: must be an integer >= 1, got {value}")
-
-
-def check_prune_grid(hparams):
-    """Pruning ``ks`` are positive integers and ``rankings`` are known ones."""
-    ks = list(hparams.get("ks", []))
+    ks = list(ks or [])
     if not ks or any(int(k) != k or k < 1 for k in ks):
         raise ConfigError(f"ks: must be a list of integers >= 1, got {ks}")
-    unknown = sorted(set(hparams.get("rankings", [])) - set(RANKINGS))
+    unknown = sorted(set(rankings or []) - set(RANKINGS))
     if unknown:
         raise ConfigError(f"rankings: unknown {unknown}; use some of {list(RANKINGS)}")
+
+
+def check_transfer_options(transfer_lambda, reg_loss, compression, compression_dim, pca_fit_on):
+    """The EAsT options of ``hparams/transfer.yaml`` (declared before the teacher, so checked first).
+
+    Example
+    -------
+    >>> check_transfer_options(1.5, "dcor", "none", 32, "labeled")
+    Traceback (most recent call last):
+    ...
+    tinyclap.errors.ConfigError: transfer_lambda: must be between 0 and 1, got 1.5
+    """  # noqa: E501
+    from tinyclap.stages.compression import COMPRESSIONS
+    from tinyclap.stages.losses import REGRESSION_LOSSES
+
+    if not 0.0 <= float(transfer_lambda) <= 1.0:
+        raise ConfigError(f"transfer_lambda: must be between 0 and 1, got {transfer_lambda}")
+    if reg_loss not in REGRESSION_LOSSES:
+        raise ConfigError(f"reg_loss: unknown {reg_loss!r}; use one of {list(REGRESSION_LOSSES)}")
+    if compression not in COMPRESSIONS:
+        raise ConfigError(f"compression: unknown {compression!r}; use one of {list(COMPRESSIONS)}")
+    if int(compression_dim) != float(compression_dim) or int(compression_dim) < 1:
+        raise ConfigError(f"compression_dim: must be an integer >= 1, got {compression_dim}")
+    if pca_fit_on not in PCA_FIT_SETS:
+        raise ConfigError(f"pca_fit_on: use one of {list(PCA_FIT_SETS)}, got {pca_fit_on!r}")
+
+
+def check_compression_dim(compression_dim, teacher):
+    """The EAsT compression size ``k`` is at most the teacher's latent size."""
+    if int(compression_dim) > int(teacher.embedding_dim):
+        raise ConfigError(
+            f"compression_dim: {compression_dim} is above the teacher's latent "
+            f"size {teacher.embedding_dim}"
+        )
 
 
 def check_files(hparams, keys):
@@ -81,18 +92,22 @@ def check_files(hparams, keys):
             raise ConfigError(f"{key}: file not found: {hparams[key]}")
 
 
-def check_hparams(hparams):
-    """All the checks that apply to the hparams' stage (cheap: no model is loaded)."""
-    stage = hparams.get("stage")
-    if stage in ("distill", "evaluate", "prune", "transfer"):
-        check_teacher(hparams)
-    if stage in ("distill", "transfer"):
-        check_phinet(hparams)
-    if stage == "prune":
-        check_prune_grid(hparams)
-        check_files(hparams, ["student_checkpoint"])
-    if stage == "evaluate" and str(hparams["model"]) not in ("teacher", str(hparams["teacher"])):
-        check_files(hparams, ["model"])
+def check_embedding_dim(embedding_dim, teacher, key="embedding_dim"):
+    """The hparams' latent size is the teacher's.
+
+    Example
+    -------
+    >>> class T:
+    ...     embedding_dim = 256
+    >>> check_embedding_dim(128, T())
+    Traceback (most recent call last):
+    ...
+    tinyclap.errors.ConfigError: embedding_dim: 128, but the teacher's latent size is 256
+    """
+    if int(embedding_dim) != int(teacher.embedding_dim):
+        raise ConfigError(
+            f"{key}: {embedding_dim}, but the teacher's latent size is {teacher.embedding_dim}"
+        )
 
 
 def check_student_fits_teacher(encoder, teacher, path):
@@ -125,7 +140,7 @@ def check_ks(ks, latent_size):
     >>> check_ks([64, 512], 256)
     Traceback (most recent call last):
     ...
-    tinyclap.stages.checks.ConfigError: ks: K=512 is not below the student's latent size 256
+    tinyclap.errors.ConfigError: ks: K=512 is not below the student's latent size 256
     """
     for k in ks:
         if int(k) >= latent_size:

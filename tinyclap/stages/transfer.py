@@ -2,7 +2,7 @@
 
 ``python train.py hparams/transfer.yaml --teacher_checkpoint T`` trains a
 supervised PhiNet classifier (:class:`tinyclap.students.phinet.PhiNetClassifier`)
-with the loss of :class:`tinyclap.stages.brains.TransferBrain`::
+with the loss of :class:`tinyclap.stages.transfer.TransferBrain`::
 
     (1 - lam) * CE + lam * L_reg(student feature, C(teacher embedding))
 
@@ -25,19 +25,115 @@ from pathlib import Path
 
 import speechbrain as sb
 import torch
+import torch.nn.functional as F
 
-from tinyclap.audio.features import LogMel
+from tinyclap.audio.windows import split_windows
 from tinyclap.data.folds import assign_folds, labeled_subset
-from tinyclap.data.pipelines import read_manifest, transfer_datasets
+from tinyclap.data.pipelines import read_manifest, transfer_datasets, unpad
 from tinyclap.nn.complexity import count_params
-from tinyclap.stages.brains import TransferBrain
+from tinyclap.stages.base import TinyClapBrain, write_results
 from tinyclap.stages.cache import TeacherEmbeddingCache
 from tinyclap.stages.checkpoints import config_hash, read_finished, write_finished
-from tinyclap.stages.compression import COMPRESSIONS, build_compression
+from tinyclap.stages.compression import build_compression
+from tinyclap.stages.data import prepare_data
 from tinyclap.stages.losses import regression_loss
-from tinyclap.students.phinet import PhiNetClassifier, phinet_kwargs
-from tinyclap.teachers import load_teacher_from_hparams
-from tinyclap.zeroshot.report import write_report
+from tinyclap.zeroshot.report import summarise, write_report
+
+
+class TransferBrain(TinyClapBrain):
+    """Embedding-as-target transfer (EAsT): a supervised student with teacher targets.
+
+    Training loss per batch::
+
+        (1 - lam) * CE(student logits, y)
+        + lam * L_reg(regressor(student feature), C(teacher embedding).detach())
+        + L_teacher(C)
+
+    ``L_teacher`` (only for the learned compression) trains ``C`` and its probe
+    and nothing else; the detach keeps the student's loss out of ``C``.
+
+    Modules: ``student`` (:class:`tinyclap.students.phinet.PhiNetClassifier`),
+    ``regressor`` (a linear map to ``C``'s size, or ``Identity`` for dCor),
+    ``compression`` (:mod:`tinyclap.stages.compression`), ``frontend`` (LogMel).
+    Hparams: ``transfer_lambda``, ``reg_loss_fn``, ``teacher_model`` (its window and padding),
+    ``epoch_counter``, ``lr_annealing`` (per-epoch, e.g.
+    ``LinearScheduler``), ``train_logger``. Set ``labels`` (class names) for
+    the test report. Training runs a fixed number of epochs (no validation
+    split: the held-out fold is only used once, at the end).
+    """
+
+    def on_stage_start(self, stage, epoch=None):
+        """Reset predictions and the per-term loss sums."""
+        super().on_stage_start(stage, epoch)
+        self.terms = {}
+
+    def add_term(self, name, value):
+        """Accumulate a detached loss term for the epoch's log."""
+        total, count = self.terms.get(name, (0.0, 0))
+        self.terms[name] = (total + float(value.detach()), count + 1)
+
+    def clip_logits(self, padded_sig):
+        """Window-averaged logits of the (padded) whole clips of a batch."""
+        window = int(self.hparams.teacher_model.window_samples)
+        pad_mode = self.hparams.teacher_model.pad_mode  # the teacher's, as the cached crops
+        windows = [split_windows(w, window, pad_mode=pad_mode) for w in unpad(padded_sig)]
+        logits, _ = self.modules.student(self.modules.frontend(torch.cat(windows)))
+        return torch.stack([chunk.mean(0) for chunk in logits.split([len(w) for w in windows])])
+
+    def compute_forward(self, batch, stage):
+        """``(logits, features)`` of training windows; clip logits at test time."""
+        batch = batch.to(self.device)
+        if stage == sb.Stage.TRAIN:
+            return self.modules.student(self.modules.frontend(batch.sig.data))
+        return self.clip_logits(batch.sig), None
+
+    def compute_objectives(self, predictions, batch, stage):
+        """The EAsT loss in training; cross-entropy at test time."""
+        logits, features = predictions
+        labels = batch.label_index
+        self.predictions.extend(logits.argmax(-1).tolist())
+        self.targets.extend(labels.tolist())
+        ce = F.cross_entropy(logits, labels)
+        if stage != sb.Stage.TRAIN:
+            return ce
+        teacher = batch.teacher_emb.data
+        target = self.modules.compression(teacher).detach()
+        reg = self.hparams.reg_loss_fn(self.modules.regressor(features), target)
+        lam = float(self.hparams.transfer_lambda)
+        loss = (1.0 - lam) * ce + lam * reg
+        self.add_term("ce", ce)
+        self.add_term("reg", reg)
+        teacher_loss = self.modules.compression.teacher_loss(teacher, labels)
+        if teacher_loss is not None:
+            self.add_term("teacher_loss", teacher_loss)
+            loss = loss + teacher_loss
+        return loss
+
+    def stage_stats(self, stage_loss):
+        """Loss, its terms and the accuracy of the recorded predictions."""
+        stats = {"loss": stage_loss}
+        stats.update({name: total / count for name, (total, count) in self.terms.items()})
+        if self.targets:
+            correct = sum(p == t for p, t in zip(self.predictions, self.targets))
+            stats["acc"] = correct / len(self.targets)
+        return stats
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Train: anneal, log, checkpoint. Test: log and keep the summary."""
+        stats = self.stage_stats(stage_loss)
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            old_lr, new_lr = self.hparams.lr_annealing(epoch)
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            self.hparams.train_logger.log_stats({"epoch": epoch, "lr": old_lr}, train_stats=stats)
+            self.checkpointer.save_and_keep_only(meta=stats, num_to_keep=1)
+        else:
+            self.summary = summarise(self.targets, self.predictions, self.labels)
+            self.summary["loss"] = stage_loss
+            self.hparams.train_logger.log_stats(
+                {"Epoch loaded": self.hparams.epoch_counter.current}, test_stats=stats
+            )
+
 
 PCA_FIT_SETS = ("labeled", "train_folds")
 
@@ -133,11 +229,9 @@ def run_fold(fold, pool, folds, caches, teacher, classes, hparams, run_opts):
     manifests = write_fold_manifests(pool, train_keys, test_keys, folder)
 
     reg_fn, needs_regressor = regression_loss(hparams["reg_loss"])
-    if hparams["compression"] == "pca" and hparams["pca_fit_on"] not in PCA_FIT_SETS:
-        raise ValueError(f"pca_fit_on must be one of {PCA_FIT_SETS}, got {hparams['pca_fit_on']!r}")
     fit_keys = train_keys if hparams["pca_fit_on"] == "labeled" else train_pool
     sb.utils.seed.seed_everything(fold_seed(hparams["seed"], fold))
-    student = PhiNetClassifier(**phinet_kwargs(hparams, teacher), num_classes=len(classes))
+    student = hparams["student"](num_classes=len(classes))
     compression = build_compression(
         hparams["compression"],
         teacher.embedding_dim,
@@ -156,7 +250,7 @@ def run_fold(fold, pool, folds, caches, teacher, classes, hparams, run_opts):
         "student": student,
         "regressor": regressor,
         "compression": compression,
-        "frontend": LogMel(**teacher.frontend_config),
+        "frontend": hparams["frontend"],
     }
     epoch_counter = hparams["epoch_counter"]()
     checkpointer = hparams["checkpointer"](
@@ -174,8 +268,6 @@ def run_fold(fold, pool, folds, caches, teacher, classes, hparams, run_opts):
         hparams={
             **hparams,
             "reg_loss_fn": reg_fn,
-            "window_samples": teacher.window_samples,
-            "pad_mode": teacher.pad_mode,
             "epoch_counter": epoch_counter,
             "lr_annealing": hparams["lr_annealing"](),
             "train_logger": hparams["train_logger"](save_file=folder / "train_log.txt"),
@@ -227,20 +319,14 @@ def summarise_folds(accuracies):
     return {"mean": round(mean, 4), "std": round(std, 4)}
 
 
-def run_transfer(hparams, run_opts, manifests):
-    """The ``transfer`` stage: fold-wise EAsT training and testing."""
-    from tinyclap.stages.recipe import write_results  # the recipe imports this module
+def run_transfer(hparams, run_opts):
+    """The ``transfer`` stage: fold-wise EAsT training and testing.
 
-    regression_loss(hparams["reg_loss"])  # fail early on bad names
-    if hparams["compression"] not in COMPRESSIONS:
-        known = ", ".join(COMPRESSIONS)
-        raise ValueError(f"unknown compression {hparams['compression']!r}; known: {known}")
-    teacher = load_teacher_from_hparams(hparams, run_opts.get("device", "cpu"))
-    if not 1 <= int(hparams["compression_dim"]) <= teacher.embedding_dim:
-        raise ValueError(
-            f"compression_dim k={hparams['compression_dim']} must be between 1 and the "
-            f"teacher's embedding dim {teacher.embedding_dim}"
-        )
+    Its options are checked when the hparams are loaded, before any data or
+    model work (:func:`tinyclap.stages.checks.check_transfer_options`).
+    """
+    teacher = hparams["teacher_model"]
+    manifests = prepare_data(hparams, tuple(hparams["pool_splits"]))
     pool = read_pool(manifests, hparams["pool_splits"], hparams["single_label"])
     folds = assign_folds(pool, hparams["num_folds"], hparams["fold_seed"])
     classes = sorted({e["label"] for e in pool.values()})
@@ -252,6 +338,7 @@ def run_transfer(hparams, run_opts, manifests):
     ]
     return write_results(
         hparams,
+        "transfer",
         {
             "variant": {
                 key: hparams[key]

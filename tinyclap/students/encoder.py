@@ -60,8 +60,7 @@ class StudentAudioEncoder(torch.nn.Module):
         self.kept_dims = None if kept_dims is None else [int(i) for i in kept_dims]
         if self.kept_dims is not None and len(self.kept_dims) != self.embedding_dim:
             raise ValueError(
-                f"{len(self.kept_dims)} kept dims for a student with "
-                f"{self.embedding_dim} outputs"
+                f"{len(self.kept_dims)} kept dims for a student with {self.embedding_dim} outputs"
             )
 
     @property

@@ -13,6 +13,7 @@ import torch
 from tinyclap._compat import load_phinet_class
 from tinyclap.audio.features import window_frames
 from tinyclap.nn.projection import Projection
+from tinyclap.students.knobs import check_phinet
 
 
 def backbone_config(alpha, beta, t_zero, num_layers, n_frames, n_mels, head_channels):
@@ -49,6 +50,7 @@ class PhiNetBackbone(torch.nn.Module):
 
     def __init__(self, alpha, beta, t_zero, num_layers, n_frames, n_mels, head_channels):
         super().__init__()
+        check_phinet(alpha, beta, t_zero, num_layers, head_channels)
         phinet = load_phinet_class()(
             input_shape=(1, int(n_frames), int(n_mels)),
             alpha=float(alpha),

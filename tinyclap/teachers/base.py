@@ -41,9 +41,18 @@ class Teacher(torch.nn.Module):
         return int(round(self.clip_seconds * self.sample_rate))
 
     @property
+    def window_frames(self):
+        """Log-mel frames of one window in the student frontend: a student's input height."""
+        from tinyclap.audio.features import window_frames
+
+        return window_frames(self.frontend_config, self.clip_seconds)
+
+    @property
     def n_mels(self):
         """Mel bins of the student frontend."""
-        return int(self.frontend_config["n_mels"])
+        from tinyclap.audio.features import LogMel
+
+        return LogMel.from_config(self.frontend_config).n_mels
 
     def embed_audio(self, wavs):
         """L2-normalised embeddings ``[B, D]`` of waveforms ``[B, T]`` (one window each)."""
@@ -59,10 +68,7 @@ class Teacher(torch.nn.Module):
 
     def profile_input(self, batch_size=1):
         """An input of :meth:`audio_encoder` for profiling: ``[B, frames, n_mels]`` log-mels."""
-        from tinyclap.audio.features import window_frames
-
-        frames = window_frames(self.frontend_config, self.clip_seconds)
-        return torch.zeros(batch_size, frames, self.n_mels)
+        return torch.zeros(batch_size, self.window_frames, self.n_mels)
 
 
 class TeacherLoadError(RuntimeError):

@@ -229,9 +229,9 @@ def build_parser():
     d.add_argument("demo_args", nargs=argparse.REMAINDER)
     d.set_defaults(func=lambda a: __import__("tinyclap.tools.demo").demo.main(a.demo_args))
 
-    t = sub.add_parser("train", help="run a recipe stage (python train.py ...)")
+    t = sub.add_parser("train", help="run a stage: tinyclap train HPARAMS.yaml [--key value ...]")
     t.add_argument("train_args", nargs=argparse.REMAINDER)
-    t.set_defaults(func=lambda a: __import__("tinyclap.stages.recipe").recipe.main(a.train_args))
+    t.set_defaults(func=lambda a: __import__("tinyclap.stages.run").stages.run.main(a.train_args))
 
     add_hub_commands(sub)  # export, push, classify
     return parser

@@ -5,7 +5,7 @@ the same batch size, in one process, two ways:
 
 - **cached** (tinyclap): the teacher's audio embeddings are computed once
   (:class:`tinyclap.stages.cache.TeacherEmbeddingCache`, timed separately) and every
-  epoch is :class:`tinyclap.stages.brains.DistillBrain` reading them;
+  epoch is :class:`tinyclap.stages.distill.DistillBrain` reading them;
 - **online** (the official tinyCLAP recipe's way): every batch runs the frozen
   teacher's audio *and* text encoders (the official code computes the full CLAP
   forward even though the distillation loss uses only the audio side), then the
@@ -35,8 +35,8 @@ import torch
 
 from tinyclap.data.pipelines import distill_datasets, teacher_datasets
 from tinyclap.nn.complexity import count_params
-from tinyclap.stages.brains import DistillBrain
 from tinyclap.stages.cache import TeacherEmbeddingCache
+from tinyclap.stages.distill import DistillBrain
 from tinyclap.stages.losses import distillation_loss
 from tinyclap.students.encoder import StudentAudioEncoder, student_frames
 from tinyclap.students.phinet import PhiNetStudent
@@ -48,12 +48,12 @@ WORDS = ("a dog barks while rain falls on a metal roof and a car passes by in th
 class OnlineDistillBrain(DistillBrain):
     """The official recipe's way: the teacher's audio and text towers run on every batch.
 
-    Hparams: ``teacher`` (frozen, with ``embed_audio`` / ``embed_text``).
+    Hparams: ``online_teacher`` (frozen, with ``embed_audio`` / ``embed_text``).
     """
 
     def compute_objectives(self, predictions, batch, stage):
         """``-cos`` against teacher embeddings computed now, not read from a cache."""
-        teacher = self.hparams.teacher
+        teacher = self.hparams.online_teacher
         target = teacher.embed_audio(batch.sig.data)
         teacher.embed_text(batch.caption)  # computed by the official forward, unused by the loss
         return distillation_loss(predictions, target)
@@ -115,11 +115,11 @@ def _time_fit(brain_class, teacher, dataset, args, online_teacher=None):
     torch.manual_seed(args.seed)
     student = _student(args, teacher)
     encoder = StudentAudioEncoder(student, teacher.frontend_config, teacher.clip_seconds)
-    hparams = {"window_samples": teacher.window_samples, "pad_mode": teacher.pad_mode}
+    hparams = {"teacher_model": teacher, "loss": distillation_loss}
     brain = brain_class(
         modules={"student": student, "frontend": encoder.frontend},
         opt_class=functools.partial(torch.optim.Adam, lr=0.012),
-        hparams={**hparams, "teacher": online_teacher},
+        hparams={**hparams, "online_teacher": online_teacher},
         run_opts={"device": args.device, "noprogressbar": False},
     )
     loader = {"batch_size": args.batch_size, "shuffle": True, "num_workers": args.num_workers}

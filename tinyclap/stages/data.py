@@ -1,0 +1,105 @@
+"""Data for a stage: run the hparams' preparation, merge distillation corpora, check splits.
+
+The hparams declare ``prepare`` (a callable returning ``{split: manifest}``,
+see :mod:`tinyclap.datasets`) and optionally ``distill_corpora``; nothing here
+knows one dataset from another.
+"""
+
+from pathlib import Path
+
+import speechbrain as sb
+
+from tinyclap.data.audio_check import check_manifests, clean_manifests, format_report, write_report
+from tinyclap.data.manifests import write_manifest
+from tinyclap.data.pipelines import read_manifest
+from tinyclap.datasets import preparation
+
+
+def merge_corpora(corpora, folder):
+    """Merge the train and valid manifests of several distillation corpora.
+
+    Parameters
+    ----------
+    corpora : list of dict
+        ``{"dataset": name, "data_folder": path}`` plus optional
+        ``manifest_folder`` and preparation options of that dataset.
+    folder : str or Path
+        Where the merged ``train.json`` and ``valid.json`` go.
+
+    Returns
+    -------
+    dict
+        ``{"train": path, "valid": path}``; ids are ``<corpus>/<id>`` (the
+        corpus is the dataset name, numbered when a dataset appears twice);
+        clips without a ``label`` get ``label: null``.
+    """
+    merged = {"train": {}, "valid": {}}
+    names = [c["dataset"] for c in corpora]
+    for index, corpus in enumerate(corpora):
+        corpus = dict(corpus)
+        name, data_folder = corpus.pop("dataset"), corpus.pop("data_folder")
+        prefix = name if names.count(name) == 1 else f"{name}{index}"
+        save_folder = corpus.pop("manifest_folder", None)
+        manifests = preparation(name, data_folder, save_folder, **corpus)()
+        for split in merged:
+            if split in manifests:
+                entries = read_manifest(manifests[split])
+                # unlabelled audio: label None (no zero-shot target in validation)
+                merged[split].update(
+                    {f"{prefix}/{k}": {"label": None, **v} for k, v in entries.items()}
+                )
+    paths = {}
+    for split, entries in merged.items():
+        if not entries:
+            raise ValueError(f"distill_corpora: no {split} clips in {names}")
+        paths[split] = str(Path(folder) / f"{split}.json")
+        write_manifest(paths[split], entries)
+    return paths
+
+
+def _prepare(hparams, needed):
+    manifests = {split: str(path) for split, path in hparams["prepare"]().items()}
+    if hparams.get("distill_corpora"):
+        folder = Path(hparams["output_folder"]) / "distill_manifests"
+        manifests.update(merge_corpora(hparams["distill_corpora"], folder))
+    missing = [split for split in needed if split not in manifests]
+    if missing:
+        raise ValueError(
+            f"the prepared data ({hparams.get('data_folder', '?')}) has no {'/'.join(missing)} "
+            f"split with these options (it has {', '.join(sorted(manifests))}); this stage "
+            f"needs {', '.join(needed)}: choose folds with --test_folds / --valid_folds, or "
+            "give distillation audio with --distill_corpora"
+        )
+    return manifests
+
+
+def prepare_data(hparams, needed):
+    """Prepare the stage's data; return ``{split: manifest_path}``.
+
+    Runs ``hparams["prepare"]`` (on the main process only in a multi-process
+    run, the others then read the finished manifests), merges
+    ``distill_corpora`` (their train and valid manifests replace the
+    dataset's), checks that the ``needed`` splits exist, and with
+    ``skip_bad_audio`` drops unreadable clips (counted and logged).
+    """
+    if sb.utils.distributed.is_distributed_initialized():
+        sb.utils.distributed.run_on_main(_prepare, args=[hparams, needed])
+    manifests = _prepare(hparams, needed)
+    if hparams.get("skip_bad_audio"):
+        manifests = clean_manifests(manifests, hparams["output_folder"])
+    return manifests
+
+
+def check_audio(hparams, manifests):
+    """Decode every clip of ``manifests``; write and print the report of bad ones."""
+    report = check_manifests(manifests)
+    path = write_report(report, hparams["output_folder"])
+    print(format_report(report))
+    print(f"report: {path}")
+    return {
+        "stage": "check_audio",
+        "checked": report["checked"],
+        "bad_count": report["bad_count"],
+        "report": str(path),
+        "bad": [bad for result in report["splits"].values() for bad in result["bad"]],
+    }
