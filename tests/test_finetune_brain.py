@@ -1,8 +1,7 @@
-from types import SimpleNamespace
-
 """Projection-only finetuning: the backbone, its BatchNorm statistics included, stays frozen."""
 
 import functools
+from types import SimpleNamespace
 
 import speechbrain as sb
 import torch
