@@ -61,6 +61,20 @@ def test_bench_model_student_and_teacher_checkpoints(tmp_path, capsys):
     assert all(set(r) == PROFILE_KEYS for r in rows)
 
 
+def test_bench_model_official_checkpoint(tmp_path, capsys):
+    """Official tinyCLAP files (plain base.* / projection.* state dicts) load as in export."""
+    torch.manual_seed(0)
+    official = PhiNetStudent(0.5, 0.75, 4, 3, n_frames=690, n_mels=64, head_channels=48,
+                             embedding_dim=24)  # fmt: skip
+    path = tmp_path / "phinet_alpha_0.50_beta_0.75_t0_4_N_3.ckpt"
+    torch.save(official.state_dict(), path)
+    for argv in (["bench", "model", str(path)], ["bench", "--student", str(path)]):
+        assert main([*argv, "--repeats", "1", "--batch_sizes", "1", "--json"]) == 0
+        (row,) = json.loads(capsys.readouterr().out)
+        assert row["model"] == f"student {path}"
+        assert row["params"] == sum(p.numel() for p in official.parameters())
+
+
 def test_bench_distill_cached_and_online_agree(tmp_path, capsys):
     """Both ways train the same student on the same crops: same losses, cache faster."""
     status = main([

@@ -8,7 +8,7 @@ Subcommands
     projection), MACs per clip, median CPU latency at batch 1 and 16, peak
     memory of a forward pass.
 ``tinyclap bench model PATH...``
-    The same profile for student or mini-teacher checkpoints.
+    The same profile for student (tinyclap or official tinyCLAP) or teacher checkpoints.
 ``tinyclap bench distill [--clips N --batch_size B --device D]``
     Distillation seconds per epoch with the teacher-embedding cache versus the
     teacher on every batch (MS-CLAP 2022 architecture), and the cache build
@@ -35,14 +35,15 @@ import itertools
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from tinyclap.nn.complexity import format_markdown_table, format_table, profile_models
 from tinyclap.students.encoder import (
     StudentAudioEncoder,
     is_student_checkpoint,
-    load_student,
     student_frames,
 )
+from tinyclap.students.official import OFFICIAL_NAME, load_any_student
 from tinyclap.students.phinet import PhiNetStudent
 from tinyclap.teachers import load_teacher
 from tinyclap.tools import distill_bench
@@ -74,21 +75,24 @@ def bench_columns(batch_sizes):
 def load_model(path):
     """A student checkpoint as a student, anything else as a teacher.
 
+    Student checkpoints are tinyclap ``student.ckpt`` files and official
+    tinyCLAP ones (``phinet_alpha_*.ckpt``, see :func:`load_any_student`).
+
     Returns
     -------
     (str, object)
         ``"student"`` or ``"teacher"``, and the loaded model (with
         ``audio_encoder()``, ``frontend``, ``window_samples``).
     """
-    if is_student_checkpoint(path):
-        return "student", load_student(path)
+    if is_student_checkpoint(path) or OFFICIAL_NAME.search(Path(str(path)).name):
+        return "student", load_any_student(path)
     return "teacher", load_teacher(path)
 
 
 def _grid_models(args):
     """Yield ``(name, model)`` for every model of the grid-mode ``bench``."""
     for path in args.student:
-        yield f"student {path}", load_student(path)
+        yield f"student {path}", load_any_student(path)
     for path in args.teacher:
         yield f"teacher {path}", load_teacher(path)
     frontend = {"sample_rate": args.sample_rate, "n_mels": args.n_mels, "f_max": args.f_max}
