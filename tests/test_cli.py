@@ -75,6 +75,18 @@ def test_bench_model_official_checkpoint(tmp_path, capsys):
         assert row["params"] == sum(p.numel() for p in official.parameters())
 
 
+def test_bench_model_corrupt_student_is_a_clear_error(tmp_path, capsys):
+    student = PhiNetStudent(0.25, 0.75, 4, 2, n_frames=101, n_mels=64, head_channels=32,
+                            embedding_dim=16)  # fmt: skip
+    path = tmp_path / "student.ckpt"
+    save_student(path, StudentAudioEncoder(student, {"sample_rate": 16000, "f_max": 8000.0}, 2.0))
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    assert main(["bench", "model", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"tinyclap: error: corrupt or unreadable checkpoint {path}: ")
+    assert "teacher" not in err and "Traceback" not in err
+
+
 def test_bench_distill_cached_and_online_agree(tmp_path, capsys):
     """Both ways train the same student on the same crops: same losses, cache faster."""
     status = main([

@@ -223,7 +223,7 @@ def test_sweep_all_good_exits_zero_and_runs_in_parallel(tmp_path, hparams_file, 
 
 
 @pytest.mark.parametrize("content", ['{"invocations": [{"comm', "[1, 2]"])
-def test_corrupt_manifest_is_an_error_and_kept(tmp_path, hparams_file, fake_train, content):
+def test_corrupt_manifest_is_an_error_and_kept(tmp_path, hparams_file, fake_train, content, capsys):
     root = tmp_path / "root"
     points = plan_points(parse_grid(["alpha=1"]), hparams_file, [], root, str(fake_train))
     root.mkdir()
@@ -235,6 +235,12 @@ def test_corrupt_manifest_is_an_error_and_kept(tmp_path, hparams_file, fake_trai
     assert "moving it aside" in message
     assert (root / "sweep_manifest.json").read_text() == content  # history not overwritten
     assert not _calls(root)  # nothing ran
+    argv = ["sweep", "--grid", "alpha=1", "--output_root", str(root),
+            "--train_script", str(fake_train), "--", str(hparams_file)]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"tinyclap: error: corrupt sweep manifest {root / 'sweep_manifest.json'}" in err
+    assert (root / "sweep_manifest.json").read_text() == content and not _calls(root)
 
 
 def test_sweep_without_hparams_is_an_error(capsys):
