@@ -1,6 +1,12 @@
 """The ``tinyclap`` command line."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import torch
 
@@ -102,3 +108,34 @@ def test_bench_distill_cached_and_online_agree(tmp_path, capsys):
     assert record["cached_seconds_per_epoch"] < record["online_seconds_per_epoch"]
     assert abs(record["online_last_train_loss"] - record["cached_last_train_loss"]) < 1e-3
     assert "| speedup_per_epoch |" in (tmp_path / "bench" / "table.md").read_text()
+
+
+def test_wheel_packages_every_module_and_the_console_script(tmp_path):
+    """``pip wheel`` (offline, no build isolation) ships every tinyclap/**/*.py and the script."""
+    repo = Path(__file__).resolve().parents[1]
+    source = sorted(p.relative_to(repo).as_posix() for p in (repo / "tinyclap").rglob("*.py"))
+    missing_init = sorted(
+        str(d.relative_to(repo))
+        for d in (repo / "tinyclap").rglob("*")
+        if d.is_dir() and d.name != "__pycache__" and not (d / "__init__.py").is_file()
+    )
+    assert missing_init == []  # find_packages skips folders without one
+    src = tmp_path / "src"  # a copy: the build writes build/ and *.egg-info next to setup.py
+    shutil.copytree(repo / "tinyclap", src / "tinyclap",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(repo / name, src / name)
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+         "-q", "-w", str(tmp_path / "wheel"), "."],
+        cwd=src, env=env, check=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "wheel").glob("tinyclap-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        scripts = archive.read(entry_points).decode()
+    assert sorted(n for n in names if n.startswith("tinyclap/") and n.endswith(".py")) == source
+    assert "[console_scripts]" in scripts
+    assert "tinyclap = tinyclap.tools.cli:main" in scripts.splitlines()
