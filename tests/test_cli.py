@@ -1,6 +1,12 @@
 """The ``tinyclap`` command line."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import torch
 
@@ -61,6 +67,32 @@ def test_bench_model_student_and_teacher_checkpoints(tmp_path, capsys):
     assert all(set(r) == PROFILE_KEYS for r in rows)
 
 
+def test_bench_model_official_checkpoint(tmp_path, capsys):
+    """Official tinyCLAP files (plain base.* / projection.* state dicts) load as in export."""
+    torch.manual_seed(0)
+    official = PhiNetStudent(0.5, 0.75, 4, 3, n_frames=690, n_mels=64, head_channels=48,
+                             embedding_dim=24)  # fmt: skip
+    path = tmp_path / "phinet_alpha_0.50_beta_0.75_t0_4_N_3.ckpt"
+    torch.save(official.state_dict(), path)
+    for argv in (["bench", "model", str(path)], ["bench", "--student", str(path)]):
+        assert main([*argv, "--repeats", "1", "--batch_sizes", "1", "--json"]) == 0
+        (row,) = json.loads(capsys.readouterr().out)
+        assert row["model"] == f"student {path}"
+        assert row["params"] == sum(p.numel() for p in official.parameters())
+
+
+def test_bench_model_corrupt_student_is_a_clear_error(tmp_path, capsys):
+    student = PhiNetStudent(0.25, 0.75, 4, 2, n_frames=101, n_mels=64, head_channels=32,
+                            embedding_dim=16)  # fmt: skip
+    path = tmp_path / "student.ckpt"
+    save_student(path, StudentAudioEncoder(student, {"sample_rate": 16000, "f_max": 8000.0}, 2.0))
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    assert main(["bench", "model", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"tinyclap: error: corrupt or unreadable checkpoint {path}: ")
+    assert "teacher" not in err and "Traceback" not in err
+
+
 def test_bench_distill_cached_and_online_agree(tmp_path, capsys):
     """Both ways train the same student on the same crops: same losses, cache faster."""
     status = main([
@@ -76,3 +108,34 @@ def test_bench_distill_cached_and_online_agree(tmp_path, capsys):
     assert record["cached_seconds_per_epoch"] < record["online_seconds_per_epoch"]
     assert abs(record["online_last_train_loss"] - record["cached_last_train_loss"]) < 1e-3
     assert "| speedup_per_epoch |" in (tmp_path / "bench" / "table.md").read_text()
+
+
+def test_wheel_packages_every_module_and_the_console_script(tmp_path):
+    """``pip wheel`` (offline, no build isolation) ships every tinyclap/**/*.py and the script."""
+    repo = Path(__file__).resolve().parents[1]
+    source = sorted(p.relative_to(repo).as_posix() for p in (repo / "tinyclap").rglob("*.py"))
+    missing_init = sorted(
+        str(d.relative_to(repo))
+        for d in (repo / "tinyclap").rglob("*")
+        if d.is_dir() and d.name != "__pycache__" and not (d / "__init__.py").is_file()
+    )
+    assert missing_init == []  # find_packages skips folders without one
+    src = tmp_path / "src"  # a copy: the build writes build/ and *.egg-info next to setup.py
+    shutil.copytree(repo / "tinyclap", src / "tinyclap",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(repo / name, src / name)
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+         "-q", "-w", str(tmp_path / "wheel"), "."],
+        cwd=src, env=env, check=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "wheel").glob("tinyclap-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        scripts = archive.read(entry_points).decode()
+    assert sorted(n for n in names if n.startswith("tinyclap/") and n.endswith(".py")) == source
+    assert "[console_scripts]" in scripts
+    assert "tinyclap = tinyclap.tools.cli:main" in scripts.splitlines()

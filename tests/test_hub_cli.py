@@ -84,11 +84,51 @@ def test_unreachable_hub_source_is_a_clear_error(monkeypatch, tmp_path):
                                              savedir=str(tmp_path))  # fmt: skip
 
 
-def test_push_without_token_is_a_clear_error(exported, monkeypatch, tmp_path):
+def test_push_without_token_is_a_clear_error(exported, monkeypatch, capsys):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
     with pytest.raises(hub.HubTokenError, match="HF_TOKEN"):
-        main(["push", str(exported[0] / "out"), "someone/tiny"])
+        hub.push_folder(exported[0] / "out", "someone/tiny")
+    capsys.readouterr()
+    assert main(["push", str(exported[0] / "out"), "someone/tiny"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tinyclap: error: ") and "HF_TOKEN" in err and "Traceback" not in err
+
+
+def test_classify_errors_are_one_line_without_traceback(exported, capsys, monkeypatch, tmp_path):
+    root, _ = exported
+    missing = tmp_path / "missing.wav"
+    capsys.readouterr()
+    args = ["classify", str(missing), "--labels", "a,b", "--model", str(root / "out"),
+            "--savedir", str(tmp_path / "saved")]  # fmt: skip
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"tinyclap: error: audio file not found: {missing}\n"
+    assert "Traceback" not in captured.out + captured.err
+    for verbose in ([*args, "--verbose"], ["--verbose", *args]):  # after or before the command
+        assert main(verbose) == 1
+        err = capsys.readouterr().err
+        assert "Traceback (most recent call last)" in err and "AudioLoadError" in err
+        assert err.endswith(f"tinyclap: error: audio file not found: {missing}\n")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # an unreachable --model repo id
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    assert main([*args[:4], "--model", "someone/not-cached-anywhere",
+                 "--savedir", str(tmp_path / "saved2")]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.startswith("tinyclap: error: cannot load 'someone/not-cached-anywhere'")
+    assert "Traceback" not in err
+
+
+def test_cli_bugs_keep_their_traceback(monkeypatch):
+    """Only expected errors are shortened: anything else (a bug) is raised as is."""
+
+    def broken(args):
+        raise KeyError("bug")
+
+    monkeypatch.setattr("tinyclap.tools.cli.add_hub_commands",
+                        lambda sub: sub.add_parser("boom").set_defaults(func=broken))  # fmt: skip
+    with pytest.raises(KeyError, match="bug"):
+        main(["boom"])
 
 
 def test_push_uploads_the_folder(exported, monkeypatch, capsys):

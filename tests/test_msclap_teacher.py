@@ -223,6 +223,47 @@ def test_offline_without_files_says_what_to_provide(monkeypatch, tmp_path, clap2
         load_teacher("msclap-2022", checkpoint=clap2022["checkpoint"], text_model=tmp_path)
 
 
+def _copy_folder(src, dst, drop=()):
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.name not in drop:
+            (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_text_folder_without_tokenizer_files_names_them(clap2022, tmp_path):
+    """Not transformers' bare TypeError: the folder and the missing files are named."""
+    bert = _copy_folder(clap2022["text"], tmp_path / "bert", drop={"vocab.txt"})
+    with pytest.raises(TeacherLoadError) as err:
+        load_teacher("msclap-2022", checkpoint=clap2022["checkpoint"], text_model=bert)
+    assert str(bert) in str(err.value) and "tokenizer.json or vocab.txt" in str(err.value)
+    gpt2 = _copy_folder(_gpt2_folder(tmp_path / "gpt2"), tmp_path / "g", drop={"merges.txt"})
+    with pytest.raises(TeacherLoadError) as err:  # fails before the 2023 model is built
+        load_teacher("msclap-2023", checkpoint=clap2022["checkpoint"], text_model=gpt2)
+    message = str(err.value)
+    assert str(gpt2) in message and "tokenizer.json or vocab.json + merges.txt" in message
+    assert "model.safetensors" not in message  # the weights are there
+    (gpt2 / "model.safetensors").unlink()
+    with pytest.raises(TeacherLoadError, match="model.safetensors or pytorch_model.bin"):
+        load_teacher("msclap-2023", checkpoint=clap2022["checkpoint"], text_model=gpt2)
+
+
+def test_text_folder_with_only_tokenizer_json_is_enough(tmp_path):
+    from transformers import AutoTokenizer
+
+    from tinyclap.teachers.msclap import resolve_text_model
+
+    gpt2 = _gpt2_folder(tmp_path / "gpt2")
+    fast = tmp_path / "fast"
+    AutoTokenizer.from_pretrained(gpt2).save_pretrained(fast)
+    only = _copy_folder(gpt2, tmp_path / "only", drop={"vocab.json", "merges.txt"})
+    only.joinpath("tokenizer.json").write_bytes((fast / "tokenizer.json").read_bytes())
+    only.joinpath("tokenizer_config.json").unlink()
+    assert resolve_text_model("msclap-2023", only) == only
+    tokens = AutoTokenizer.from_pretrained(only)("a dog <|endoftext|>")["input_ids"]
+    assert tokens == AutoTokenizer.from_pretrained(gpt2)("a dog <|endoftext|>")["input_ids"]
+
+
 def test_pickled_checkpoint_needs_trust_flag(clap2022, tmp_path):
     path = tmp_path / "pickled.pth"
     torch.save({"model": {"logit_scale": torch.zeros(())}, "args": argparse.Namespace(a=1)}, path)

@@ -12,7 +12,14 @@ from tinyclap.students.encoder import StudentAudioEncoder, save_student
 from tinyclap.students.phinet import PhiNetStudent
 from tinyclap.tools.cli import main
 from tinyclap.tools.report import collect_rows, mark_pareto, pareto_front, write_report
-from tinyclap.tools.sweep import parse_grid, plan_points, point_name, read_top_level, run_sweep
+from tinyclap.tools.sweep import (
+    SweepManifestError,
+    parse_grid,
+    plan_points,
+    point_name,
+    read_top_level,
+    run_sweep,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
@@ -213,6 +220,27 @@ def test_sweep_all_good_exits_zero_and_runs_in_parallel(tmp_path, hparams_file, 
     assert main(["sweep", "--grid", "alpha=1,2,3", "lr=0.1,0.2", "--output_root", str(root),
                  "--train_script", str(fake_train), "--", str(hparams_file)]) == 0  # fmt: skip
     assert len(_calls(root)) == 6  # everything was finished: nothing re-run
+
+
+@pytest.mark.parametrize("content", ['{"invocations": [{"comm', "[1, 2]"])
+def test_corrupt_manifest_is_an_error_and_kept(tmp_path, hparams_file, fake_train, content, capsys):
+    root = tmp_path / "root"
+    points = plan_points(parse_grid(["alpha=1"]), hparams_file, [], root, str(fake_train))
+    root.mkdir()
+    (root / "sweep_manifest.json").write_text(content)
+    with pytest.raises(SweepManifestError) as err:
+        run_sweep(points, log=lambda message: None)
+    message = str(err.value)
+    assert f"corrupt sweep manifest {root / 'sweep_manifest.json'}" in message
+    assert "moving it aside" in message
+    assert (root / "sweep_manifest.json").read_text() == content  # history not overwritten
+    assert not _calls(root)  # nothing ran
+    argv = ["sweep", "--grid", "alpha=1", "--output_root", str(root),
+            "--train_script", str(fake_train), "--", str(hparams_file)]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"tinyclap: error: corrupt sweep manifest {root / 'sweep_manifest.json'}" in err
+    assert (root / "sweep_manifest.json").read_text() == content and not _calls(root)
 
 
 def test_sweep_without_hparams_is_an_error(capsys):

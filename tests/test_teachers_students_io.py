@@ -109,3 +109,27 @@ def test_profiled_audio_tower_is_the_audio_side_only(mini_teacher_file):
     path, model = mini_teacher_file
     tower = load_teacher("mini", checkpoint=path).audio_encoder()
     assert sum(p.numel() for p in tower.parameters()) == model.audio_params()
+
+
+def test_corrupt_student_checkpoint_is_not_reported_as_a_teacher(tmp_path, mini_teacher_file):
+    from tinyclap.students.encoder import is_student_checkpoint
+    from tinyclap.students.official import load_any_student
+    from tinyclap.tools.cli import load_model
+
+    student = PhiNetStudent(0.5, 0.75, 4, 3, n_frames=51, n_mels=64, head_channels=32,
+                            embedding_dim=16)  # fmt: skip
+    path = tmp_path / "student.ckpt"
+    save_student(path, StudentAudioEncoder(student, FRONTEND, 1.0))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # an interrupted copy
+    for load in (is_student_checkpoint, load_any_student, load_model):
+        with pytest.raises(ValueError) as err:
+            load(path)
+        message = str(err.value)
+        assert message.startswith(f"corrupt or unreadable checkpoint {path}: ")
+        assert "teacher" not in message and "official" not in message
+    # readable torch files of other formats are simply not student checkpoints
+    assert not is_student_checkpoint(mini_teacher_file[0])
+    pickled = tmp_path / "pickled.pth"
+    torch.save({"model": {}, "args": __import__("argparse").Namespace(a=1)}, pickled)
+    assert not is_student_checkpoint(pickled) and not is_student_checkpoint(tmp_path / "none")

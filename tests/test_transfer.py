@@ -324,3 +324,35 @@ def test_comparison_table(tmp_path):
     )
     assert json.loads((tmp_path / "comparison.json").read_text())["wall_minutes"] == 1.0
     assert (tmp_path / "table.csv").read_text().count("\n") == 3
+
+
+def test_comparison_reruns_a_variant_made_with_other_settings(tmp_path, monkeypatch):
+    """A finished run is reused only if made with the same options, seed and extra args."""
+    from tinyclap.tools import transfer_compare as tc
+
+    calls = []
+
+    def fake_run(command, **kwargs):  # stands in for train.py: records its command line
+        calls.append(command[1:])
+        out = Path(command[command.index("--output_folder") + 1])
+        record = {"command": " ".join(command[1:]), "accuracy": {"mean": len(calls) / 10}}
+        (out / "results.json").write_text(json.dumps(record))
+
+    monkeypatch.setattr(tc.subprocess, "run", fake_run)
+    root = tmp_path / "cmp"
+    assert tc.run_variant("ce", 1, root, ["--epochs", "1"])["accuracy"]["mean"] == 0.1
+    assert tc.run_variant("ce", 1, root, ["--epochs", "1"])["accuracy"]["mean"] == 0.1
+    assert len(calls) == 1  # same settings: reused
+    assert tc.run_variant("ce", 1, root, ["--epochs", "2"])["accuracy"]["mean"] == 0.2
+    assert calls[-1][-2:] == ["--epochs", "2"]  # other extra args: run again
+    monkeypatch.setitem(tc.VARIANTS, "ce", ("CE only", ["--transfer_lambda", "0.0"]))
+    assert tc.run_variant("ce", 1, root, ["--epochs", "2"])["accuracy"]["mean"] == 0.3
+    settings = json.loads((root / "ce" / "seed1" / "compare_settings.json").read_text())
+    assert settings == {"variant": "ce", "options": ["--transfer_lambda", "0.0"], "seed": 1,
+                        "extra": ["--epochs", "2"]}  # fmt: skip
+    # a run made before the settings were recorded: judged by results.json's command
+    (root / "ce" / "seed1" / "compare_settings.json").unlink()
+    tc.run_variant("ce", 1, root, ["--epochs", "2"])
+    assert len(calls) == 3  # same command line: reused
+    tc.run_variant("ce", 1, root, ["--epochs", "3"])
+    assert len(calls) == 4

@@ -162,13 +162,28 @@ def save_student(path, encoder, teacher=""):
 
 
 def is_student_checkpoint(path):
-    """Whether ``path`` is a file written by :func:`save_student`."""
+    """Whether ``path`` is a file written by :func:`save_student`.
+
+    False for a missing path, a torch file of another format and one that
+    needs pickled objects (``weights_only`` refuses it: another format).
+
+    Raises
+    ------
+    ValueError
+        ``corrupt or unreadable checkpoint PATH: <reason>`` for a file torch
+        cannot read at all (truncated, not a torch file, no permission).
+    """
     if not Path(path).is_file():
         return False
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # not a torch file, or one that needs pickled objects
-        return False
+    except Exception as err:  # torch raises several types for bad files
+        if "weights only load failed" in str(err).lower():
+            return False
+        reason = (str(err).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"corrupt or unreadable checkpoint {path}: {type(err).__name__}: {reason}"
+        ) from err
     return isinstance(payload, dict) and payload.get("format") == STUDENT_FORMAT
 
 

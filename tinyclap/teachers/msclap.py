@@ -43,6 +43,8 @@ VERSIONS = {
         "weights": "CLAP_weights_2022.pth",
         "text_model": "bert-base-uncased",
         "text_files": ["config.json", "model.safetensors", "vocab.txt", "tokenizer*.json"],
+        # AutoTokenizer needs one of these sets (besides config.json for the model type).
+        "tokenizer_files": [["tokenizer.json"], ["vocab.txt"]],
     },
     "msclap-2023": {
         "version": "2023",
@@ -55,6 +57,7 @@ VERSIONS = {
             "merges.txt",
             "tokenizer*.json",
         ],  # fmt: skip
+        "tokenizer_files": [["tokenizer.json"], ["vocab.json", "merges.txt"]],
     },
 }
 HUB_REPO = "microsoft/msclap"
@@ -62,6 +65,13 @@ HUB_REPO = "microsoft/msclap"
 RECOMPUTED_PREFIXES = ("spectrogram_extractor.", "logmel_extractor.")
 # Buffers that checkpoints saved with older `transformers` carry and newer ones drop.
 LEGACY_SUFFIXES = ("embeddings.position_ids", ".attn.bias", ".attn.masked_bias")
+# AutoModel needs one of these weight files (sharded checkpoints have an index).
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 # The student reads audio with the 2022 frontend for both versions (tinyCLAP's).
 STUDENT_FRONTEND = CLAP2022_FRONTEND
 
@@ -128,20 +138,58 @@ def _why(offline, err):
     return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
 
 
+def check_text_folder(name, folder):
+    """Raise unless ``folder`` has the text model's weights and tokenizer files.
+
+    ``transformers`` fails on a folder without tokenizer files with a bare
+    ``TypeError`` (a ``None`` vocabulary path); this names what is missing.
+    ``AutoTokenizer`` needs ``tokenizer.json`` or the slow tokenizer's files
+    (``vocab.json`` + ``merges.txt`` for GPT-2, ``vocab.txt`` for BERT).
+
+    Raises
+    ------
+    TeacherLoadError
+        The message names the folder and the missing files.
+    """
+    folder = Path(folder)
+    missing = []
+    if not (folder / "config.json").is_file():
+        missing.append("config.json")
+    if not any((folder / f).is_file() for f in WEIGHT_FILES):
+        missing.append(" or ".join(WEIGHT_FILES[::2]))
+    options = VERSIONS[name]["tokenizer_files"]
+    if not any(all((folder / f).is_file() for f in files) for files in options):
+        missing.append(" or ".join(" + ".join(files) for files in options) + " (tokenizer)")
+    if missing:
+        raise TeacherLoadError(
+            f"{name}: text model folder {folder} lacks {'; '.join(missing)}.\n"
+            f"  Download them from https://huggingface.co/{VERSIONS[name]['text_model']} "
+            "into that folder."
+        )
+    return folder
+
+
 def resolve_text_model(name, text_model=None, cache_dir=None):
-    """Local folder of the text model and tokenizer: ``text_model`` or the hub."""
+    """Local folder of the text model and tokenizer: ``text_model`` or the hub.
+
+    Raises
+    ------
+    TeacherLoadError
+        The folder is not a model folder, lacks weights or tokenizer files
+        (:func:`check_text_folder`), or cannot be downloaded.
+    """
     if text_model is not None:
         path = Path(text_model)
         if not (path / "config.json").is_file():
             raise TeacherLoadError(
                 f"{name}: text_model={path} is not a Hugging Face model folder (no config.json)"
             )
-        return path
+        return check_text_folder(name, path)
     from huggingface_hub import snapshot_download
 
     spec, offline = VERSIONS[name], hub_offline()
     try:
-        return Path(
+        folder = Path(
             snapshot_download(
                 spec["text_model"],
                 allow_patterns=spec["text_files"],
@@ -156,6 +204,7 @@ def resolve_text_model(name, text_model=None, cache_dir=None):
             f"({', '.join(spec['text_files'])}) into a folder and pass text_model=DIR, "
             "or `--text_model DIR` in train.py."
         ) from err
+    return check_text_folder(name, folder)  # a partial cached snapshot
 
 
 def read_state_dict(path, trust_checkpoint=False):

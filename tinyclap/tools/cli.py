@@ -8,7 +8,7 @@ Subcommands
     projection), MACs per clip, median CPU latency at batch 1 and 16, peak
     memory of a forward pass.
 ``tinyclap bench model PATH...``
-    The same profile for student or mini-teacher checkpoints.
+    The same profile for student (tinyclap or official tinyCLAP) or teacher checkpoints.
 ``tinyclap bench distill [--clips N --batch_size B --device D]``
     Distillation seconds per epoch with the teacher-embedding cache versus the
     teacher on every batch (MS-CLAP 2022 architecture), and the cache build
@@ -24,6 +24,11 @@ Subcommands
 ``tinyclap export STUDENT --out DIR`` / ``push DIR REPO_ID`` / ``classify FILE... --labels L``
     Share and use students (:mod:`tinyclap.tools.deploy_cli`).
 
+Errors users can meet (missing or corrupt files, unreachable models, bad
+options) are printed as ``tinyclap: error: MESSAGE`` with exit status 1;
+``tinyclap --verbose ...`` (or ``--verbose`` after the subcommand) also prints
+the traceback.
+
 Example
 -------
 tinyclap bench --alpha 0.75 1.5 --num_layers 5 7 --clip_seconds 5 --sample_rate 44100
@@ -35,14 +40,16 @@ import itertools
 import json
 import shlex
 import sys
+import traceback
+from pathlib import Path
 
 from tinyclap.nn.complexity import format_markdown_table, format_table, profile_models
 from tinyclap.students.encoder import (
     StudentAudioEncoder,
     is_student_checkpoint,
-    load_student,
     student_frames,
 )
+from tinyclap.students.official import OFFICIAL_NAME, load_any_student
 from tinyclap.students.phinet import PhiNetStudent
 from tinyclap.teachers import load_teacher
 from tinyclap.tools import distill_bench
@@ -74,21 +81,24 @@ def bench_columns(batch_sizes):
 def load_model(path):
     """A student checkpoint as a student, anything else as a teacher.
 
+    Student checkpoints are tinyclap ``student.ckpt`` files and official
+    tinyCLAP ones (``phinet_alpha_*.ckpt``, see :func:`load_any_student`).
+
     Returns
     -------
     (str, object)
         ``"student"`` or ``"teacher"``, and the loaded model (with
         ``audio_encoder()``, ``frontend``, ``window_samples``).
     """
-    if is_student_checkpoint(path):
-        return "student", load_student(path)
+    if is_student_checkpoint(path) or OFFICIAL_NAME.search(Path(str(path)).name):
+        return "student", load_any_student(path)
     return "teacher", load_teacher(path)
 
 
 def _grid_models(args):
     """Yield ``(name, model)`` for every model of the grid-mode ``bench``."""
     for path in args.student:
-        yield f"student {path}", load_student(path)
+        yield f"student {path}", load_any_student(path)
     for path in args.teacher:
         yield f"teacher {path}", load_teacher(path)
     frontend = {"sample_rate": args.sample_rate, "n_mels": args.n_mels, "f_max": args.f_max}
@@ -234,7 +244,30 @@ def build_parser():
     t.set_defaults(func=lambda a: __import__("tinyclap.stages.run").stages.run.main(a.train_args))
 
     add_hub_commands(sub)  # export, push, classify
+    parser.add_argument(
+        "--verbose", action="store_true", help="print the traceback of an error too"
+    )
+    for command in [*sub.choices.values(), *bench_sub.choices.values()]:  # after it, too
+        command.add_argument(
+            "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
+
+
+def expected_errors():
+    """Exception types users meet (bad paths, files, options, models): no traceback.
+
+    Everything else is a bug and keeps its traceback.
+    """
+    from tinyclap.audio.io import AudioLoadError
+    from tinyclap.deploy.export import HubTokenError
+    from tinyclap.deploy.inference import ModelSourceError
+    from tinyclap.teachers.base import TeacherLoadError
+
+    # OSError: missing / unreadable files, network; ValueError: bad values, corrupt
+    # files (also ConfigError, SweepManifestError); ImportError: optional packages.
+    return (OSError, ValueError, ImportError, TeacherLoadError, AudioLoadError,
+            ModelSourceError, HubTokenError)  # fmt: skip
 
 
 def main(argv=None):
@@ -248,7 +281,20 @@ def main(argv=None):
     if train_args is not None:
         args.train_args = train_args
     args.invocation = "tinyclap " + shlex.join(argv + (["--", *train_args] if train_args else []))
-    status = args.func(args)
+    try:
+        status = args.func(args)
+    except KeyboardInterrupt:
+        if args.verbose:
+            traceback.print_exc()
+        print("tinyclap: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if not isinstance(err, expected_errors()):
+            raise  # a bug: keep the traceback
+        if args.verbose:
+            traceback.print_exc()
+        print(f"tinyclap: error: {err}", file=sys.stderr)
+        return 1
     return status if isinstance(status, int) else 0
 
 

@@ -295,6 +295,35 @@ def plan_points(
     return points
 
 
+class SweepManifestError(ValueError):
+    """An existing ``sweep_manifest.json`` cannot be read; it is left untouched."""
+
+
+def read_manifest(path):
+    """The recorded sweep history in ``path`` (``{}`` if there is no such file).
+
+    Raises
+    ------
+    SweepManifestError
+        The file is not valid JSON or not a manifest. It is never overwritten
+        (it holds the sweep's history): the message says how to move it aside.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, found {type(data).__name__}")
+    except (OSError, ValueError) as err:
+        raise SweepManifestError(
+            f"corrupt sweep manifest {path} ({err}); it was left untouched. "
+            f"Keep its history by moving it aside (mv {path} {path}.bad) and re-run: "
+            f"points with a {RESULTS} are still skipped and a new manifest is started."
+        ) from err
+    return data
+
+
 class _Manifest:
     """``sweep_manifest.json`` and ``README.md`` of an output root (thread-safe)."""
 
@@ -302,12 +331,7 @@ class _Manifest:
         self.root = Path(root)
         self.path = self.root / MANIFEST
         self.lock = threading.Lock()
-        data = {}
-        if self.path.is_file():
-            try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-            except ValueError:
-                data = {}
+        data = read_manifest(self.path)
         self.data = {
             "invocations": list(data.get("invocations", [])) + [invocation],
             "points": dict(data.get("points", {})),

@@ -4,8 +4,12 @@
 --out results/transfer -- --teacher_checkpoint T [--key value ...]`` runs every
 variant of :data:`VARIANTS` once per seed (the same student, epochs, folds and,
 for a given seed, the same labelled subset and initialisation), each into
-``<output_root>/<variant>/seed<seed>``. Finished runs (``results.json``
-present) are skipped, so an interrupted comparison resumes. It then writes
+``<output_root>/<variant>/seed<seed>``. Finished runs are skipped, so an
+interrupted comparison resumes, but only if made with the same settings
+(variant options, seed and the extra arguments, recorded in
+``compare_settings.json`` next to ``results.json``); otherwise the run is
+made again (its finished folds are reused only if their settings match too,
+see :mod:`tinyclap.stages.transfer`). It then writes
 ``table.md``, ``table.csv`` and ``comparison.json`` (with the exact command) to
 ``--out``: per variant, the accuracy of each seed (mean over the evaluated
 folds), their mean and standard deviation, and the mean paired difference to
@@ -33,16 +37,61 @@ VARIANTS = {
 }
 
 
+SETTINGS = "compare_settings.json"
+
+
+def run_settings(name, seed, extra):
+    """What makes a (variant, seed) run: the variant's options, the seed, the extra args."""
+    return {"variant": name, "options": list(VARIANTS[name][1]), "seed": int(seed),
+            "extra": [str(a) for a in extra]}  # fmt: skip
+
+
+def _read_json(path):
+    """The JSON object in ``path``, or None (missing or unreadable)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def finished_with(folder, settings, command):
+    """Whether ``folder`` holds a ``results.json`` made with ``settings``.
+
+    A run written before :data:`SETTINGS` existed counts as made with them if
+    its ``results.json`` records the same ``train.py`` command line.
+    """
+    results = _read_json(Path(folder) / "results.json")
+    if results is None:
+        return False
+    recorded = _read_json(Path(folder) / SETTINGS)
+    if recorded is not None:
+        return recorded == settings
+    return results.get("command") == " ".join(command[1:])
+
+
 def run_variant(name, seed, root, extra, python=sys.executable):
-    """Run one (variant, seed) unless finished; return its ``results.json`` dict."""
+    """Run one (variant, seed) unless finished with the same settings; return its results.
+
+    Returns
+    -------
+    dict
+        The run's ``results.json``.
+    """
     folder = Path(root) / name / f"seed{seed}"
     results = folder / "results.json"
-    if not results.exists():
-        command = [python, "train.py", "hparams/transfer.yaml", *VARIANTS[name][1]]
-        command += ["--seed", str(seed), "--output_folder", str(folder), *extra]
+    settings = run_settings(name, seed, extra)
+    command = [python, "train.py", "hparams/transfer.yaml", *VARIANTS[name][1]]
+    command += ["--seed", str(seed), "--output_folder", str(folder), *settings["extra"]]
+    if not finished_with(folder, settings, command):
+        if results.exists():
+            print(f"re-running {folder}: its results.json was made with other settings "
+                  f"(now {json.dumps(settings)})", flush=True)  # fmt: skip
+            (folder / SETTINGS).unlink(missing_ok=True)
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "compare.log", "w", encoding="utf-8") as log:
             subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)
+        (folder / SETTINGS).write_text(json.dumps(settings, indent=2), encoding="utf-8")
     return json.loads(results.read_text(encoding="utf-8"))
 
 
