@@ -1,7 +1,8 @@
-"""Tests of the teacher-embedding cache: contents, reuse, content keys, resume, errors."""
+"""Tests of the teacher-embedding cache: contents, reuse, keys, resume, bounds, errors."""
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +10,14 @@ import soundfile as sf
 import torch
 
 from tinyclap.audio.io import AudioLoadError
-from tinyclap.stages.cache import TeacherEmbeddingCache, content_key, manifest_fingerprint
+from tinyclap.data.pipelines import distill_datasets
+from tinyclap.stages.cache import (
+    TeacherEmbeddingCache,
+    cached_manifest,
+    content_key,
+    debug_max_clips,
+    manifest_fingerprint,
+)
 
 SR = 16000
 WINDOW = 4000  # 0.25 s windows keep everything tiny
@@ -404,6 +412,101 @@ def test_resume_after_torn_index_line(tmp_path, clips):
     reference = _build(tmp_path / "reference", FakeTeacher(), entries)
     for clip_id in entries:
         assert torch.equal(_all_rows(resumed)[clip_id], _all_rows(reference)[clip_id])
+
+
+# --------------------------------------------------------------------------- #
+# bounded (--debug) builds
+# --------------------------------------------------------------------------- #
+
+# sorted ids: exact, long, short, single
+FIRST_TWO = {"exact", "long"}
+FIRST_TWO_WINDOWS = CLIP_LENGTHS["exact"][1] + CLIP_LENGTHS["long"][1]
+
+
+def test_bounded_build_caches_the_first_clips_in_sorted_order(tmp_path, clips):
+    entries, _ = clips
+    teacher = FakeTeacher()
+    cache = _build(tmp_path / "cache", teacher, entries, max_clips=2)
+    assert set(cache.index) == FIRST_TWO and len(cache) == 2
+    assert teacher.calls == FIRST_TWO_WINDOWS  # only those clips went through the teacher
+    reference = _build(tmp_path / "reference", FakeTeacher(), entries)
+    for clip_id in FIRST_TWO:
+        assert torch.equal(_all_rows(cache)[clip_id], _all_rows(reference)[clip_id])
+    # the same clips whatever the manifest order: reused as it is
+    again = FakeTeacher()
+    reordered = dict(reversed(list(entries.items())))
+    assert _build(tmp_path / "cache", again, reordered, max_clips=2).folder == cache.folder
+    assert again.calls == 0
+    with pytest.raises(ValueError, match="max_clips must be a positive integer"):
+        _build(tmp_path / "cache", FakeTeacher(), entries, max_clips=0)
+
+
+def test_bounded_cache_never_stands_in_for_the_full_one(tmp_path, clips):
+    entries, _ = clips
+    root = tmp_path / "cache"
+    debug = _build(root, FakeTeacher(), entries, max_clips=2)
+    teacher = FakeTeacher()
+    full = _build(root, teacher, entries)
+    assert full.folder != debug.folder
+    assert set(full.index) == set(entries)
+    assert teacher.calls == TOTAL_WINDOWS  # nothing taken from the debug cache
+    # a bound that covers every clip is the full cache itself
+    covering = FakeTeacher()
+    assert _build(root, covering, entries, max_clips=len(entries)).folder == full.folder
+    assert covering.calls == 0
+
+
+def test_interrupted_bounded_build_is_not_resumed_by_a_full_run(tmp_path, clips):
+    entries, _ = clips
+    root = tmp_path / "cache"
+    with pytest.raises(Interrupted):  # fails in the teacher call of the second clip
+        _build(root, FakeTeacher(fail_after=CLIP_LENGTHS["exact"][1]), entries, max_clips=2)
+    (partial,) = root.iterdir()
+    assert len((partial / "partial_index.jsonl").read_text().splitlines()) == 1
+    teacher = FakeTeacher()
+    full = _build(root, teacher, entries)
+    assert full.folder != partial and teacher.calls == TOTAL_WINDOWS
+    assert set(full.index) == set(entries)
+    resumed = FakeTeacher()  # the bounded build itself resumes after its recorded clip
+    assert set(_build(root, resumed, entries, max_clips=2).index) == FIRST_TWO
+    assert resumed.calls == CLIP_LENGTHS["long"][1]
+
+
+def test_an_incomplete_cache_is_never_returned(tmp_path, clips):
+    # e.g. a folder left by a tool that stopped a build early and finalised it
+    entries, _ = clips
+    root = tmp_path / "cache"
+    debug = _build(root, FakeTeacher(), entries, max_clips=2)
+    full_folder = root / content_key("x", entries, debug.preprocessing)
+    debug.folder.rename(full_folder)
+    with pytest.raises(ValueError, match=r"lacks 2 of its 4 clips .*delete the folder"):
+        _build(root, FakeTeacher(), entries)
+
+
+def test_debug_datasets_read_only_cached_clips(tmp_path, clips):
+    entries, _ = clips
+    manifest = {k: {"wav": v, "label": "rain" if k == "long" else None} for k, v in entries.items()}
+    full_path = tmp_path / "train.json"
+    full_path.write_text(json.dumps(manifest))
+    max_clips = debug_max_clips({"debug": True, "debug_batches": 2}, 1)
+    assert max_clips == 2
+    assert debug_max_clips({"debug": False, "debug_batches": 2}, 16) is None
+    assert debug_max_clips({}, 16) is None
+    cache = _build(tmp_path / "cache", FakeTeacher(), entries, max_clips=max_clips)
+    with pytest.raises(KeyError, match=r"'short' is not in the teacher cache .*cached_manifest"):
+        cache.num_windows("short")
+    path = cached_manifest(full_path, cache, tmp_path / "debug" / "train.json")
+    assert list(json.loads(Path(path).read_text())) == ["exact", "long"]  # manifest order kept
+    datasets = distill_datasets(
+        {"train": path, "valid": path}, {"train": cache, "valid": cache}, SR, WINDOW, ["rain"]
+    )
+    for split in ("train", "valid"):
+        items = [datasets[split][i] for i in range(len(datasets[split]))]
+        assert [item["id"] for item in items] == ["exact", "long"]
+        assert all(item["teacher_emb"].shape == (DIM,) for item in items)
+    other = _build(tmp_path / "cache", FakeTeacher(), {"short": entries["short"]})
+    with pytest.raises(ValueError, match="built from another manifest"):
+        cached_manifest(tmp_path / "debug" / "train.json", other, tmp_path / "x.json")
 
 
 # --------------------------------------------------------------------------- #

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinyclap.data.folds import assign_folds, labeled_subset
+from tinyclap.data.folds import assign_folds, labeled_subset, single_label_pool
 from tinyclap.data.synth import SYNTH_CLASSES
+from tinyclap.datasets.synth import prepare_synth
 from tinyclap.stages.compression import LearnedCompression, PCACompression, build_compression
 from tinyclap.stages.losses import (
     cosine_loss,
@@ -17,6 +18,7 @@ from tinyclap.stages.losses import (
     regression_loss,
 )
 from tinyclap.stages.run import main
+from tinyclap.stages.transfer import read_pool
 from tinyclap.tools.training_curves import parse_train_log
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,6 +202,30 @@ def test_labeled_subset_draws_a_few_clips_per_class():
     assert subset != labeled_subset(entries, entries, per_class=4, seed=8)
     assert labeled_subset(entries, entries, per_class=None) == sorted(entries)
     assert len(labeled_subset(entries, entries, per_class=50)) == 30
+
+
+def test_single_label_pool_drops_mixtures_and_counts_them():
+    entries = {
+        "a": {"label": "dog"},
+        "b": {"label": "dog", "labels": ["dog", "rain"]},
+        "c": {"label": "rain", "labels": ["rain"]},
+        "d": {"label": "rain", "labels": ["rain", "rain"]},  # one class, listed twice
+        "e": {"label": "siren", "labels": ["siren", "dog", "rain"]},
+    }
+    kept, dropped = single_label_pool(entries)
+    assert list(kept) == ["a", "c", "d"] and dropped == 2
+    assert kept["a"] is entries["a"]
+    assert single_label_pool({}) == ({}, 0)
+
+
+def test_single_label_pool_matches_the_transfer_pool_on_synth(tmp_path):
+    manifests = prepare_synth(tmp_path / "data", tmp_path / "m", n_train=6, n_valid=2, n_test=1,
+                              duration=0.1, mixture_prob=0.5, num_workers=0)  # fmt: skip
+    entries = json.loads(Path(manifests["train"]).read_text())
+    kept, dropped = single_label_pool(entries)
+    mixtures = sum(len(e["labels"]) > 1 for e in entries.values())
+    assert dropped == mixtures > 0 and len(kept) == len(entries) - mixtures
+    assert set(kept) == set(read_pool(manifests, ["train"]))
 
 
 # --- the stage --------------------------------------------------------------------

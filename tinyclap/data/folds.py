@@ -7,6 +7,10 @@ all folds but one and tests on the held-out one. Manifests with an integer
 within each label the clip ids are sorted, shuffled with ``fold_seed`` and dealt
 round-robin to folds 1..n, so every fold holds the same number of clips of
 each class (up to one).
+
+A pool for single-label classification keeps only the clips with one class:
+:func:`single_label_pool` leaves out the mixtures (``labels`` listing two or
+more classes) and returns how many it left out, for the stage's results.
 """
 
 import random
@@ -98,3 +102,42 @@ def labeled_subset(keys, entries, per_class=None, seed=0):
         candidates = by_label[label]
         chosen.extend(rng.sample(candidates, min(int(per_class), len(candidates))))
     return sorted(chosen)
+
+
+def single_label_pool(entries):
+    """Split a manifest pool into single-label clips and a count of the others.
+
+    A clip whose ``labels`` list holds two or more distinct classes (the
+    two-class mixtures of the Synth set) has no one true class, so it cannot
+    be scored by a single-label classifier; it is left out and counted.
+    Clips without ``labels`` have the one class of their ``label``.
+
+    Parameters
+    ----------
+    entries : dict
+        ``{id: {"label": str, "labels": list (optional), ...}}`` in pool order.
+
+    Returns
+    -------
+    kept : dict
+        The single-label entries, in their original order (same objects).
+    dropped : int
+        How many multi-label entries were left out (to log, and to record
+        in ``results.json``).
+
+    Example
+    -------
+    >>> pool = {"a": {"label": "dog"}, "b": {"label": "dog", "labels": ["dog", "rain"]},
+    ...         "c": {"label": "rain", "labels": ["rain"]}}
+    >>> kept, dropped = single_label_pool(pool)
+    >>> list(kept), dropped
+    (['a', 'c'], 1)
+    """
+    kept = {}
+    for key, entry in entries.items():
+        labels = entry.get("labels")
+        if labels is None:
+            labels = [entry.get("label")]
+        if len(set(labels)) <= 1:
+            kept[key] = entry
+    return kept, len(entries) - len(kept)

@@ -2,10 +2,16 @@
 
 Real-data recipes use :func:`prepare_once` with a :class:`ManifestBuilder`:
 the builder collects ``{split: {id: entry}}`` (reading each clip's duration
-from its header, counting clips that are missing on disk instead of dropping
-them silently), and :func:`prepare_once` writes the manifests, a
+from its header, and recording the clips listed in the metadata that are
+missing on disk), and :func:`prepare_once` writes the manifests, a
 ``prepare_report.json`` and the options record, or returns at once when the
 same options were already prepared.
+
+A clip missing on disk is an error by default (:class:`MissingAudioError`,
+naming the first files and their manifest entries), so that an evaluation
+never silently runs on fewer clips. With ``allow_missing=True`` they are
+dropped, and their number is recorded in ``prepare_report.json``, where a
+stage reads it with :func:`preparation_report`.
 
 A preparation script records the options it ran with in
 ``save_folder/prepare_options.json`` once everything is written
@@ -37,6 +43,12 @@ logger = logging.getLogger(__name__)
 
 OPTIONS_FILENAME = "prepare_options.json"
 REPORT_FILENAME = "prepare_report.json"
+# missing clips named in the error message and in preparation_report()
+NUM_EXAMPLES = 5
+
+
+class MissingAudioError(FileNotFoundError):
+    """Clips listed in a dataset's metadata are missing on disk (and not allowed to be)."""
 
 
 def _normalise(options):
@@ -188,6 +200,7 @@ class ManifestBuilder:
     def __init__(self):
         self.manifests = defaultdict(dict)
         self.missing = defaultdict(list)
+        self.missing_in_order = []  # {"split", "id", "wav"} in metadata order
         self.unreadable = defaultdict(list)
 
     def add(self, split, clip_id, path, **fields):
@@ -197,6 +210,7 @@ class ManifestBuilder:
         path = Path(path)
         if not path.is_file():
             self.missing[split].append({"id": clip_id, "wav": str(path)})
+            self.missing_in_order.append({"split": split, "id": clip_id, "wav": str(path)})
             return False
         try:
             info = sf.info(str(path))
@@ -208,9 +222,14 @@ class ManifestBuilder:
         return True
 
     def report(self):
-        """Counts per split, and the missing and unreadable clips with their ids."""
+        """Counts per split, the missing and unreadable clips with their ids.
+
+        ``missing_examples`` holds the first :data:`NUM_EXAMPLES` missing clips
+        in metadata order (``{"split", "id", "wav"}``).
+        """
         splits = sorted(set(self.manifests) | set(self.missing))
         return {
+            "missing_examples": self.missing_in_order[:NUM_EXAMPLES],
             "counts": {s: len(self.manifests[s]) for s in splits if self.manifests[s]},
             "missing_count": {s: len(self.missing[s]) for s in splits if self.missing[s]},
             "unreadable_count": {s: len(self.unreadable[s]) for s in splits if self.unreadable[s]},
@@ -219,7 +238,57 @@ class ManifestBuilder:
         }
 
 
-def prepare_once(name, save_folder, options, build):
+def _missing_list(report):
+    """``[{"split", "id", "wav"}]`` of every missing clip of a builder report."""
+    return [
+        {"split": split, "id": clip["id"], "wav": clip["wav"]}
+        for split, clips in report.get("missing", {}).items()
+        for clip in clips
+    ]
+
+
+def _missing_examples(report, count=NUM_EXAMPLES):
+    """The first ``count`` missing clips, in metadata order when the report has it."""
+    examples = report.get("missing_examples")
+    if examples is None or (count > len(examples) and len(_missing_list(report)) > len(examples)):
+        examples = _missing_list(report)
+    return examples[:count]
+
+
+def missing_audio_message(name, report, report_path=None):
+    """The error message of :class:`MissingAudioError` for a builder ``report``.
+
+    Names the first :data:`NUM_EXAMPLES` missing files with their manifest
+    entry and split, and the total count.
+
+    Example
+    -------
+    >>> builder = ManifestBuilder()
+    >>> _ = builder.add("test", "clip1", "/nonexistent/clip1.wav")
+    >>> print(missing_audio_message("demo", builder.report()))
+    demo: 1 of 1 clips listed in the metadata are missing on disk: /nonexistent/clip1.wav (manifest entry clip1, split test). Restore them, or pass allow_missing=True (--allow_missing) to drop them and record their number in prepare_report.json.
+    """  # noqa: E501
+    missing = _missing_list(report)
+    total = len(missing) + sum(report.get("counts", {}).values())
+    shown = "; ".join(
+        f"{m['wav']} (manifest entry {m['id']}, split {m['split']})"
+        for m in _missing_examples(report)
+    )
+    more = f"; and {len(missing) - NUM_EXAMPLES} more" if len(missing) > NUM_EXAMPLES else ""
+    listed = f" (all listed in {report_path})" if report_path else ""
+    return (
+        f"{name}: {len(missing)} of {total} clips listed in the metadata are missing on disk"
+        f"{listed}: {shown}{more}. Restore them, or pass allow_missing=True "
+        "(--allow_missing) to drop them and record their number in prepare_report.json."
+    )
+
+
+def _missing_restored(recorded):
+    """True when a clip recorded as missing by an earlier preparation is now on disk."""
+    return any(Path(m["wav"]).is_file() for m in _missing_list(recorded))
+
+
+def prepare_once(name, save_folder, options, build, allow_missing=False):
     """The one skip-if-prepared driver of the real-data recipes.
 
     Parameters
@@ -234,11 +303,25 @@ def prepare_once(name, save_folder, options, build):
         fold choices, format version); a different value prepares again.
     build : callable
         ``build() -> ManifestBuilder``, only called when needed.
+    allow_missing : bool
+        False (default): a clip of the metadata missing on disk raises
+        :class:`MissingAudioError`. True: such clips are left out of the
+        manifests, logged, and counted in ``prepare_report.json``
+        (``missing_files``; read it with :func:`preparation_report`). The
+        choice is part of the options, so a folder prepared with
+        ``allow_missing=True`` is never reused by a call without it.
 
     Returns
     -------
     dict
         ``{split: manifest_path}`` of the non-empty splits.
+
+    Raises
+    ------
+    MissingAudioError
+        When clips are missing and ``allow_missing`` is False; the message
+        names the first ones (file, manifest id, split) and their number,
+        and ``prepare_report.json`` lists them all (no manifest is written).
 
     Example
     -------
@@ -250,21 +333,32 @@ def prepare_once(name, save_folder, options, build):
     ValueError: empty: no audio found; see the recipe README for the expected layout
     """
     save_folder = Path(save_folder)
-    options = {"dataset": name, **options}
+    options = {"dataset": name, **options, "allow_missing": bool(allow_missing)}
     try:
         recorded = json.loads((save_folder / REPORT_FILENAME).read_text("utf-8"))
         splits = list(recorded["counts"])
     except (OSError, ValueError, KeyError):
-        splits = None
+        recorded, splits = {}, None
     if splits:
         paths = {s: str(save_folder / f"{s}.json") for s in splits}
         names = [f"{s}.json" for s in splits] + [REPORT_FILENAME]
-        if skip_if_prepared(save_folder, options, names) and manifests_complete(paths):
+        if (
+            skip_if_prepared(save_folder, options, names)
+            and manifests_complete(paths)
+            and not _missing_restored(recorded)
+        ):
             logger.info("%s already prepared in %s, skipping", name, save_folder)
             return paths
     (save_folder / OPTIONS_FILENAME).unlink(missing_ok=True)
     builder = build()
     report = {"dataset": name, **builder.report()}
+    missing_files = sum(report["missing_count"].values())
+    report["missing_files"] = missing_files
+    report["allow_missing"] = bool(allow_missing)
+    if missing_files and not allow_missing:
+        # the full list goes to the report; no manifest is written
+        _write_json_atomic(save_folder / REPORT_FILENAME, {**report, "failed": True})
+        raise MissingAudioError(missing_audio_message(name, report, save_folder / REPORT_FILENAME))
     if not report["counts"]:
         raise ValueError(f"{name}: no audio found; see the recipe README for the expected layout")
     paths = {}
@@ -277,7 +371,8 @@ def prepare_once(name, save_folder, options, build):
     logger.info("%s manifests in %s: %s clips", name, save_folder, counts)
     for split, missing in report["missing"].items():
         logger.warning(
-            "%s: %d clips of split %s are missing on disk (listed in %s), e.g. %s",
+            "%s: %d clips of split %s are missing on disk and were dropped (allow_missing; "
+            "listed in %s), e.g. %s",
             name, len(missing), split, save_folder / REPORT_FILENAME, missing[0]["wav"],
         )  # fmt: skip
     for split, bad in report["unreadable"].items():
@@ -286,6 +381,67 @@ def prepare_once(name, save_folder, options, build):
             name, len(bad), split, bad[0]["wav"], bad[0]["error"],
         )  # fmt: skip
     return paths
+
+
+def write_preparation_report(save_folder, report):
+    """Write ``report`` as ``save_folder/prepare_report.json`` (atomically).
+
+    For preparations that do not go through :func:`prepare_once` (the Synth
+    set renders its own clips), so that :func:`preparation_report` reads
+    every dataset's folder the same way.
+    """
+    _write_json_atomic(Path(save_folder) / REPORT_FILENAME, report)
+
+
+def preparation_report(save_folder, num_examples=NUM_EXAMPLES):
+    """What a stage records about a preparation: the clips dropped as missing.
+
+    Parameters
+    ----------
+    save_folder : str or pathlib.Path
+        The folder of the manifests (``manifest_folder``, by default the
+        dataset's ``data_folder``), holding ``prepare_report.json``.
+    num_examples : int
+        How many missing clips to list in ``examples``.
+
+    Returns
+    -------
+    dict
+        ``{"missing_files": n, "missing_count": {split: n}, "examples":
+        [{"split", "id", "wav"}, ...], "allow_missing": bool}``;
+        ``missing_files`` is 0 when nothing was dropped.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder has no ``prepare_report.json`` (not prepared there).
+    ValueError
+        When the report is that of a failed preparation (clips missing
+        without ``allow_missing``).
+
+    Example
+    -------
+    >>> preparation_report("/nonexistent")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: no prepare_report.json in /nonexistent: the dataset was not prepared there
+    """
+    path = Path(save_folder) / REPORT_FILENAME
+    try:
+        report = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"no {REPORT_FILENAME} in {save_folder}: the dataset was not prepared there"
+        ) from None
+    if report.get("failed"):
+        raise ValueError(f"{path}: the last preparation failed (clips missing on disk)")
+    missing = _missing_list(report)
+    return {
+        "missing_files": len(missing),
+        "missing_count": {s: n for s, n in report.get("missing_count", {}).items() if n},
+        "examples": _missing_examples(report, num_examples),
+        "allow_missing": bool(report.get("allow_missing", False)),
+    }
 
 
 def fold_split(fold, test_folds=None, valid_folds=None):
@@ -332,7 +488,9 @@ def prepare_cli(prepare, argv=None, description=None, add_arguments=None):
     Parameters
     ----------
     prepare : callable
-        ``prepare(data_folder, save_folder, **extras) -> {split: path}``.
+        ``prepare(data_folder, save_folder, allow_missing=..., **extras) ->
+        {split: path}`` (``--allow_missing`` drops clips missing on disk and
+        counts them instead of failing).
     argv : list of str, optional
         Arguments (default: ``sys.argv[1:]``).
     description : str, optional
@@ -348,7 +506,7 @@ def prepare_cli(prepare, argv=None, description=None, add_arguments=None):
 
     Example
     -------
-    >>> prepare_cli(lambda d, s: {"test": f"{s}/test.json"}, ["--data_folder", "d"])
+    >>> prepare_cli(lambda d, s, allow_missing: {"test": f"{s}/test.json"}, ["--data_folder", "d"])
     test: d/test.json
     {'test': 'd/test.json'}
     """
@@ -359,6 +517,7 @@ def prepare_cli(prepare, argv=None, description=None, add_arguments=None):
     parser.add_argument(
         "--save_folder", default=None, help="where manifests go (default: data_folder)"
     )
+    add_allow_missing_argument(parser)
     if add_arguments is not None:
         add_arguments(parser)
     args = vars(parser.parse_args(argv))
@@ -369,6 +528,16 @@ def prepare_cli(prepare, argv=None, description=None, add_arguments=None):
     for split, path in manifests.items():
         print(f"{split}: {path}")
     return manifests
+
+
+def add_allow_missing_argument(parser):
+    """Add ``--allow_missing`` (a flag) to ``parser``."""
+    parser.add_argument(
+        "--allow_missing",
+        action="store_true",
+        help="drop clips listed in the metadata but missing on disk (counted in "
+        "prepare_report.json) instead of failing",
+    )
 
 
 def add_fold_arguments(parser):

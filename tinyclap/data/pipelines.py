@@ -129,6 +129,41 @@ def label_index_pipeline(classes, manifest_path, unknown_ok=False):
     return pipeline
 
 
+def count_unscored(manifest_path, classes):
+    """Clips of a manifest that :func:`label_index_pipeline` leaves unscored (``-1``).
+
+    With ``unknown_ok=True`` (distillation validation), a clip whose ``label``
+    is missing, ``None`` (unlabelled audio) or not one of ``classes`` gets
+    ``label_index`` -1 and no zero-shot score. This counts them, so that the
+    stage can log the number and write it into ``results.json``.
+
+    Parameters
+    ----------
+    manifest_path : str or pathlib.Path
+        A JSON manifest (read with :func:`read_manifest`).
+    classes : list of str
+        The zero-shot classes.
+
+    Returns
+    -------
+    int
+        Number of entries without a label in ``classes``.
+
+    Example
+    -------
+    >>> import tempfile, json, os
+    >>> f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    >>> json.dump({"a": {"wav": "x", "label": "rain"}, "b": {"wav": "y", "label": None},
+    ...            "c": {"wav": "z", "label": "siren"}, "d": {"wav": "w"}}, f)
+    >>> f.close()
+    >>> count_unscored(f.name, ["dog", "rain"])
+    3
+    >>> os.unlink(f.name)
+    """
+    known = set(classes)
+    return sum(entry.get("label") not in known for entry in read_manifest(manifest_path).values())
+
+
 def teacher_datasets(manifests, sample_rate, window_samples, classes):
     """Datasets for contrastive teacher training.
 

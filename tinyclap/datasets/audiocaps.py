@@ -4,8 +4,10 @@ AudioCaps publishes only captions and YouTube ids
 (``train.csv``, ``val.csv``, ``test.csv`` with ``audiocap_id,youtube_id,
 start_time,caption``; train has one caption per clip, val and test five).
 The audio has to be downloaded from YouTube by the user, so some clips are
-always missing: they are counted per split, logged and listed in
-``prepare_report.json``, never silently dropped.
+always missing. Like every preparation, a missing clip is an error naming it
+(:class:`tinyclap.data.manifests.MissingAudioError`) unless
+``allow_missing=True`` (``--allow_missing``): then the missing clips are
+dropped, counted per split, logged and listed in ``prepare_report.json``.
 
 Expected audio: ``audio/{train,val,test}/`` (or directly ``audio/``), files
 named by ``audio_pattern`` (default ``{youtube_id}_{start_time}.wav``; also
@@ -47,8 +49,8 @@ def _clips(csv_path):
     return clips
 
 
-def prepare_audiocaps(data_folder, save_folder, audio_pattern=DEFAULT_PATTERN):
-    """Write AudioCaps manifests; missing clips are counted and reported.
+def prepare_audiocaps(data_folder, save_folder, audio_pattern=DEFAULT_PATTERN, allow_missing=False):
+    """Write AudioCaps manifests; missing clips fail, or are dropped and counted.
 
     Parameters
     ----------
@@ -59,6 +61,11 @@ def prepare_audiocaps(data_folder, save_folder, audio_pattern=DEFAULT_PATTERN):
     audio_pattern : str
         File name of a clip, with ``{youtube_id}``, ``{start_time}`` and/or
         ``{audiocap_id}`` (the first caption's id).
+    allow_missing : bool
+        Drop clips listed in the metadata but missing on disk, counting them
+        in ``prepare_report.json`` (see
+        :func:`tinyclap.data.manifests.preparation_report`), instead of
+        raising :class:`tinyclap.data.manifests.MissingAudioError` (default).
 
     Returns
     -------
@@ -108,7 +115,7 @@ def prepare_audiocaps(data_folder, save_folder, audio_pattern=DEFAULT_PATTERN):
                 )
         return builder
 
-    return prepare_once("audiocaps", save_folder, options, build)
+    return prepare_once("audiocaps", save_folder, options, build, allow_missing)
 
 
 def _add_arguments(parser):

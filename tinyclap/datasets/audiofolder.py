@@ -54,7 +54,12 @@ def find_audio(data_folder, extensions=EXTENSIONS, exclude=()):
 
 
 def prepare_audiofolder(
-    data_folder, save_folder, valid_fraction=0.05, label_from_folder=False, extensions=EXTENSIONS
+    data_folder,
+    save_folder,
+    valid_fraction=0.05,
+    label_from_folder=False,
+    extensions=EXTENSIONS,
+    allow_missing=False,
 ):
     """Write ``train``, ``valid`` and ``all`` manifests of a folder of audio files.
 
@@ -72,6 +77,10 @@ def prepare_audiofolder(
         ``data_folder`` (every clip must then be inside one).
     extensions : list of str
         File extensions taken as audio (case-insensitive).
+    allow_missing : bool
+        Accepted for a uniform interface: the files are found on disk, so
+        none can be missing (a file removed during the preparation raises
+        :class:`tinyclap.data.manifests.MissingAudioError` unless True).
 
     Returns
     -------
@@ -118,7 +127,7 @@ def prepare_audiofolder(
                 builder.manifests[split][relative] = dict(builder.manifests["all"][relative])
         return builder
 
-    return prepare_once("audiofolder", save_folder, options, build)
+    return prepare_once("audiofolder", save_folder, options, build, allow_missing)
 
 
 def _add_arguments(parser):

@@ -5,7 +5,8 @@ Reads ``clotho_captions_{development,validation,evaluation}.csv``
 ``{development,validation,evaluation}/`` (or ``clotho_audio_<subset>/``).
 Splits: ``train`` (development), ``valid`` (validation), ``test``
 (evaluation). Entries: ``{"wav", "duration", "caption", "captions",
-"subset"}``. Clips missing on disk are counted and reported.
+"subset"}``. Clips missing on disk are an error, or with ``allow_missing`` dropped and
+counted in ``prepare_report.json``.
 
 Example
 -------
@@ -29,7 +30,7 @@ def _audio_folder(root, subset):
     return root / subset
 
 
-def prepare_clotho(data_folder, save_folder):
+def prepare_clotho(data_folder, save_folder, allow_missing=False):
     """Write Clotho v2 manifests (``train``, ``valid``, ``test``).
 
     Parameters
@@ -38,6 +39,11 @@ def prepare_clotho(data_folder, save_folder):
         Folder holding the caption csv files and the audio folders.
     save_folder : str or pathlib.Path
         Where the manifests and ``prepare_report.json`` go.
+    allow_missing : bool
+        Drop clips listed in the metadata but missing on disk, counting them
+        in ``prepare_report.json`` (see
+        :func:`tinyclap.data.manifests.preparation_report`), instead of
+        raising :class:`tinyclap.data.manifests.MissingAudioError` (default).
 
     Returns
     -------
@@ -81,7 +87,7 @@ def prepare_clotho(data_folder, save_folder):
                     )
         return builder
 
-    return prepare_once("clotho", save_folder, options, build)
+    return prepare_once("clotho", save_folder, options, build, allow_missing)
 
 
 def main(argv=None):

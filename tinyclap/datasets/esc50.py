@@ -35,7 +35,7 @@ FORMAT_VERSION = 1
 META_FILE = Path("meta") / "esc50.csv"
 
 
-def prepare_esc50(data_folder, save_folder, test_folds=None, valid_folds=None):
+def prepare_esc50(data_folder, save_folder, test_folds=None, valid_folds=None, allow_missing=False):
     """Write ESC-50 manifests (``test.json``, and ``train``/``valid`` when folds are chosen).
 
     Parameters
@@ -48,6 +48,11 @@ def prepare_esc50(data_folder, save_folder, test_folds=None, valid_folds=None):
         Folds of the test split; ``None`` (default) puts all 2000 clips there.
     valid_folds : list of int, optional
         Folds of the validation split (the remaining folds are ``train``).
+    allow_missing : bool
+        Drop clips listed in the metadata but missing on disk, counting them
+        in ``prepare_report.json`` (see
+        :func:`tinyclap.data.manifests.preparation_report`), instead of
+        raising :class:`tinyclap.data.manifests.MissingAudioError` (default).
 
     Returns
     -------
@@ -87,7 +92,7 @@ def prepare_esc50(data_folder, save_folder, test_folds=None, valid_folds=None):
                 )
         return builder
 
-    return prepare_once("esc50", save_folder, options, build)
+    return prepare_once("esc50", save_folder, options, build, allow_missing)
 
 
 def main(argv=None):

@@ -7,7 +7,8 @@ Reads ``FSD50K.ground_truth/dev.csv`` (``fname,labels,mids,split`` with split
 with split ``val``), ``test`` (eval). Entries: ``{"wav", "duration",
 "labels", "mids"}``: FSD50K is multi-label, so there is no single ``label``
 (use it for distillation; the loss needs audio only). Missing clips are
-counted and reported.
+an error, or with ``allow_missing`` dropped and counted in
+``prepare_report.json``.
 
 Example
 -------
@@ -25,7 +26,7 @@ GROUND_TRUTH = "FSD50K.ground_truth"
 AUDIO = {"dev": "FSD50K.dev_audio", "eval": "FSD50K.eval_audio"}
 
 
-def prepare_fsd50k(data_folder, save_folder):
+def prepare_fsd50k(data_folder, save_folder, allow_missing=False):
     """Write FSD50K manifests (``train``, ``valid``, ``test``).
 
     Parameters
@@ -34,6 +35,11 @@ def prepare_fsd50k(data_folder, save_folder):
         Folder holding ``FSD50K.ground_truth/`` and the audio folders.
     save_folder : str or pathlib.Path
         Where the manifests and ``prepare_report.json`` go.
+    allow_missing : bool
+        Drop clips listed in the metadata but missing on disk, counting them
+        in ``prepare_report.json`` (see
+        :func:`tinyclap.data.manifests.preparation_report`), instead of
+        raising :class:`tinyclap.data.manifests.MissingAudioError` (default).
 
     Returns
     -------
@@ -76,7 +82,7 @@ def prepare_fsd50k(data_folder, save_folder):
                     )
         return builder
 
-    return prepare_once("fsd50k", save_folder, options, build)
+    return prepare_once("fsd50k", save_folder, options, build, allow_missing)
 
 
 def main(argv=None):

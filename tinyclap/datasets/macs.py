@@ -9,7 +9,8 @@ overrides this). MACS has no official split: ``valid`` takes a stable
 ``airport-barcelona-0``, stay together), the rest is ``train``. Entries:
 ``{"wav", "duration", "caption", "captions", "tags", "label"}`` where
 ``label`` is the readable scene (``public square``). Missing clips are
-counted and reported.
+an error, or with ``allow_missing`` dropped and counted in
+``prepare_report.json``.
 
 Example
 -------
@@ -45,7 +46,9 @@ def recording_key(filename):
     return "-".join(Path(filename).stem.split("-")[:3])
 
 
-def prepare_macs(data_folder, save_folder, audio_folder=None, valid_fraction=0.1):
+def prepare_macs(
+    data_folder, save_folder, audio_folder=None, valid_fraction=0.1, allow_missing=False
+):
     """Write MACS manifests (``train`` and ``valid``).
 
     Parameters
@@ -59,6 +62,11 @@ def prepare_macs(data_folder, save_folder, audio_folder=None, valid_fraction=0.1
         ``data_folder/TAU-urban-acoustic-scenes-2019-development/audio``).
     valid_fraction : float
         Fraction of recordings in ``valid``.
+    allow_missing : bool
+        Drop clips listed in the metadata but missing on disk, counting them
+        in ``prepare_report.json`` (see
+        :func:`tinyclap.data.manifests.preparation_report`), instead of
+        raising :class:`tinyclap.data.manifests.MissingAudioError` (default).
 
     Returns
     -------
@@ -103,7 +111,7 @@ def prepare_macs(data_folder, save_folder, audio_folder=None, valid_fraction=0.1
             )
         return builder
 
-    return prepare_once("macs", save_folder, options, build)
+    return prepare_once("macs", save_folder, options, build, allow_missing)
 
 
 def _add_arguments(parser):

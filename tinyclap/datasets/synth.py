@@ -14,6 +14,7 @@ python recipes/Synth/synth_prepare.py --data_folder data/synth --save_folder res
 """
 
 import argparse
+import json
 import logging
 import multiprocessing
 import os
@@ -24,10 +25,13 @@ import soundfile as sf
 from tqdm import tqdm
 
 from tinyclap.data.manifests import (
+    REPORT_FILENAME,
+    add_allow_missing_argument,
     manifests_complete,
     mark_prepared,
     skip_if_prepared,
     write_manifest,
+    write_preparation_report,
 )
 from tinyclap.data.synth import SYNTH_CLASSES, example_rng, sample_example
 
@@ -126,6 +130,7 @@ def prepare_synth(
     mixture_prob=0.25,
     seed=1234,
     num_workers=None,
+    allow_missing=False,
 ):
     """Generate the Synth dataset and its SpeechBrain JSON manifests.
 
@@ -149,6 +154,11 @@ def prepare_synth(
     num_workers : int, optional
         Worker processes; ``None`` picks the CPU count for large sets and
         renders in-process for small ones; 0 or 1 renders in-process.
+    allow_missing : bool
+        Accepted for the interface shared with the real-data preparations;
+        no effect (the clips are rendered here, a deleted one is rendered
+        again). ``prepare_report.json`` records ``missing_files: 0`` so that
+        :func:`tinyclap.data.manifests.preparation_report` reads this folder too.
 
     Returns
     -------
@@ -181,6 +191,8 @@ def prepare_synth(
     filenames = [f"{split}.json" for split in SPLITS]
     if skip_if_prepared(save_folder, options, filenames) and manifests_complete(manifest_paths):
         logger.info("Synth dataset already prepared in %s, skipping", save_folder)
+        if not (save_folder / REPORT_FILENAME).is_file():  # prepared by an older version
+            _write_report(save_folder, manifest_paths, allow_missing)
         return manifest_paths
 
     (save_folder / "prepare_options.json").unlink(missing_ok=True)
@@ -196,9 +208,29 @@ def prepare_synth(
         manifests[split][example_id] = entry
     for split in SPLITS:
         write_manifest(manifest_paths[split], manifests[split])
+    _write_report(save_folder, manifest_paths, allow_missing)
     mark_prepared(save_folder, options)
     logger.info("Synth dataset written: %d clips in %s", len(jobs), data_folder)
     return manifest_paths
+
+
+def _write_report(save_folder, manifest_paths, allow_missing):
+    """``prepare_report.json``: clip counts per split, nothing missing."""
+    counts = {}
+    for split, path in manifest_paths.items():
+        with open(path, encoding="utf-8") as f:
+            counts[split] = len(json.load(f))
+    write_preparation_report(
+        save_folder,
+        {
+            "dataset": "synth",
+            "counts": counts,
+            "missing_count": {},
+            "missing": {},
+            "missing_files": 0,
+            "allow_missing": bool(allow_missing),
+        },
+    )
 
 
 def _parse_args(argv):
@@ -214,6 +246,7 @@ def _parse_args(argv):
     parser.add_argument("--mixture_prob", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--num_workers", type=int, default=None)
+    add_allow_missing_argument(parser)
     return parser.parse_args(argv)
 
 

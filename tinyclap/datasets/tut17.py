@@ -97,7 +97,14 @@ def _dev_folds(folder):
     return folds
 
 
-def prepare_tut17(data_folder, save_folder, test_set="auto", test_folds=None, valid_folds=None):
+def prepare_tut17(
+    data_folder,
+    save_folder,
+    test_set="auto",
+    test_folds=None,
+    valid_folds=None,
+    allow_missing=False,
+):
     """Write TUT Acoustic Scenes 2017 manifests.
 
     Parameters
@@ -111,6 +118,11 @@ def prepare_tut17(data_folder, save_folder, test_set="auto", test_folds=None, va
         ``"evaluation"``, ``"development"`` or ``"auto"`` (see the module doc).
     test_folds, valid_folds : list of int, optional
         Development folds (1-4) of the test and validation splits.
+    allow_missing : bool
+        Drop clips listed in the metadata but missing on disk, counting them
+        in ``prepare_report.json`` (see
+        :func:`tinyclap.data.manifests.preparation_report`), instead of
+        raising :class:`tinyclap.data.manifests.MissingAudioError` (default).
 
     Returns
     -------
@@ -186,7 +198,7 @@ def prepare_tut17(data_folder, save_folder, test_set="auto", test_folds=None, va
                 )
         return builder
 
-    return prepare_once("tut17", save_folder, options, build)
+    return prepare_once("tut17", save_folder, options, build, allow_missing)
 
 
 def _add_arguments(parser):

@@ -36,7 +36,7 @@ FORMAT_VERSION = 1
 META_FILE = Path("metadata") / "UrbanSound8K.csv"
 
 
-def prepare_us8k(data_folder, save_folder, test_folds=None, valid_folds=None):
+def prepare_us8k(data_folder, save_folder, test_folds=None, valid_folds=None, allow_missing=False):
     """Write UrbanSound8K manifests (``test.json``, and ``train``/``valid`` by fold).
 
     Parameters
@@ -49,6 +49,11 @@ def prepare_us8k(data_folder, save_folder, test_folds=None, valid_folds=None):
         Folds of the test split; ``None`` (default) puts all 8732 clips there.
     valid_folds : list of int, optional
         Folds of the validation split (the remaining folds are ``train``).
+    allow_missing : bool
+        Drop clips listed in the metadata but missing on disk, counting them
+        in ``prepare_report.json`` (see
+        :func:`tinyclap.data.manifests.preparation_report`), instead of
+        raising :class:`tinyclap.data.manifests.MissingAudioError` (default).
 
     Returns
     -------
@@ -89,7 +94,7 @@ def prepare_us8k(data_folder, save_folder, test_folds=None, valid_folds=None):
                 )
         return builder
 
-    return prepare_once("us8k", save_folder, options, build)
+    return prepare_once("us8k", save_folder, options, build, allow_missing)
 
 
 def main(argv=None):

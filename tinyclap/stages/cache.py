@@ -14,6 +14,13 @@ teacher pass). Building is resumable: rows are appended to ``partial.bin`` and a
 clip is recorded in ``partial_index.jsonl`` only after its rows are flushed; an
 interrupted build restarts after the last recorded clip, and the final files
 are renamed into place only when complete.
+
+A bounded build (``max_clips``, for ``--debug`` runs: :func:`debug_max_clips`)
+caches only the first clips of the manifest in sorted id order. Its content
+key is that of those clips alone, so it is a complete cache of a smaller
+manifest and never the cache (complete or partial) of the full one: a later
+full run builds its own. The stage then trains on :func:`cached_manifest`,
+the manifest restricted to the cached clips.
 """
 
 import contextlib
@@ -34,6 +41,7 @@ except ImportError:  # pragma: no cover (Windows)
 
 from tinyclap.audio.io import load_audio
 from tinyclap.audio.windows import crop_windows
+from tinyclap.data.manifests import write_manifest
 
 
 def manifest_fingerprint(entries):
@@ -67,6 +75,91 @@ def content_key(teacher_fingerprint, entries, preprocessing):
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def bounded_entries(entries, max_clips=None):
+    """The first ``max_clips`` entries in sorted id order (all when ``None``).
+
+    The order depends on the ids only, so the same clips are chosen whatever
+    the order of the manifest.
+
+    Example
+    -------
+    >>> bounded_entries({"c": "c.wav", "a": "a.wav", "b": "b.wav"}, 2)
+    {'a': 'a.wav', 'b': 'b.wav'}
+    >>> bounded_entries({"c": "c.wav"}, None)
+    {'c': 'c.wav'}
+    """
+    if max_clips is None:
+        return entries
+    if isinstance(max_clips, bool) or int(max_clips) != max_clips or max_clips < 1:
+        raise ValueError(f"max_clips must be a positive integer or None, got {max_clips!r}")
+    return {key: entries[key] for key in sorted(entries)[: int(max_clips)]}
+
+
+def debug_max_clips(run_opts, batch_size):
+    """How many clips a SpeechBrain ``--debug`` run reads per epoch, else ``None``.
+
+    In debug mode a Brain runs ``debug_batches`` batches per epoch (default
+    2), so ``debug_batches * batch_size`` clips are enough for the teacher
+    cache of that split.
+
+    Parameters
+    ----------
+    run_opts : dict
+        SpeechBrain's run options (``debug``, ``debug_batches``).
+    batch_size : int
+        Batch size of the split's dataloader.
+
+    Returns
+    -------
+    int or None
+        The ``max_clips`` of :meth:`TeacherEmbeddingCache.build`; ``None``
+        (no bound) outside debug mode.
+
+    Example
+    -------
+    >>> debug_max_clips({"debug": True, "debug_batches": 2}, 16)
+    32
+    >>> debug_max_clips({"debug": False}, 16) is None
+    True
+    """
+    if not run_opts.get("debug"):
+        return None
+    return int(run_opts.get("debug_batches", 2)) * int(batch_size)
+
+
+def cached_manifest(manifest_path, cache, out_path):
+    """Write the entries of ``manifest_path`` that ``cache`` holds to ``out_path``.
+
+    After a bounded build (``max_clips``) the datasets must read only cached
+    clips; this is the manifest to give them. Entry order is kept.
+
+    Parameters
+    ----------
+    manifest_path : str or Path
+        The full manifest (``{id: {"wav", ...}}``).
+    cache : TeacherEmbeddingCache
+        The cache built from (a subset of) it.
+    out_path : str or Path
+        Where the restricted manifest goes (parent folders are created).
+
+    Returns
+    -------
+    str
+        ``out_path``.
+    """
+    with open(manifest_path, encoding="utf-8") as f:
+        entries = json.load(f)
+    kept = {key: entry for key, entry in entries.items() if key in cache}
+    missing = set(cache.index) - set(kept)
+    if missing:
+        raise ValueError(
+            f"cache {cache.folder} holds clips that are not in {manifest_path} "
+            f"(e.g. {sorted(missing)[:3]}): it was built from another manifest"
+        )
+    write_manifest(out_path, kept)
+    return str(out_path)
+
+
 class TeacherEmbeddingCache:
     """Read access to a complete cache folder.
 
@@ -87,9 +180,22 @@ class TeacherEmbeddingCache:
     def __len__(self):
         return len(self.index)
 
+    def __contains__(self, clip_id):
+        return clip_id in self.index
+
+    def _entry(self, clip_id):
+        try:
+            return self.index[clip_id]
+        except KeyError:
+            raise KeyError(
+                f"clip {clip_id!r} is not in the teacher cache {self.folder} "
+                f"({len(self.index)} clips; a bounded --debug cache holds only the first "
+                "clips: read cached_manifest() instead of the full manifest)"
+            ) from None
+
     def num_windows(self, clip_id):
         """Number of cached windows of ``clip_id``."""
-        return self.index[clip_id][1]
+        return self._entry(clip_id)[1]
 
     def windows(self, wav):
         """The crops of ``wav`` whose embeddings are cached, in cache order."""
@@ -108,7 +214,7 @@ class TeacherEmbeddingCache:
 
     def get(self, clip_id, window=0):
         """Teacher embedding (float32 ``[D]``) of window ``window`` of ``clip_id``."""
-        offset, count = self.index[clip_id]
+        offset, count = self._entry(clip_id)
         if not 0 <= window < count:
             raise IndexError(f"{clip_id} has {count} cached windows, asked for {window}")
         return torch.from_numpy(np.array(self.embeddings[offset + window], dtype=np.float32))
@@ -125,6 +231,7 @@ class TeacherEmbeddingCache:
         batch_size=32,
         dtype="float16",
         progressbar=True,
+        max_clips=None,
     ):
         """Return the cache for ``entries``, building (or resuming) it if needed.
 
@@ -149,7 +256,20 @@ class TeacherEmbeddingCache:
             ``float16`` (half the disk) or ``float32``.
         progressbar : bool
             Show a tqdm bar.
+        max_clips : int, optional
+            Cache only the first ``max_clips`` clips of ``entries`` in sorted
+            id order (:func:`bounded_entries`; for ``--debug`` runs, see
+            :func:`debug_max_clips`). The cache is keyed on those clips only,
+            so it never stands in for (nor resumes into) the cache of all of
+            ``entries``; train on :func:`cached_manifest`. ``None``: all.
+
+        Returns
+        -------
+        TeacherEmbeddingCache
+            A complete cache holding every clip of ``entries`` (of the
+            bounded subset with ``max_clips``).
         """
+        entries = bounded_entries(entries, max_clips)
         hop_samples = hop_samples or window_samples
         preprocessing = {
             "sample_rate": teacher.sample_rate,
@@ -160,14 +280,20 @@ class TeacherEmbeddingCache:
             "dtype": dtype,
         }
         folder = Path(root) / content_key(teacher.fingerprint, entries, preprocessing)
-        if (folder / "index.json").exists():
-            return cls(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        with _exclusive_lock(folder / ".lock"):  # another process may be building it
-            if not (folder / "index.json").exists():
-                _build(folder, teacher, entries, batch_size, np.dtype(dtype), preprocessing,
-                       progressbar)  # fmt: skip
-        return cls(folder)
+        if not (folder / "index.json").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            with _exclusive_lock(folder / ".lock"):  # another process may be building it
+                if not (folder / "index.json").exists():
+                    _build(folder, teacher, entries, batch_size, np.dtype(dtype), preprocessing,
+                           progressbar)  # fmt: skip
+        cache = cls(folder)
+        absent = [key for key in entries if key not in cache.index]
+        if absent:  # never hand out an incomplete cache as that of ``entries``
+            raise ValueError(
+                f"teacher cache {folder} lacks {len(absent)} of its {len(entries)} clips "
+                f"(e.g. {absent[:3]}); delete the folder to rebuild it"
+            )
+        return cache
 
 
 @contextlib.contextmanager
