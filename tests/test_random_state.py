@@ -218,3 +218,14 @@ def test_loading_an_older_checkpoint_does_not_lower_a_count(tmp_path):
     fresh = StepCounters()
     AtomicCheckpointer(tmp_path, {"counters": fresh}).recover_if_possible()
     assert fresh["skipped"] == 5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_state_is_restored(tmp_path):
+    torch.rand(1, device="cuda")  # CUDA in use
+    ckpt = Checkpointer(tmp_path, {"rng": RandomState()})
+    ckpt.save_checkpoint()
+    expected = torch.rand(3, device="cuda")
+    torch.cuda.manual_seed_all(99)
+    ckpt.recover_if_possible()
+    assert torch.equal(torch.rand(3, device="cuda"), expected)
