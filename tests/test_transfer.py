@@ -225,7 +225,8 @@ def test_single_label_pool_matches_the_transfer_pool_on_synth(tmp_path):
     kept, dropped = single_label_pool(entries)
     mixtures = sum(len(e["labels"]) > 1 for e in entries.values())
     assert dropped == mixtures > 0 and len(kept) == len(entries) - mixtures
-    assert set(kept) == set(read_pool(manifests, ["train"]))
+    pool, pool_dropped = read_pool(manifests, ["train"])
+    assert set(kept) == set(pool) and pool_dropped == dropped
 
 
 # --- the stage --------------------------------------------------------------------

@@ -4,7 +4,7 @@ Every preparation is a function ``prepare_<name>(data_folder, save_folder,
 **options) -> {split: manifest_path}``. An hparams file declares the one it
 uses as an object, e.g.::
 
-    prepare: !apply:tinyclap.datasets.preparation
+    prepare: !new:tinyclap.datasets.Preparation
         name: !ref <dataset>
         data_folder: !ref <data_folder>
 
@@ -14,7 +14,6 @@ stages only call it. A new benchmark is one module here with its
 ``recipes/`` and a test.
 """
 
-import functools
 import importlib
 import inspect
 
@@ -50,8 +49,8 @@ def preparation_function(name):
     return getattr(importlib.import_module(module), function)
 
 
-def preparation(name, data_folder, save_folder=None, **options):
-    """A ready-to-call preparation of dataset ``name`` (nothing runs yet).
+class Preparation:
+    """A dataset preparation ready to run: ``prepare() -> {split: manifest_path}``.
 
     Parameters
     ----------
@@ -66,19 +65,31 @@ def preparation(name, data_folder, save_folder=None, **options):
         take are left out (``test_folds`` means nothing to Synth), so that one
         hparams file serves every benchmark.
 
-    Returns
-    -------
-    functools.partial
-        Called with no argument, it prepares (skipped when already prepared
-        with the same options) and returns ``{split: manifest_path}``.
-
     Example
     -------
-    >>> p = preparation("esc50", "/data/ESC-50-master", n_train=3, test_folds=[1])
-    >>> p.func.__name__, sorted(p.keywords)
-    ('prepare_esc50', ['test_folds'])
+    >>> p = Preparation("esc50", "/data/ESC-50-master", n_train=3, test_folds=[1])
+    >>> p.function.__name__, p.options
+    ('prepare_esc50', {'test_folds': [1]})
     """
-    function = preparation_function(name)
-    accepted = inspect.signature(function).parameters
-    kwargs = {k: v for k, v in options.items() if k in accepted}
-    return functools.partial(function, str(data_folder), str(save_folder or data_folder), **kwargs)
+
+    def __init__(self, name, data_folder, save_folder=None, **options):
+        self.name = name
+        self.function = preparation_function(name)
+        self.data_folder = str(data_folder)
+        self.save_folder = str(save_folder or data_folder)
+        accepted = inspect.signature(self.function).parameters
+        self.options = {k: v for k, v in options.items() if k in accepted}
+
+    def __call__(self):
+        """Prepare (skipped when already prepared with the same options); ``{split: path}``."""
+        manifests = self.function(self.data_folder, self.save_folder, **self.options)
+        return {split: str(path) for split, path in manifests.items()}
+
+    def report(self):
+        """What the preparation dropped (:func:`tinyclap.data.manifests.preparation_report`)."""
+        from tinyclap.data.manifests import preparation_report
+
+        return preparation_report(self.save_folder)
+
+    def __repr__(self):
+        return f"Preparation({self.name!r}, {self.data_folder!r}, {self.save_folder!r})"

@@ -16,6 +16,7 @@ import speechbrain as sb
 import torch
 
 from tinyclap.data.pipelines import unpad
+from tinyclap.stages.data import data_summary
 from tinyclap.zeroshot.scoring import clip_embeddings
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,9 @@ class TinyClapBrain(sb.Brain):
             self.zero_grad(set_to_none=True)
             self._skip_step = False
             self.skipped_batches += 1
+            counters = getattr(self.hparams, "step_counters", None)
+            if counters is not None:  # checkpointed: the count survives resumes
+                counters.increment("skipped_nonfinite_batches")
             logger.warning(
                 "skipped a batch with a non-finite loss (%d so far)", self.skipped_batches
             )
@@ -133,15 +137,31 @@ class TinyClapBrain(sb.Brain):
             )
 
 
+def register_run_state(checkpointer, hparams):
+    """Add the hparams' ``rng`` and ``step_counters`` to a checkpointer (when declared).
+
+    Optional on load, so that runs checkpointed before they existed still resume.
+    """
+    for name in ("rng", "step_counters"):
+        if hparams.get(name) is not None and name not in checkpointer.recoverables:
+            checkpointer.add_recoverable(name, hparams[name], optional_load=True)
+
+
 def write_results(hparams, stage, record):
-    """Write ``results.json`` (stage, command, metrics) in the output folder; return it."""
+    """Write ``results.json`` (stage, command, metrics, data summary); return the record.
+
+    The file is written atomically (a killed run never leaves half a record).
+    """
     record = {
         "stage": stage,
         "dataset": hparams.get("dataset"),
         "command": " ".join(sys.argv),
         **record,
+        "data": data_summary(hparams),
     }
     path = Path(hparams["output_folder"]) / "results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    tmp.replace(path)
     return record

@@ -12,7 +12,7 @@ import speechbrain as sb
 from tinyclap.data.audio_check import check_manifests, clean_manifests, format_report, write_report
 from tinyclap.data.manifests import write_manifest
 from tinyclap.data.pipelines import read_manifest
-from tinyclap.datasets import preparation
+from tinyclap.datasets import Preparation
 
 
 def merge_corpora(corpora, folder):
@@ -40,7 +40,7 @@ def merge_corpora(corpora, folder):
         name, data_folder = corpus.pop("dataset"), corpus.pop("data_folder")
         prefix = name if names.count(name) == 1 else f"{name}{index}"
         save_folder = corpus.pop("manifest_folder", None)
-        manifests = preparation(name, data_folder, save_folder, **corpus)()
+        manifests = Preparation(name, data_folder, save_folder, **corpus)()
         for split in merged:
             if split in manifests:
                 entries = read_manifest(manifests[split])
@@ -88,6 +88,35 @@ def prepare_data(hparams, needed):
     if hparams.get("skip_bad_audio"):
         manifests = clean_manifests(manifests, hparams["output_folder"])
     return manifests
+
+
+def data_summary(hparams):
+    """What the stage's preparations dropped, for ``results.json``.
+
+    ``{"preparation": report, "corpora": {dataset: report}}`` with the reports
+    of :func:`tinyclap.data.manifests.preparation_report` (missing files,
+    counted only where ``allow_missing`` let a preparation drop them); a
+    preparation without a report (e.g. a user's own function) gives ``None``.
+    """
+    summary = {"preparation": _report(hparams.get("prepare"))}
+    corpora = {}
+    for corpus in hparams.get("distill_corpora") or []:
+        corpus = dict(corpus)
+        name, data_folder = corpus.pop("dataset"), corpus.pop("data_folder")
+        save_folder = corpus.pop("manifest_folder", None)
+        corpora[name] = _report(Preparation(name, data_folder, save_folder, **corpus))
+    if corpora:
+        summary["corpora"] = corpora
+    return summary
+
+
+def _report(prepare):
+    if not hasattr(prepare, "report"):
+        return None
+    try:
+        return prepare.report()
+    except FileNotFoundError:  # prepared by an older version: no report
+        return None
 
 
 def check_audio(hparams, manifests):

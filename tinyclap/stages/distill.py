@@ -18,10 +18,15 @@ import speechbrain as sb
 import torch
 import torch.nn.functional as F
 
-from tinyclap.data.pipelines import distill_datasets, manifest_classes, read_manifest
+from tinyclap.data.pipelines import (
+    count_unscored,
+    distill_datasets,
+    manifest_classes,
+    read_manifest,
+)
 from tinyclap.nn.complexity import count_params
-from tinyclap.stages.base import TinyClapBrain, unwrap, write_results
-from tinyclap.stages.cache import TeacherEmbeddingCache
+from tinyclap.stages.base import TinyClapBrain, register_run_state, unwrap, write_results
+from tinyclap.stages.cache import TeacherEmbeddingCache, cached_manifest, debug_max_clips
 from tinyclap.stages.checks import check_embedding_dim
 from tinyclap.stages.data import prepare_data
 from tinyclap.stages.evaluate import evaluate_zero_shot
@@ -118,10 +123,21 @@ class ProjectionFinetuneBrain(DistillBrain):
 
 
 def build_caches(teacher, manifests, hparams, run_opts):
-    """Teacher-embedding caches of the train and valid splits.
+    """Teacher-embedding caches of the train and valid splits, and the manifests they cover.
 
     In a multi-process run the main process builds them while the others
-    wait, then every process opens the finished caches.
+    wait, then every process opens the finished caches. A ``--debug`` run
+    caches only the clips its few batches read
+    (:func:`tinyclap.stages.cache.debug_max_clips`) and trains on the
+    manifests restricted to them.
+
+    Returns
+    -------
+    caches : dict
+        ``{split: TeacherEmbeddingCache}``.
+    manifests : dict
+        The input manifests, with the train / valid ones restricted to the
+        cached clips in a ``--debug`` run.
     """
     if sb.utils.distributed.is_distributed_initialized():
         args = [teacher, manifests, hparams, run_opts]
@@ -130,9 +146,11 @@ def build_caches(teacher, manifests, hparams, run_opts):
 
 
 def _build_caches(teacher, manifests, hparams, run_opts):
-    caches = {}
+    caches, manifests = {}, dict(manifests)
+    loader_opts = {"train": "train_dataloader_opts", "valid": "valid_dataloader_opts"}
     for split in ("train", "valid"):
         entries = {k: v["wav"] for k, v in read_manifest(manifests[split]).items()}
+        batch_size = hparams[loader_opts[split]].get("batch_size", 1)
         caches[split] = TeacherEmbeddingCache.build(
             hparams["cache_folder"],
             teacher,
@@ -140,13 +158,20 @@ def _build_caches(teacher, manifests, hparams, run_opts):
             teacher.window_samples,
             crops=hparams.get("cache_crops", 1),
             dtype=hparams["cache_dtype"],
+            max_clips=debug_max_clips(run_opts, batch_size),
         )
-    return caches
+        if len(caches[split]) < len(entries):  # --debug: only the cached clips
+            out = Path(hparams["output_folder"]) / "debug_manifests" / f"{split}.json"
+            manifests[split] = cached_manifest(manifests[split], caches[split], out)
+    return caches, manifests
 
 
 def distillation_data(teacher, manifests, hparams, run_opts, classes):
-    """Teacher caches of the train / valid splits and the datasets reading them."""
-    caches = build_caches(teacher, manifests, hparams, run_opts)
+    """Teacher caches of the train / valid splits, the datasets reading them, the manifests.
+
+    Returns ``(caches, datasets, manifests)``; see :func:`build_caches`.
+    """
+    caches, manifests = build_caches(teacher, manifests, hparams, run_opts)
     datasets = distill_datasets(
         {k: manifests[k] for k in ("train", "valid")},
         caches,
@@ -154,7 +179,7 @@ def distillation_data(teacher, manifests, hparams, run_opts, classes):
         teacher.window_samples,
         classes,
     )
-    return caches, datasets
+    return caches, datasets, manifests
 
 
 def fit(brain, datasets, hparams, counter):
@@ -168,6 +193,12 @@ def fit(brain, datasets, hparams, counter):
     )
 
 
+def skipped_batches(hparams):
+    """Optimiser steps skipped for a non-finite loss, over the whole run (resumes included)."""
+    counters = hparams.get("step_counters")
+    return counters["skipped_nonfinite_batches"] if counters is not None else None
+
+
 def run_distill(hparams, run_opts):
     """Distil, finetune the projection, evaluate; save ``student.ckpt``."""
     teacher, student, frontend = hparams["teacher_model"], hparams["student"], hparams["frontend"]
@@ -175,16 +206,20 @@ def run_distill(hparams, run_opts):
     check_embedding_dim(out_dim, teacher, key="student (its output size)")
     manifests = prepare_data(hparams, ("train", "valid", "test"))
     classes = manifest_classes(manifests["test"])
-    _, datasets = distillation_data(teacher, manifests, hparams, run_opts, classes)
+    _, datasets, manifests = distillation_data(teacher, manifests, hparams, run_opts, classes)
+    unscored = count_unscored(manifests["valid"], classes)
+    if unscored:
+        logger.info("%d validation clips have no label among the test classes: unscored", unscored)
     class_text_embs = ensemble_prompt_embeddings(teacher, classes, hparams["prompt_template"])
     start = time.time()
-    steps, skipped = {}, 0
+    steps = {}
     stages = [(DistillBrain, "")]
     if isinstance(getattr(student, "projection", None), torch.nn.Module):
         stages.append((ProjectionFinetuneBrain, "finetune_"))
     else:
         logger.info("the student has no `projection`: projection finetuning skipped")
     for brain_class, prefix in stages:
+        register_run_state(hparams[f"{prefix}checkpointer"], hparams)
         brain = brain_class(
             modules=hparams["modules"],
             opt_class=hparams[f"{prefix}opt_class"],
@@ -195,7 +230,6 @@ def run_distill(hparams, run_opts):
         brain.class_text_embs = class_text_embs
         fit(brain, datasets, hparams, hparams[f"{prefix}epoch_counter"])
         steps[prefix.rstrip("_") or "distill"] = brain.optimizer_step  # total, resumes included
-        skipped += brain.skipped_batches
         hparams[f"{prefix}checkpointer"].recover_if_possible(min_key="loss")
     train_seconds = time.time() - start
     if not sb.utils.distributed.if_main_process():  # one process saves and evaluates
@@ -224,7 +258,8 @@ def run_distill(hparams, run_opts):
             "params": count_params(student),
             "train_seconds": round(train_seconds, 1),
             "optimizer_steps": steps,
-            "skipped_nonfinite_batches": skipped,
+            "skipped_nonfinite_batches": skipped_batches(hparams),
+            "valid_unscored_clips": unscored,
             "zs_accuracy": summary["accuracy"],
         },
     )

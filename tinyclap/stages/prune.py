@@ -22,7 +22,7 @@ from tinyclap.nn.latent import restrict_embeddings
 from tinyclap.pruning.ranking import rank_dimensions
 from tinyclap.pruning.report import plot_pruning_curve, write_pruning_table
 from tinyclap.pruning.surgery import MaskedAudioEncoder, shrink_encoder
-from tinyclap.stages.base import write_results
+from tinyclap.stages.base import register_run_state, write_results
 from tinyclap.stages.checkpoints import config_hash, read_finished, write_finished
 from tinyclap.stages.checks import check_ks, check_student_fits_teacher
 from tinyclap.stages.data import prepare_data
@@ -64,6 +64,7 @@ def finetune_projection(encoder, datasets, class_text_embs, hparams, run_opts, f
             "lr_annealing": lr_annealing,
         },
     )
+    register_run_state(checkpointer, hparams)
     point_hparams = {
         **hparams,
         "finetune_epoch_counter": epoch_counter,
@@ -109,7 +110,7 @@ def run_prune(hparams, run_opts):
     check_ks(hparams["ks"], full.embedding_dim)
     manifests = prepare_data(hparams, ("train", "valid", "test"))
     classes = manifest_classes(manifests["test"])
-    caches, datasets = distillation_data(teacher, manifests, hparams, run_opts, classes)
+    caches, datasets, manifests = distillation_data(teacher, manifests, hparams, run_opts, classes)
     orders = {
         name: rank_dimensions(
             ranking_embeddings(name, full, caches, manifests), name, seed=hparams["seed"]

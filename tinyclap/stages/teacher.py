@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from tinyclap.data.pipelines import manifest_classes, teacher_datasets
 from tinyclap.nn.complexity import count_params
-from tinyclap.stages.base import TinyClapBrain, write_results
+from tinyclap.stages.base import TinyClapBrain, register_run_state, write_results
 from tinyclap.stages.data import prepare_data
 from tinyclap.stages.evaluate import evaluate_zero_shot
 from tinyclap.stages.losses import contrastive_loss
@@ -91,6 +91,7 @@ def run_train_teacher(hparams, run_opts):
         int(hparams["window_samples"]),
         classes,
     )
+    register_run_state(hparams["checkpointer"], hparams)
     brain = TeacherBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],

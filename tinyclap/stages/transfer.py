@@ -19,6 +19,7 @@ fold and their mean and standard deviation.
 """
 
 import json
+import logging
 import statistics
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from tinyclap.audio.windows import split_windows
-from tinyclap.data.folds import assign_folds, labeled_subset
+from tinyclap.data.folds import assign_folds, labeled_subset, single_label_pool
 from tinyclap.data.pipelines import read_manifest, transfer_datasets, unpad
 from tinyclap.nn.complexity import count_params
 from tinyclap.stages.base import TinyClapBrain, write_results
@@ -37,6 +38,7 @@ from tinyclap.stages.checkpoints import config_hash, read_finished, write_finish
 from tinyclap.stages.compression import build_compression
 from tinyclap.stages.data import prepare_data
 from tinyclap.stages.losses import regression_loss
+from tinyclap.stages.random_state import StepCounters
 from tinyclap.zeroshot.report import summarise, write_report
 
 
@@ -135,15 +137,23 @@ class TransferBrain(TinyClapBrain):
             )
 
 
-PCA_FIT_SETS = ("labeled", "train_folds")
+logger = logging.getLogger(__name__)
 
 
 def read_pool(manifests, splits, single_label=True):
-    """``{id: entry}`` of the clips of ``manifests[split]`` for ``split`` in ``splits``.
+    """The clips of ``manifests[split]`` for ``split`` in ``splits``, and a dropped count.
 
-    With ``single_label``, clips whose ``labels`` list more than one class (the
-    Synth mixtures) are left out, so that every clip has one true class. Each
-    entry records its ``split``. Ids must be unique across the splits.
+    With ``single_label``, clips whose ``labels`` hold more than one class (the
+    Synth mixtures) are left out (:func:`tinyclap.data.folds.single_label_pool`)
+    and counted, so that every clip has one true class. Each entry records its
+    ``split``. Ids must be unique across the splits.
+
+    Returns
+    -------
+    pool : dict
+        ``{id: entry}``.
+    dropped : int
+        Multi-label clips left out (0 without ``single_label``).
     """
     pool = {}
     for split in splits:
@@ -154,10 +164,13 @@ def read_pool(manifests, splits, single_label=True):
                 raise ValueError(f"clip id {key!r} appears in two pool splits")
             if "label" not in entry:
                 raise ValueError(f"{manifests[split]}: entry {key!r} has no 'label'")
-            if single_label and len(entry.get("labels", [entry["label"]])) > 1:
-                continue
             pool[key] = {**entry, "split": split}
-    return pool
+    if not single_label:
+        return pool, 0
+    pool, dropped = single_label_pool(pool)
+    if dropped:
+        logger.info("transfer pool: %d multi-label clips left out (single_label)", dropped)
+    return pool, dropped
 
 
 def pool_caches(teacher, manifests, pool, hparams):
@@ -262,12 +275,17 @@ def run_fold(fold, pool, folds, caches, teacher, classes, hparams, run_opts):
             "counter": epoch_counter,
         },
     )
+    counters = StepCounters(["skipped_nonfinite_batches"])  # this fold's own count
+    checkpointer.add_recoverable("step_counters", counters, optional_load=True)
+    if hparams.get("rng") is not None:
+        checkpointer.add_recoverable("rng", hparams["rng"], optional_load=True)
     brain = TransferBrain(
         modules=modules,
         opt_class=hparams["opt_class"],
         hparams={
             **hparams,
             "reg_loss_fn": reg_fn,
+            "step_counters": counters,
             "epoch_counter": epoch_counter,
             "lr_annealing": hparams["lr_annealing"](),
             "train_logger": hparams["train_logger"](save_file=folder / "train_log.txt"),
@@ -298,6 +316,7 @@ def run_fold(fold, pool, folds, caches, teacher, classes, hparams, run_opts):
         "num_train_clips": len(train_keys),
         "num_test_clips": len(test_keys),
         "train_seconds": round(train_seconds, 1),
+        "skipped_nonfinite_batches": counters["skipped_nonfinite_batches"],
         "final_train_stats": getattr(brain, "train_stats", None),
     }
     if hparams["compression"] == "pca":
@@ -327,7 +346,7 @@ def run_transfer(hparams, run_opts):
     """
     teacher = hparams["teacher_model"]
     manifests = prepare_data(hparams, tuple(hparams["pool_splits"]))
-    pool = read_pool(manifests, hparams["pool_splits"], hparams["single_label"])
+    pool, dropped = read_pool(manifests, hparams["pool_splits"], hparams["single_label"])
     folds = assign_folds(pool, hparams["num_folds"], hparams["fold_seed"])
     classes = sorted({e["label"] for e in pool.values()})
     caches = pool_caches(teacher, manifests, pool, hparams)
@@ -345,6 +364,8 @@ def run_transfer(hparams, run_opts):
                 for key in ("transfer_lambda", "reg_loss", "compression", "compression_dim")
             },
             "labeled_per_class": hparams["labeled_per_class"],
+            "pool_clips": len(pool),
+            "dropped_multi_label_clips": dropped,
             "seed": hparams["seed"],
             "student_config": results[0]["student_config"],
             "params": results[0]["params"],
