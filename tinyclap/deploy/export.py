@@ -28,6 +28,7 @@ from tinyclap.deploy.text_encoders import (
     save_mini_text_encoder,
 )
 from tinyclap.nn.complexity import count_macs, measure_latency, split_params
+from tinyclap.nn.specs import spec_of, spec_yaml
 from tinyclap.teachers import MSCLAP_NAMES, load_teacher
 from tinyclap.zeroshot.prompts import DEFAULT_TEMPLATE
 from tinyclap.zeroshot.report import summarise
@@ -48,8 +49,7 @@ teacher: {teacher}
 frontend: !new:tinyclap.audio.features.LogMel
 {frontend}
 
-student: !new:tinyclap.students.phinet.PhiNetStudent
-{student}
+student: {student}
 
 # Prompt embeddings of the bundled label sets ({label_sets}).
 label_embeddings: !new:tinyclap.deploy.text_encoders.LabelEmbeddingTables
@@ -130,7 +130,7 @@ def hparams_text(encoder, teacher_name, template, label_sets, text_encoder_spec)
         kept_dims=json.dumps(encoder.kept_dims),
         teacher=json.dumps(teacher_name),
         frontend=_yaml_block(encoder.frontend_config),
-        student=_yaml_block(encoder.student.config),
+        student=spec_yaml(spec_of(encoder.student)),
         label_sets=", ".join(label_sets),
         text_encoder=text_encoder,
         text_loadable=text_loadable,
@@ -343,7 +343,9 @@ def export_student(
         "teacher": teacher_name,
         "teacher_checkpoint": teacher_checkpoint,
         "teacher_fingerprint": getattr(teacher_model, "fingerprint", ""),
-        "student_config": encoder.student.config,
+        "student_config": getattr(encoder.student, "config", None),
+        "student_build": spec_of(encoder.student),
+        "embedding_dim": encoder.embedding_dim,
         "frontend": encoder.frontend_config,
         "clip_seconds": encoder.clip_seconds,
         "kept_dims": encoder.kept_dims,

@@ -35,11 +35,16 @@ def render_model_card(info):
     >>> "| zero-shot accuracy (training run) | 90.0% |" in card
     True
     """
-    cfg, prof = info["student_config"], info["profile"]
-    name = f"PhiNet α{cfg['alpha']:g} β{cfg['beta']:g} t0 {cfg['t_zero']:g} N{cfg['num_layers']}"
+    cfg, prof = info.get("student_config") or {}, info["profile"]
+    if "alpha" in cfg:
+        name = (
+            f"PhiNet α{cfg['alpha']:g} β{cfg['beta']:g} t0 {cfg['t_zero']:g} N{cfg['num_layers']}"
+        )
+    else:  # a custom student: its class
+        name = f"`{info.get('student_build', {}).get('class', 'custom module')}`"
     source = info.get("repo_id") or "PATH_TO_THIS_FOLDER"
     kept = info.get("kept_dims")
-    latent = f"{cfg['embedding_dim']}" + (
+    latent = f"{info.get('embedding_dim', cfg.get('embedding_dim'))}" + (
         f" (pruned: {len(kept)} kept dimensions of the teacher's space)" if kept else ""
     )
     run = info.get("run_results", {})
@@ -53,8 +58,7 @@ def render_model_card(info):
         ("teacher (text side)", teacher),
         ("input", f"{rate} Hz mono, {info['clip_seconds']:g} s windows"),
         ("latent size", latent),
-        ("parameters", f"{prof['params']:,} (backbone {prof['backbone_params']:,}, "
-                       f"projection {prof['projection_params']:,})"),
+        ("parameters", _params_text(prof)),
         ("MACs per window", f"{prof['macs'] / 1e6:.2f}M (log-mel input, STFT not counted)"),
         ("CPU latency per window", f"{prof['cpu_ms_per_window']:.2f} ms (batch 1, "
                                    f"{prof['threads']} thread(s), frontend included, median)"),
@@ -137,3 +141,14 @@ name as `labels`, or any of their class names): {sets}. {free_form}
 
 Figures measured when the folder was exported; latency depends on the machine.
 """
+
+
+def _params_text(profile):
+    """``N (backbone B, projection P)``, or ``N`` for a student without those parts."""
+    text = f"{profile['params']:,}"
+    if profile.get("backbone_params") is not None and profile.get("projection_params") is not None:
+        text += (
+            f" (backbone {profile['backbone_params']:,}, "
+            f"projection {profile['projection_params']:,})"
+        )
+    return text

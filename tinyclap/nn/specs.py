@@ -158,3 +158,57 @@ def build(spec):
         raise SpecError(f"{spec['class']}: cannot rebuild with {spec['kwargs']}: {err}") from err
     _record(obj, spec["class"], _from_spec_value(spec.get("args", [])), spec["kwargs"])
     return obj
+
+
+def _yaml_value(value, indent):
+    """One spec value as YAML: JSON for plain data, a tagged block for a nested spec."""
+    import json
+
+    if isinstance(value, dict) and set(value) == {"__spec__"}:
+        return spec_yaml(value["__spec__"], indent + 4)
+    if _contains_spec(value):
+        raise SpecError("a list or dict holding !new: objects cannot be written to yaml here")
+    return json.dumps(value)
+
+
+def _contains_spec(value):
+    if isinstance(value, dict):
+        return set(value) == {"__spec__"} or any(_contains_spec(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_spec(v) for v in value)
+    return False
+
+
+def spec_yaml(spec, indent=4):
+    """A build spec as a hyperpyyaml ``!new:`` node (the text after ``key: ``).
+
+    Parameters
+    ----------
+    spec : dict
+        From :func:`spec_of`.
+    indent : int
+        Indentation of the node's arguments.
+
+    Example
+    -------
+    >>> spec = {"class": "torch.nn.Sequential", "args": [
+    ...     {"__spec__": {"class": "torch.nn.Flatten", "args": [], "kwargs": {}}},
+    ...     {"__spec__": {"class": "torch.nn.LazyLinear", "args": [],
+    ...                   "kwargs": {"out_features": 16}}}], "kwargs": {}}
+    >>> print("student: " + spec_yaml(spec))
+    student: !new:torch.nn.Sequential
+        - !new:torch.nn.Flatten
+        - !new:torch.nn.LazyLinear
+            out_features: 16
+    """
+    args, kwargs = spec.get("args", []), spec.get("kwargs", {})
+    if args and kwargs:
+        raise SpecError(
+            f"{spec['class']}: positional and keyword arguments together cannot be written "
+            "as one hyperpyyaml !new: node"
+        )
+    pad = " " * indent
+    lines = [f"!new:{spec['class']}"]
+    lines += [f"{pad}- {_yaml_value(v, indent)}" for v in args]
+    lines += [f"{pad}{k}: {_yaml_value(v, indent)}" for k, v in kwargs.items()]
+    return "\n".join(lines)
