@@ -341,3 +341,20 @@ def test_distill_and_evaluate_from_msclap_2022_debug(clap2022, tmp_path):
         "--output_folder", str(tmp_path / "eval"),
     ])  # fmt: skip
     assert evaluated["zs_accuracy"] == result["zs_accuracy"]  # deterministic windows
+
+
+def test_bench_profiles_the_msclap_audio_tower(clap2022, capsys):
+    """`tinyclap bench model msclap-2022` profiles the tower like any other model."""
+    from tinyclap.tools.cli import main as cli_main
+
+    assert cli_main(["bench", "model", "msclap-2022", "--teacher_checkpoint",
+                     str(clap2022["checkpoint"]), "--text_model", str(clap2022["text"]),
+                     "--json", "--repeats", "1", "--batch_sizes", "1"]) == 0  # fmt: skip
+    (row,) = json.loads(capsys.readouterr().out)
+    teacher = load_teacher("msclap-2022", checkpoint=clap2022["checkpoint"],
+                           text_model=clap2022["text"])  # fmt: skip
+    tower = teacher.clap.audio_encoder
+    assert row["params"] == sum(p.numel() for p in tower.parameters())
+    assert row["projection_params"] == sum(p.numel() for p in tower.projection.parameters())
+    assert row["macs"] > 1e9  # Cnn14 on a 5 s window: several GMACs
+    assert row["ms_b1"] > 0 and row["model"] == "teacher msclap-2022"

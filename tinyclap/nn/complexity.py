@@ -451,7 +451,9 @@ def profile_models(models, threads=1, batch_sizes=(1, 16), *, warmup=3, repeats=
     models : sequence
         :class:`tinyclap.students.encoder.StudentAudioEncoder` s or teachers: anything
         with ``audio_encoder()`` (the module on log-mels), ``frontend`` (a
-        :class:`tinyclap.audio.features.LogMel`) and ``window_samples``.
+        :class:`tinyclap.audio.features.LogMel`, or a module with
+        ``reads_waveforms = True`` for towers that read waveforms, such as
+        msclap's) and ``window_samples``.
     threads : int
         ``torch.set_num_threads`` during the latency measurements (restored
         afterwards, reported as ``threads``).
@@ -497,7 +499,10 @@ def profile_models(models, threads=1, batch_sizes=(1, 16), *, warmup=3, repeats=
             encoder, frontend = model.audio_encoder(), model.frontend
             clip_samples = int(model.window_samples)
             info = split_params(encoder)
-            shape = (1, frontend.num_frames(clip_samples), frontend.n_mels)
+            if getattr(frontend, "reads_waveforms", False):  # e.g. msclap: STFT inside
+                shape = (1, clip_samples)
+            else:
+                shape = (1, frontend.num_frames(clip_samples), frontend.n_mels)
             info["macs"] = count_macs(encoder, shape)
             saved += _save_modes(encoder) + _save_modes(frontend)
             encoder.eval()

@@ -337,6 +337,15 @@ class MSCLAPTeacher(Teacher):
         """Device of the weights."""
         return next(self.clap.parameters()).device
 
+    @property
+    def frontend(self):
+        """For profiling: the audio tower reads waveforms (its STFT and log-mels are inside)."""
+        return WaveformInput()
+
+    def audio_encoder(self):
+        """The audio tower (msclap's own frontend, Cnn14 / HTSAT, projection) on waveforms."""
+        return _AudioTower(self.clap.audio_encoder)
+
     @torch.no_grad()
     def embed_audio(self, wavs):
         """L2-normalised embeddings ``[B, D]`` of 44.1 kHz windows ``[B, T]``.
@@ -365,6 +374,30 @@ class MSCLAPTeacher(Teacher):
         )
         batch = {k: tokens[k].to(self.device) for k in self.token_keys}
         return F.normalize(self.clap.caption_encoder(batch), dim=-1)
+
+
+class WaveformInput(torch.nn.Identity):
+    """The "frontend" of a tower that reads waveforms: nothing to do.
+
+    Profiling (:func:`tinyclap.nn.complexity.profile_models`) counts the
+    tower's MACs on ``[1, window_samples]`` waveforms, its STFT included.
+    """
+
+    reads_waveforms = True
+
+
+class _AudioTower(torch.nn.Module):
+    """msclap's audio encoder returning the projected embeddings only."""
+
+    def __init__(self, audio_encoder):
+        super().__init__()
+        self.base = audio_encoder.base
+        self.projection = audio_encoder.projection
+        self._encoder = audio_encoder
+
+    def forward(self, wavs):
+        """Un-normalised ``[B, D]`` embeddings of ``[B, T]`` waveforms."""
+        return self._encoder(wavs)[0]
 
 
 def load_msclap_teacher(

@@ -51,7 +51,7 @@ from tinyclap.students.encoder import (
 )
 from tinyclap.students.official import OFFICIAL_NAME, load_any_student
 from tinyclap.students.phinet import PhiNetStudent
-from tinyclap.teachers import load_teacher
+from tinyclap.teachers import MSCLAP_NAMES, load_teacher
 from tinyclap.tools import distill_bench
 from tinyclap.tools.deploy_cli import add_hub_commands
 
@@ -78,8 +78,12 @@ def bench_columns(batch_sizes):
     return columns + [("peak_mem_mb", BENCH_HEADERS["peak_mem_mb"])]
 
 
-def load_model(path):
+def load_model(path, teacher_checkpoint=None, text_model=None):
     """A student checkpoint as a student, anything else as a teacher.
+
+    ``path`` may also be a teacher name (``msclap-2022``, ``msclap-2023``):
+    ``teacher_checkpoint`` and ``text_model`` are then its local files
+    (otherwise the hub, see :func:`tinyclap.teachers.load_teacher`).
 
     Student checkpoints are tinyclap ``student.ckpt`` files and official
     tinyCLAP ones (``phinet_alpha_*.ckpt``, see :func:`load_any_student`).
@@ -92,6 +96,8 @@ def load_model(path):
     """
     if is_student_checkpoint(path) or OFFICIAL_NAME.search(Path(str(path)).name):
         return "student", load_any_student(path)
+    if str(path) in MSCLAP_NAMES:
+        return "teacher", load_teacher(path, checkpoint=teacher_checkpoint, text_model=text_model)
     return "teacher", load_teacher(path)
 
 
@@ -123,7 +129,7 @@ def _grid_models(args):
 def _model_paths(args):
     """Yield ``(name, model)`` for ``tinyclap bench model PATH...``."""
     for path in args.paths:
-        kind, model = load_model(path)
+        kind, model = load_model(path, args.teacher_checkpoint, args.text_model)
         yield f"{kind} {path}", model
 
 
@@ -204,7 +210,11 @@ def build_parser():
     b.set_defaults(func=bench, bench_mode="grid")
     bench_sub = b.add_subparsers(dest="bench_mode", required=False)
     m = bench_sub.add_parser("model", help="profile student or teacher checkpoints")
-    m.add_argument("paths", nargs="+", help="student or mini-teacher checkpoints")
+    m.add_argument(
+        "paths", nargs="+", help="student or mini-teacher checkpoints, or msclap-2022 / msclap-2023"
+    )
+    m.add_argument("--teacher_checkpoint", help="msclap: local CLAP_weights_*.pth (else the hub)")
+    m.add_argument("--text_model", help="msclap: local bert-base-uncased / gpt2 folder")
     _add_profile_options(m)
     distill_bench.add_parser(bench_sub)
 
