@@ -63,7 +63,7 @@ def plot_pruning_curve(rows, path, references=None):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    colours = dict(zip(RANKINGS, ("tab:blue", "tab:orange", "tab:gray")))
+    colours = dict(zip(RANKINGS, ("tab:blue", "tab:orange", "tab:gray", "tab:green", "tab:red")))
     styles = (("acc_finetuned", "-", "shrink + finetune"), ("acc_mask", "--", "mask only"),
               ("acc_shrunk", ":", "shrunk, no finetune"))  # fmt: skip
     for ranking in dict.fromkeys(r["ranking"] for r in rows):

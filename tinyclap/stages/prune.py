@@ -19,7 +19,7 @@ from tinyclap.audio.io import load_audio
 from tinyclap.data.pipelines import manifest_classes, read_manifest
 from tinyclap.nn.complexity import count_macs, count_params
 from tinyclap.nn.latent import restrict_embeddings
-from tinyclap.pruning.ranking import rank_dimensions
+from tinyclap.pruning.ranking import RANKINGS, rank_dimensions
 from tinyclap.pruning.report import plot_pruning_curve, write_pruning_table
 from tinyclap.pruning.surgery import MaskedAudioEncoder, shrink_encoder
 from tinyclap.stages.base import register_run_state, write_results
@@ -92,12 +92,13 @@ def finetune_projection(encoder, datasets, class_text_embs, hparams, run_opts, f
 
 
 def ranking_embeddings(name, full, caches, manifests):
-    """The embeddings a ranking reads: the student's or the teacher's (cached)."""
-    if name == "student":
+    """The embeddings a ranking reads (:data:`tinyclap.pruning.ranking.RANKINGS`)."""
+    source = RANKINGS[name].source
+    if source == "student":
         return student_train_embeddings(full, manifests["train"])
-    if name == "teacher":
+    if source == "teacher":
         return caches["train"].embeddings
-    return torch.zeros(1, full.embedding_dim)  # random: the embeddings are not read
+    return torch.zeros(1, full.embedding_dim)  # the ranking reads the shape only
 
 
 def run_prune(hparams, run_opts):
