@@ -20,7 +20,7 @@ LAYERS = [
     {"zeroshot"},
     {"pruning"},
     {"stages"},
-    {"deploy", "inference", "features", "text_encoders"},  # public / legacy aliases
+    {"deploy", "inference"},  # tinyclap.inference: the public alias of deploy.inference
     {"tools"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
