@@ -358,3 +358,38 @@ def test_bench_profiles_the_msclap_audio_tower(clap2022, capsys):
     assert row["projection_params"] == sum(p.numel() for p in tower.projection.parameters())
     assert row["macs"] > 1e9  # Cnn14 on a 5 s window: several GMACs
     assert row["ms_b1"] > 0 and row["model"] == "teacher msclap-2022"
+
+
+def test_evaluate_scores_an_official_tinyclap_checkpoint(clap2022, tmp_path):
+    """`evaluate.yaml --model phinet_alpha_*.ckpt` (a plain official state dict) runs."""
+    from tinyclap.datasets.synth import prepare_synth
+    from tinyclap.stages.run import main
+    from tinyclap.students import PhiNetStudent
+    from tinyclap.students.official import load_official_student
+
+    torch.manual_seed(0)
+    official = PhiNetStudent(0.5, 0.75, 4, 3, n_frames=690, n_mels=64, head_channels=48,
+                             embedding_dim=1024)  # fmt: skip
+    path = tmp_path / "phinet_alpha_0.50_beta_0.75_t0_4_N_3.ckpt"
+    torch.save(official.state_dict(), path)
+    data = tmp_path / "data"
+    prepare_synth(data, data, n_train=1, n_valid=1, n_test=1)
+    repo = Path(__file__).resolve().parents[1]
+    result = main([
+        str(repo / "hparams/evaluate.yaml"), "--data_folder", str(data),
+        "--n_train", "1", "--n_valid", "1", "--n_test", "1",
+        "--teacher", "msclap-2022", "--teacher_checkpoint", str(clap2022["checkpoint"]),
+        "--text_model", str(clap2022["text"]), "--model", str(path),
+        "--output_folder", str(tmp_path / "eval"),
+    ])  # fmt: skip
+    # the same predictions as scoring the loaded student by hand
+    teacher = load_teacher("msclap-2022", checkpoint=clap2022["checkpoint"],
+                           text_model=clap2022["text"])  # fmt: skip
+    encoder = load_official_student(path)
+    manifest = json.loads((data / "test.json").read_text())
+    classes = sorted({e["label"] for e in manifest.values()})
+    text = teacher.embed_text([f"this is the sound of {c}" for c in classes])
+    wavs = [load_audio(e["wav"], encoder.sample_rate) for e in manifest.values()]
+    predicted = (encode_clips(encoder, wavs) @ text.T).argmax(-1).tolist()
+    expected = sum(classes[p] == e["label"] for p, e in zip(predicted, manifest.values()))
+    assert result["zs_accuracy"] == pytest.approx(expected / len(manifest))
