@@ -297,6 +297,12 @@ def test_transfer_debug_run(workspace, variant):
     # mixtures dropped): no fold is missing a class, fold 1 holds one clip per class.
     assert fold["num_test_clips"] == len(SYNTH_CLASSES)
     assert fold["num_train_clips"] <= 2 * len(SYNTH_CLASSES)
+    data = Path(workspace["data"][workspace["data"].index("--data_folder") + 1])
+    entries = [e for s in ("train", "valid", "test")
+               for e in json.loads((data / f"{s}.json").read_text()).values()]  # fmt: skip
+    mixtures = sum(len(set(e.get("labels", [e["label"]]))) > 1 for e in entries)
+    assert result["dropped_multi_label_clips"] == mixtures > 0  # counted, not silently dropped
+    assert result["pool_clips"] == len(entries) - mixtures  # at most num_folds (5) per class
     assert 0.0 <= fold["accuracy"] <= 1.0
     assert result["accuracy"] == {"mean": round(fold["accuracy"], 4), "std": 0.0}
     assert result["params"] == fold["params"] > 0

@@ -173,15 +173,39 @@ def read_pool(manifests, splits, single_label=True):
     return pool, dropped
 
 
-def pool_caches(teacher, manifests, pool, hparams):
+def debug_pool(pool, num_folds):
+    """A ``--debug`` pool: the first ``num_folds`` clips of each class (sorted ids).
+
+    Every fold still gets a clip of every class, and the teacher cache covers
+    a few clips per class instead of the whole dataset.
+
+    Example
+    -------
+    >>> pool = {f"{c}{i}": {"label": c} for c in "ab" for i in range(5)}
+    >>> sorted(debug_pool(pool, 2))
+    ['a0', 'a1', 'b0', 'b1']
+    """
+    kept, counts = {}, {}
+    for key in sorted(pool):
+        label = pool[key]["label"]
+        if counts.get(label, 0) < int(num_folds):
+            kept[key] = pool[key]
+            counts[label] = counts.get(label, 0) + 1
+    return kept
+
+
+def pool_caches(teacher, manifests, pool, hparams, whole_manifests=True):
     """``{clip_id: cache}``: teacher-embedding caches of the pool's manifests.
 
-    One cache per manifest (all its clips, the same caches as the other
-    stages build for that manifest).
+    One cache per manifest: all its clips (the same caches as the other
+    stages build for that manifest), or only the pool's clips with
+    ``whole_manifests=False`` (``--debug``).
     """
     caches = {}
     for split in sorted({e["split"] for e in pool.values()}):
         entries = {k: v["wav"] for k, v in read_manifest(manifests[split]).items()}
+        if not whole_manifests:
+            entries = {k: wav for k, wav in entries.items() if k in pool}
         cache = TeacherEmbeddingCache.build(
             hparams["cache_folder"],
             teacher,
@@ -347,9 +371,12 @@ def run_transfer(hparams, run_opts):
     teacher = hparams["teacher_model"]
     manifests = prepare_data(hparams, tuple(hparams["pool_splits"]))
     pool, dropped = read_pool(manifests, hparams["pool_splits"], hparams["single_label"])
+    debug = bool(run_opts.get("debug"))
+    if debug:  # a few clips per class: --debug bounds the teacher cache too
+        pool = debug_pool(pool, hparams["num_folds"])
     folds = assign_folds(pool, hparams["num_folds"], hparams["fold_seed"])
     classes = sorted({e["label"] for e in pool.values()})
-    caches = pool_caches(teacher, manifests, pool, hparams)
+    caches = pool_caches(teacher, manifests, pool, hparams, whole_manifests=not debug)
     eval_folds = hparams["folds"] or sorted(set(folds.values()))
     results = [
         run_fold(int(f), pool, folds, caches, teacher, classes, hparams, run_opts)
