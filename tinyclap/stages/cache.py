@@ -380,3 +380,20 @@ def _finalise(folder, dim, np_dtype, preprocessing):
     os.replace(tmp, folder / "index.json")
     (folder / "partial.bin").unlink()
     (folder / "partial_index.jsonl").unlink()
+
+
+def build_stage_cache(teacher, entries, hparams, max_clips=None):
+    """:meth:`TeacherEmbeddingCache.build` with a stage's hparams (folder, crops, dtype).
+
+    The one place the stages build teacher caches, so that distillation,
+    pruning and transfer share the same cache of the same manifest.
+    """
+    return TeacherEmbeddingCache.build(
+        hparams["cache_folder"],
+        teacher,
+        entries,
+        teacher.window_samples,
+        crops=hparams.get("cache_crops", 1),
+        dtype=hparams["cache_dtype"],
+        max_clips=max_clips,
+    )

@@ -26,7 +26,7 @@ from tinyclap.data.pipelines import (
 )
 from tinyclap.nn.complexity import count_params
 from tinyclap.stages.base import TinyClapBrain, register_run_state, unwrap, write_results
-from tinyclap.stages.cache import TeacherEmbeddingCache, cached_manifest, debug_max_clips
+from tinyclap.stages.cache import build_stage_cache, cached_manifest, debug_max_clips
 from tinyclap.stages.checks import check_embedding_dim
 from tinyclap.stages.data import prepare_data
 from tinyclap.stages.evaluate import evaluate_zero_shot
@@ -151,15 +151,8 @@ def _build_caches(teacher, manifests, hparams, run_opts):
     for split in ("train", "valid"):
         entries = {k: v["wav"] for k, v in read_manifest(manifests[split]).items()}
         batch_size = hparams[loader_opts[split]].get("batch_size", 1)
-        caches[split] = TeacherEmbeddingCache.build(
-            hparams["cache_folder"],
-            teacher,
-            entries,
-            teacher.window_samples,
-            crops=hparams.get("cache_crops", 1),
-            dtype=hparams["cache_dtype"],
-            max_clips=debug_max_clips(run_opts, batch_size),
-        )
+        max_clips = debug_max_clips(run_opts, batch_size)
+        caches[split] = build_stage_cache(teacher, entries, hparams, max_clips)
         if len(caches[split]) < len(entries):  # --debug: only the cached clips
             out = Path(hparams["output_folder"]) / "debug_manifests" / f"{split}.json"
             manifests[split] = cached_manifest(manifests[split], caches[split], out)

@@ -26,7 +26,7 @@ from tinyclap.stages.base import register_run_state, write_results
 from tinyclap.stages.checkpoints import config_hash, read_finished, write_finished
 from tinyclap.stages.checks import check_ks, check_student_fits_teacher
 from tinyclap.stages.data import prepare_data
-from tinyclap.stages.distill import ProjectionFinetuneBrain, distillation_data
+from tinyclap.stages.distill import ProjectionFinetuneBrain, distillation_data, fit
 from tinyclap.stages.evaluate import evaluate_zero_shot
 from tinyclap.students.encoder import load_student, save_student
 from tinyclap.teachers import file_fingerprint
@@ -80,13 +80,7 @@ def finetune_projection(encoder, datasets, class_text_embs, hparams, run_opts, f
     )
     brain.kept_dims = encoder.kept_dims
     brain.class_text_embs = class_text_embs
-    brain.fit(
-        epoch_counter,
-        datasets["train"],
-        datasets["valid"],
-        train_loader_kwargs=hparams["train_dataloader_opts"],
-        valid_loader_kwargs=hparams["valid_dataloader_opts"],
-    )
+    fit(brain, datasets, hparams, epoch_counter)
     checkpointer.recover_if_possible(min_key="loss")
     return encoder.cpu().eval()
 

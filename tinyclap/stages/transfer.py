@@ -33,7 +33,7 @@ from tinyclap.data.folds import assign_folds, labeled_subset, single_label_pool
 from tinyclap.data.pipelines import read_manifest, transfer_datasets, unpad
 from tinyclap.nn.complexity import count_params
 from tinyclap.stages.base import TinyClapBrain, write_results
-from tinyclap.stages.cache import TeacherEmbeddingCache
+from tinyclap.stages.cache import build_stage_cache
 from tinyclap.stages.checkpoints import config_hash, read_finished, write_finished
 from tinyclap.stages.compression import build_compression
 from tinyclap.stages.data import prepare_data
@@ -206,14 +206,7 @@ def pool_caches(teacher, manifests, pool, hparams, whole_manifests=True):
         entries = {k: v["wav"] for k, v in read_manifest(manifests[split]).items()}
         if not whole_manifests:
             entries = {k: wav for k, wav in entries.items() if k in pool}
-        cache = TeacherEmbeddingCache.build(
-            hparams["cache_folder"],
-            teacher,
-            entries,
-            teacher.window_samples,
-            crops=hparams.get("cache_crops", 1),
-            dtype=hparams["cache_dtype"],
-        )
+        cache = build_stage_cache(teacher, entries, hparams)
         caches.update({key: cache for key, e in pool.items() if e["split"] == split})
     return caches
 
