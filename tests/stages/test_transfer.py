@@ -21,9 +21,7 @@ from tinyclap.stages.run import main
 from tinyclap.stages.transfer import read_pool
 from tinyclap.tools.training_curves import parse_train_log
 
-REPO = Path(__file__).resolve().parents[1]
-TINY_DATA = ["--n_train", "2", "--n_valid", "1", "--n_test", "1"]
-SMALL_TEACHER = ["--channels", "[8, 16, 32]", "--audio_dim", "32", "--embedding_dim", "32"]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _orthonormal_rows(rows, cols, seed=0):
@@ -233,21 +231,11 @@ def test_single_label_pool_matches_the_transfer_pool_on_synth(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    """A tiny teacher trained on a tiny Synth set (shared by the smoke runs)."""
+def workspace(tmp_path_factory, debug_teacher):
+    """A tiny teacher trained on a tiny Synth set (shared with the other smoke runs)."""
     root = tmp_path_factory.mktemp("transfer")
-    data = ["--data_folder", str(root / "data"), *TINY_DATA]
-    teacher = main(
-        [
-            str(REPO / "hparams/train_teacher.yaml"),
-            "--debug",
-            *data,
-            *SMALL_TEACHER,
-            "--output_folder",
-            str(root / "teacher"),
-        ]
-    )
-    return {"root": root, "data": data, "teacher": teacher["teacher_checkpoint"]}
+    teacher = debug_teacher["result"]["teacher_checkpoint"]
+    return {"root": root, "data": debug_teacher["data"], "teacher": teacher}
 
 
 def _transfer(workspace, name, *overrides):

@@ -21,7 +21,7 @@ from tinyclap.tools.sweep import (
     run_sweep,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
 
 # A stand-in for train.py: records its call, fails for alpha 0.5, "succeeds"

@@ -12,8 +12,6 @@ from tinyclap.deploy.inference import ZeroShotAudioClassifier
 from tinyclap.deploy.onnx import OnnxLogMel, export_onnx, onnx_clip_embeddings, session
 from tinyclap.students.encoder import StudentAudioEncoder, save_student
 from tinyclap.students.phinet import PhiNetStudent
-from tinyclap.teachers.mini import save_mini_teacher
-from tinyclap.teachers.mini_clap import MiniCLAP
 from tinyclap.tools.cli import main
 
 pytest.importorskip("onnxruntime")
@@ -22,11 +20,9 @@ FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
+def folder(tmp_path_factory, mini_teacher):
     root = tmp_path_factory.mktemp("onnx")
     torch.manual_seed(0)
-    save_mini_teacher(root / "teacher.ckpt", MiniCLAP(channels=[8, 16], audio_dim=32,
-                                                      embedding_dim=16), FRONTEND, 1.0)  # fmt: skip
     student = PhiNetStudent(0.5, 0.75, 4, 3, n_frames=51, n_mels=64, head_channels=32,
                             embedding_dim=16)  # fmt: skip
     for module in student.modules():  # non-trivial BatchNorm statistics
@@ -34,7 +30,7 @@ def folder(tmp_path_factory):
             module.running_mean.uniform_(-1, 1)
             module.running_var.uniform_(0.5, 2)
     save_student(root / "student.ckpt", StudentAudioEncoder(student, FRONTEND, 1.0),
-                 teacher=str(root / "teacher.ckpt"))  # fmt: skip
+                 teacher=str(mini_teacher.path))  # fmt: skip
     rng = np.random.default_rng(0)
     manifest = {}
     for i, label in enumerate(["rain", "siren", "rain", "wind"]):
