@@ -400,7 +400,13 @@ def test_real_sweep_point_and_report(tmp_path, monkeypatch, capsys):
     assert record["stage"] == "distill"
     assert record["student_config"]["alpha"] == 0.25
     assert record["student_config"]["num_layers"] == 2
-    assert 0.0 <= record["zs_accuracy"] <= 1.0
+    metrics = json.loads((folder / "zeroshot_test" / "metrics.json").read_text())
+    correct = sum(row[i] for i, row in enumerate(metrics["confusion_matrix"]))
+    assert (
+        record["zs_accuracy"]
+        == metrics["accuracy"]
+        == pytest.approx(correct / metrics["num_clips"])
+    )
     capsys.readouterr()
 
     out = tmp_path / "report"
