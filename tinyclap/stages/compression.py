@@ -60,6 +60,7 @@ class PCACompression(torch.nn.Module):
 
     Example
     -------
+    >>> _ = torch.manual_seed(0)
     >>> emb = torch.randn(50, 6) * torch.tensor([5.0, 4.0, 3.0, 0.1, 0.1, 0.1])
     >>> pca = PCACompression(emb, 3)
     >>> z = pca(emb)

@@ -22,7 +22,7 @@ import torch
 from tinyclap.teachers.mini import save_mini_teacher
 from tinyclap.teachers.mini_clap import MiniCLAP
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,7 @@ from tinyclap.stages.run import main
 from tinyclap.stages.transfer import read_pool
 from tinyclap.tools.training_curves import parse_train_log
 
-REPO = Path(__file__).resolve().parents[1]
-TINY_DATA = ["--n_train", "2", "--n_valid", "1", "--n_test", "1"]
-SMALL_TEACHER = ["--channels", "[8, 16, 32]", "--audio_dim", "32", "--embedding_dim", "32"]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _orthonormal_rows(rows, cols, seed=0):
@@ -233,21 +231,11 @@ def test_single_label_pool_matches_the_transfer_pool_on_synth(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    """A tiny teacher trained on a tiny Synth set (shared by the smoke runs)."""
+def workspace(tmp_path_factory, debug_teacher):
+    """A tiny teacher trained on a tiny Synth set (shared with the other smoke runs)."""
     root = tmp_path_factory.mktemp("transfer")
-    data = ["--data_folder", str(root / "data"), *TINY_DATA]
-    teacher = main(
-        [
-            str(REPO / "hparams/train_teacher.yaml"),
-            "--debug",
-            *data,
-            *SMALL_TEACHER,
-            "--output_folder",
-            str(root / "teacher"),
-        ]
-    )
-    return {"root": root, "data": data, "teacher": teacher["teacher_checkpoint"]}
+    teacher = debug_teacher["result"]["teacher_checkpoint"]
+    return {"root": root, "data": debug_teacher["data"], "teacher": teacher}
 
 
 def _transfer(workspace, name, *overrides):
@@ -303,7 +291,6 @@ def test_transfer_debug_run(workspace, variant):
     mixtures = sum(len(set(e.get("labels", [e["label"]]))) > 1 for e in entries)
     assert result["dropped_multi_label_clips"] == mixtures > 0  # counted, not silently dropped
     assert result["pool_clips"] == len(entries) - mixtures  # at most num_folds (5) per class
-    assert 0.0 <= fold["accuracy"] <= 1.0
     assert result["accuracy"] == {"mean": round(fold["accuracy"], 4), "std": 0.0}
     assert result["params"] == fold["params"] > 0
     train = json.loads((folder / "fold_1" / "train.json").read_text())
@@ -311,6 +298,8 @@ def test_transfer_debug_run(workspace, variant):
     assert not set(train) & set(test)
     metrics = json.loads((folder / "fold_1" / "test" / "metrics.json").read_text())
     assert metrics["num_clips"] == len(test) and metrics["labels"] == sorted(SYNTH_CLASSES)
+    correct = sum(row[i] for i, row in enumerate(metrics["confusion_matrix"]))
+    assert fold["accuracy"] == pytest.approx(correct / len(test))
     rows = parse_train_log(folder / "fold_1" / "train_log.txt")
     assert [r["epoch"] for r in rows] == [1, 2]
     stats = fold["final_train_stats"]

@@ -1,6 +1,6 @@
 """Real-data preparation: official layouts and quirks, manifests, checks, zero-shot runs.
 
-Every dataset tree is built by ``tests/dataset_trees.py`` in the exact
+Every dataset tree is built by ``tests/helpers/dataset_trees.py`` in the exact
 official layout (file names, metadata formats, sample formats), with a few
 short clips per class. The benchmark runs use an untrained mini teacher (the
 numbers are meaningless; the runs check that the data flows end to end).
@@ -11,11 +11,11 @@ import logging
 import os
 from pathlib import Path
 
-import dataset_trees as trees
 import pytest
 import soundfile as sf
 import torch
 
+from tests.helpers import dataset_trees as trees
 from tinyclap.audio.io import AudioLoadError, load_audio
 from tinyclap.data.label_sets import ESC50_CLASSES, TUT17_CLASSES, US8K_CLASSES, readable_label
 from tinyclap.data.manifests import MissingAudioError, hash_split, preparation_report
@@ -35,7 +35,7 @@ from tinyclap.teachers.mini import save_mini_teacher
 from tinyclap.teachers.mini_clap import MiniCLAP
 from tinyclap.zeroshot.prompts import class_prompts, ensemble_prompt_embeddings, prompt_embeddings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _load(path):

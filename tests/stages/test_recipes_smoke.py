@@ -16,33 +16,23 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.tiny import SMALL_TEACHER, TINY_DATA
 from tinyclap.data.synth import SYNTH_CLASSES
 from tinyclap.stages.run import main
 from tinyclap.students.encoder import load_student
 from tinyclap.teachers import TeacherLoadError
 from tinyclap.tools.training_curves import parse_train_log
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HPARAMS = sorted((REPO / "hparams").glob("*.yaml"))
-TINY_DATA = ["--n_train", "2", "--n_valid", "1", "--n_test", "1"]
-SMALL_TEACHER = ["--channels", "[8, 16, 32]", "--audio_dim", "32", "--embedding_dim", "32"]
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    """Data folder, tiny teacher and student shared by the smoke runs."""
+def workspace(tmp_path_factory, debug_teacher):
+    """Data folder, tiny teacher (shared with the transfer tests) and student for the smoke runs."""
     root = tmp_path_factory.mktemp("recipes")
-    data = ["--data_folder", str(root / "data"), *TINY_DATA]
-    teacher = main(
-        [
-            str(REPO / "hparams/train_teacher.yaml"),
-            "--debug",
-            *data,
-            *SMALL_TEACHER,
-            "--output_folder",
-            str(root / "teacher"),
-        ]
-    )
+    data = debug_teacher["data"]
+    teacher = debug_teacher["result"]
     student = main(
         [
             str(REPO / "hparams/distill.yaml"),
@@ -76,14 +66,15 @@ def _check_report(folder, num_clips):
     assert metrics["num_clips"] == num_clips
     assert metrics["labels"] == sorted(SYNTH_CLASSES)
     assert sum(map(sum, metrics["confusion_matrix"])) == num_clips
-    assert 0.0 <= metrics["accuracy"] <= 1.0
+    correct = sum(row[i] for i, row in enumerate(metrics["confusion_matrix"]))
+    assert metrics["accuracy"] == pytest.approx(correct / num_clips)
     assert (folder / "zeroshot_test" / "confusion.png").stat().st_size > 1000
     return metrics
 
 
 def test_train_teacher_debug(workspace):
     result = workspace["teacher"]
-    folder = workspace["root"] / "teacher"
+    folder = Path(result["teacher_checkpoint"]).parent
     assert Path(result["teacher_checkpoint"]).is_file()
     assert result["audio_params"] > 0
     metrics = _check_report(folder, len(SYNTH_CLASSES))

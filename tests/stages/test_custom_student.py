@@ -20,7 +20,7 @@ from tinyclap.students.encoder import load_student
 from tinyclap.teachers.mini import save_mini_teacher
 from tinyclap.teachers.mini_clap import MiniCLAP
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_DATA = ["--n_train", "2", "--n_valid", "1", "--n_test", "1"]
 
 CUSTOM_MODULE = '''

@@ -1,6 +1,7 @@
 """tinyclap export / classify / push round trips, offline; official tinyCLAP checkpoints."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -9,25 +10,18 @@ import torch
 
 from tinyclap.deploy import export as hub
 from tinyclap.deploy.inference import ModelSourceError, ZeroShotAudioClassifier
-from tinyclap.students.encoder import StudentAudioEncoder, save_student
 from tinyclap.students.official import load_any_student, load_official_student, parse_official_name
 from tinyclap.students.phinet import PhiNetStudent
-from tinyclap.teachers.mini import save_mini_teacher
-from tinyclap.teachers.mini_clap import MiniCLAP
 from tinyclap.tools.cli import main
 
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, mini_teacher, tiny_student):
     root = tmp_path_factory.mktemp("cli")
-    torch.manual_seed(0)
-    save_mini_teacher(root / "teacher.ckpt", MiniCLAP(channels=[8, 16], audio_dim=32,
-                                                      embedding_dim=16), FRONTEND, 1.0)  # fmt: skip
-    student = PhiNetStudent(0.5, 0.75, 4, 3, n_frames=51, n_mels=64, head_channels=32,
-                            embedding_dim=16)  # fmt: skip
-    save_student(root / "student.ckpt", StudentAudioEncoder(student, FRONTEND, 1.0))
+    shutil.copyfile(mini_teacher.path, root / "teacher.ckpt")
+    shutil.copyfile(tiny_student.path, root / "student.ckpt")
     status = main(["export", str(root / "student.ckpt"), "--out", str(root / "out"),
                    "--teacher", "mini", "--teacher_checkpoint", str(root / "teacher.ckpt"),
                    "--repo_id", "someone/tiny", "--no_text_encoder"])  # fmt: skip

@@ -3,30 +3,17 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 from tinyclap.stages.checks import ConfigError, check_ks, check_phinet, check_student_fits_teacher
 from tinyclap.stages.run import main
 from tinyclap.teachers import TeacherLoadError
-from tinyclap.teachers.mini import save_mini_teacher
-from tinyclap.teachers.mini_clap import MiniCLAP
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(tmp_path, hparams, *overrides):
     return main([str(REPO / "hparams" / hparams), "--data_folder", str(tmp_path / "data"),
                  "--output_folder", str(tmp_path / "out"), *overrides])  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tiny_teacher(tmp_path_factory):
-    """A real (tiny, random) mini-teacher checkpoint: the hparams load it first."""
-    path = tmp_path_factory.mktemp("teacher") / "teacher.ckpt"
-    torch.manual_seed(0)
-    mini = MiniCLAP(channels=[8, 16], audio_dim=32, embedding_dim=16)
-    save_mini_teacher(path, mini, {"sample_rate": 16000, "f_max": 8000.0}, 2.0)
-    return path
 
 
 @pytest.mark.parametrize(
@@ -62,15 +49,16 @@ def tiny_teacher(tmp_path_factory):
         ("transfer.yaml", ["--pca_fit_on", "all"], ConfigError, "pca_fit_on: use one of"),
     ],
 )  # fmt: skip
-def test_bad_options_fail_before_any_work(tmp_path, tiny_teacher, hparams, overrides, error,
+def test_bad_options_fail_before_any_work(tmp_path, mini_teacher, hparams, overrides, error,
                                           message):  # fmt: skip
+    """A real (tiny, random) mini-teacher checkpoint: the hparams load it first."""
     defaults = []  # existing files for the options a case does not set
     for key, stages in {"--mini_checkpoint": ("distill.yaml", "prune.yaml", "evaluate.yaml",
                                               "transfer.yaml"),
                         "--student_checkpoint": ("prune.yaml",), "--model": ("evaluate.yaml",)
                         }.items():  # fmt: skip
         if hparams in stages and key not in overrides:
-            defaults += [key, str(tiny_teacher if key == "--mini_checkpoint" else "teacher")]
+            defaults += [key, str(mini_teacher.path if key == "--mini_checkpoint" else "teacher")]
     with pytest.raises(error, match=message.replace("[", r"\[").replace("(", r"\(")):
         _run(tmp_path, hparams, *defaults, *overrides)
     assert not (tmp_path / "data").exists()  # no dataset was prepared

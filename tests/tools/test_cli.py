@@ -12,8 +12,6 @@ import torch
 
 from tinyclap.students.encoder import StudentAudioEncoder, save_student
 from tinyclap.students.phinet import PhiNetStudent
-from tinyclap.teachers.mini import save_mini_teacher
-from tinyclap.teachers.mini_clap import MiniCLAP
 from tinyclap.tools.cli import main
 
 PROFILE_KEYS = {"model", "params", "backbone_params", "projection_params", "macs", "ms_b1",
@@ -46,17 +44,11 @@ def test_bench_table_for_a_5s_44k_input(capsys):
     assert "phinet a0.25" in out and "1 thread(s)" in out
 
 
-def test_bench_model_student_and_teacher_checkpoints(tmp_path, capsys):
-    torch.manual_seed(0)
-    frontend = {"sample_rate": 16000, "f_max": 8000.0}
-    student = PhiNetStudent(0.25, 0.75, 4, 2, n_frames=101, n_mels=64, head_channels=32,
-                            embedding_dim=16)  # fmt: skip
-    save_student(tmp_path / "student.ckpt", StudentAudioEncoder(student, frontend, 2.0))
-    mini = MiniCLAP(channels=[8, 16], audio_dim=32, embedding_dim=16)
-    save_mini_teacher(tmp_path / "teacher.ckpt", mini, frontend, 2.0)
-    main(["bench", "model", str(tmp_path / "student.ckpt"), str(tmp_path / "teacher.ckpt"),
+def test_bench_model_student_and_teacher_checkpoints(tiny_student, mini_teacher, capsys):
+    main(["bench", "model", str(tiny_student.path), str(mini_teacher.path),
           "--repeats", "2", "--json"])  # fmt: skip
     rows = json.loads(capsys.readouterr().out)
+    student, mini = tiny_student.model().student, mini_teacher.model()
     assert [r["model"].split()[0] for r in rows] == ["student", "teacher"]
     assert rows[0]["params"] == sum(p.numel() for p in student.parameters())
     assert rows[0]["backbone_params"] == sum(p.numel() for p in student.base.parameters())
@@ -112,7 +104,7 @@ def test_bench_distill_cached_and_online_agree(tmp_path, capsys):
 
 def test_wheel_packages_every_module_and_the_console_script(tmp_path):
     """``pip wheel`` (offline, no build isolation) ships every tinyclap/**/*.py and the script."""
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     source = sorted(p.relative_to(repo).as_posix() for p in (repo / "tinyclap").rglob("*.py"))
     missing_init = sorted(
         str(d.relative_to(repo))

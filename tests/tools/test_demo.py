@@ -16,7 +16,7 @@ import pytest
 
 import tinyclap.tools.demo as demo
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STAGE_SECONDS = {"teacher": 100.0, "student": 200.0}
 PROFILE_SECONDS = 5.0
 

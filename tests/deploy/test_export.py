@@ -16,8 +16,6 @@ from tinyclap.stages.evaluate import evaluate_zero_shot
 from tinyclap.students.encoder import StudentAudioEncoder, save_student
 from tinyclap.students.phinet import PhiNetStudent
 from tinyclap.teachers import load_teacher
-from tinyclap.teachers.mini import save_mini_teacher
-from tinyclap.teachers.mini_clap import MiniCLAP
 from tinyclap.zeroshot.prompts import class_prompts, prompt_embeddings
 from tinyclap.zeroshot.report import summarise
 from tinyclap.zeroshot.scoring import clip_embeddings
@@ -34,13 +32,10 @@ def _student(seed, embedding_dim=16):
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
+def workspace(tmp_path_factory, mini_teacher):
     """A random-weight mini teacher, a student, a labelled manifest of odd clips."""
     root = tmp_path_factory.mktemp("hub")
-    torch.manual_seed(0)
-    teacher_path = root / "teacher.ckpt"
-    save_mini_teacher(teacher_path, MiniCLAP(channels=[8, 16], audio_dim=32, embedding_dim=16),
-                      FRONTEND, 1.0)  # fmt: skip
+    teacher_path = mini_teacher.path
     student_path = root / "run" / "student.ckpt"
     save_student(student_path, _student(1), teacher=str(teacher_path))
     (root / "run" / "results.json").write_text(json.dumps({"zs_accuracy": 0.5, "dataset": "x"}))

@@ -314,7 +314,7 @@ def test_distill_and_evaluate_from_msclap_2022_debug(clap2022, tmp_path):
     from tinyclap.stages.run import main
     from tinyclap.students.encoder import load_student
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     data = tmp_path / "data"
     manifests = prepare_synth(data, data, n_train=1, n_valid=1, n_test=1)
     for split in ("train", "valid"):  # a few clips keep the Cnn14 cache build short
@@ -374,7 +374,7 @@ def test_evaluate_scores_an_official_tinyclap_checkpoint(clap2022, tmp_path):
     torch.save(official.state_dict(), path)
     data = tmp_path / "data"
     prepare_synth(data, data, n_train=1, n_valid=1, n_test=1)
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     result = main([
         str(repo / "hparams/evaluate.yaml"), "--data_folder", str(data),
         "--n_train", "1", "--n_valid", "1", "--n_test", "1",

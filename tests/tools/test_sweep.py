@@ -21,7 +21,7 @@ from tinyclap.tools.sweep import (
     run_sweep,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
 
 # A stand-in for train.py: records its call, fails for alpha 0.5, "succeeds"
@@ -400,7 +400,13 @@ def test_real_sweep_point_and_report(tmp_path, monkeypatch, capsys):
     assert record["stage"] == "distill"
     assert record["student_config"]["alpha"] == 0.25
     assert record["student_config"]["num_layers"] == 2
-    assert 0.0 <= record["zs_accuracy"] <= 1.0
+    metrics = json.loads((folder / "zeroshot_test" / "metrics.json").read_text())
+    correct = sum(row[i] for i, row in enumerate(metrics["confusion_matrix"]))
+    assert (
+        record["zs_accuracy"]
+        == metrics["accuracy"]
+        == pytest.approx(correct / metrics["num_clips"])
+    )
     capsys.readouterr()
 
     out = tmp_path / "report"
