@@ -29,7 +29,7 @@ from tinyclap.deploy.text_encoders import (
 )
 from tinyclap.nn.complexity import count_macs, measure_latency, split_params
 from tinyclap.nn.specs import spec_of, spec_yaml
-from tinyclap.teachers import MSCLAP_NAMES, load_teacher
+from tinyclap.teachers import load_teacher
 from tinyclap.zeroshot.prompts import DEFAULT_TEMPLATE
 from tinyclap.zeroshot.report import summarise
 
@@ -149,7 +149,7 @@ def _teacher_for(encoder, teacher, teacher_checkpoint):
         recorded = getattr(encoder, "teacher", "")
         if recorded and Path(recorded).is_file():
             return load_teacher("mini", checkpoint=recorded), "mini", str(recorded)
-        if recorded in MSCLAP_NAMES:  # e.g. an official tinyCLAP checkpoint
+        if recorded and not Path(recorded).suffix:  # a teacher name (msclap-2022, ...)
             return load_teacher(recorded), recorded, None
         raise ValueError(
             "which teacher was this student distilled from? pass --teacher NAME "
