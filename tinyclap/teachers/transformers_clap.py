@@ -112,7 +112,7 @@ def check_clap_folder(folder, name=None):
     >>> check_clap_folder(tempfile.mkdtemp(), "laion/clap-htsat-unfused")
     Traceback (most recent call last):
     ...
-    tinyclap.teachers.base.TeacherLoadError: laion/clap-htsat-unfused: folder ... lacks config.json; ...
+    tinyclap.teachers.base.TeacherLoadError: laion/clap-htsat-unfused: folder ... lacks config...
     """
     folder = Path(folder)
     name = name or str(folder)
@@ -133,10 +133,7 @@ def check_clap_folder(folder, name=None):
     if any(folder.glob("*.bin")):
         hint = " (only pickle *.bin weights: they are not loaded; save with safetensors)"
     where = f"folder {folder}" if name == str(folder) else f"{name}: folder {folder}"
-    raise TeacherLoadError(
-        f"{where} lacks {'; '.join(missing)}{hint}.\n"
-        f"  {_download_hint(name)}"
-    )
+    raise TeacherLoadError(f"{where} lacks {'; '.join(missing)}{hint}.\n  {_download_hint(name)}")
 
 
 def _download_hint(name):
@@ -179,9 +176,7 @@ def resolve_clap_folder(name_or_path, checkpoint=None, cache_dir=None):
     repo, offline = str(name_or_path), hub_offline()
     kwargs = {"allow_patterns": HUB_PATTERNS, "cache_dir": cache_dir}
     try:  # the cache first: no network call when the files are there
-        return check_clap_folder(
-            snapshot_download(repo, local_files_only=True, **kwargs), repo
-        )
+        return check_clap_folder(snapshot_download(repo, local_files_only=True, **kwargs), repo)
     except Exception as err:  # not cached, or cached only in part
         if offline:
             raise TeacherLoadError(
