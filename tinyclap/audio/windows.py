@@ -12,12 +12,16 @@ def pad_to_length(wav, num_samples, mode="zeros"):
     """Right-pad ``wav`` (``[..., T]``) to ``num_samples`` samples.
 
     ``mode="zeros"`` appends silence (tinyCLAP); ``mode="repeat"`` tiles the
-    clip (msclap). Longer inputs are returned unchanged.
+    clip (msclap); ``mode="repeatpad"`` repeats the whole clip as many times as
+    fits, then appends silence (``ClapFeatureExtractor``'s ``repeatpad``, the
+    LAION CLAP default). Longer inputs are returned unchanged.
 
     Example
     -------
     >>> pad_to_length(torch.ones(3), 7, mode="repeat").tolist()
     [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    >>> pad_to_length(torch.ones(3), 7, mode="repeatpad").tolist()
+    [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
     """
     length = wav.shape[-1]
     if length >= num_samples:
@@ -25,9 +29,12 @@ def pad_to_length(wav, num_samples, mode="zeros"):
     if mode == "repeat":
         repeats = -(-num_samples // length)
         return wav.repeat(*([1] * (wav.dim() - 1)), repeats)[..., :num_samples]
+    if mode == "repeatpad":
+        wav = wav.repeat(*([1] * (wav.dim() - 1)), num_samples // length)
+        mode = "zeros"
     if mode == "zeros":
-        return torch.nn.functional.pad(wav, (0, num_samples - length))
-    raise ValueError(f"unknown pad mode {mode!r}: use 'zeros' or 'repeat'")
+        return torch.nn.functional.pad(wav, (0, num_samples - wav.shape[-1]))
+    raise ValueError(f"unknown pad mode {mode!r}: use 'zeros', 'repeat' or 'repeatpad'")
 
 
 def random_crop(wav, num_samples, generator=None, pad_mode="zeros"):

@@ -4,12 +4,16 @@
 gradients off: ``mini`` (the embedded teacher trained by
 ``python train.py hparams/train_teacher.yaml``; a checkpoint path is needed),
 ``msclap-2022`` / ``msclap-2023`` (Microsoft CLAP through ``msclap``: local
-files or the Hugging Face hub), or a mini-teacher checkpoint path.
+files or the Hugging Face hub), a ``transformers`` CLAP (LAION CLAP: a hub repo
+id such as ``laion/clap-htsat-unfused``, or a folder written by
+``ClapModel.save_pretrained`` + ``ClapProcessor.save_pretrained``), or a
+mini-teacher checkpoint path.
 """
 
 from pathlib import Path
 
 from tinyclap.teachers.base import Teacher, TeacherLoadError, file_fingerprint
+from tinyclap.teachers.transformers_clap import is_transformers_clap
 
 MSCLAP_NAMES = ("msclap-2022", "msclap-2023")
 
@@ -23,10 +27,11 @@ def load_teacher(name_or_path, checkpoint=None, device="cpu", mini_checkpoint=No
     ----------
     name_or_path : str
         ``mini`` (then a checkpoint is required), ``msclap-2022``,
-        ``msclap-2023``, or a path to a mini-teacher checkpoint.
+        ``msclap-2023``, a transformers CLAP (hub repo id ``owner/name`` or
+        local folder), or a path to a mini-teacher checkpoint.
     checkpoint : str, optional
-        Local weights file (for msclap: ``CLAP_weights_*.pth``; downloaded
-        from the hub when omitted).
+        Local weights (for msclap: ``CLAP_weights_*.pth``; for a transformers
+        CLAP: its folder); downloaded from the hub when omitted.
     device : str
         Torch device.
     mini_checkpoint : str, optional
@@ -35,7 +40,8 @@ def load_teacher(name_or_path, checkpoint=None, device="cpu", mini_checkpoint=No
         ``hparams/train_teacher.yaml``); ignored for the other teachers.
     **kwargs
         msclap options: ``text_model`` (local folder), ``trust_checkpoint``,
-        ``cache_dir``; see :func:`tinyclap.teachers.msclap.load_msclap_teacher`.
+        ``cache_dir``; see :func:`tinyclap.teachers.msclap.load_msclap_teacher`
+        and :func:`tinyclap.teachers.transformers_clap.load_transformers_clap_teacher`.
 
     Returns
     -------
@@ -63,12 +69,16 @@ def load_teacher(name_or_path, checkpoint=None, device="cpu", mini_checkpoint=No
                 "`python train.py hparams/train_teacher.yaml`)"
             )
         teacher = _mini(checkpoint, device)
+    elif is_transformers_clap(name):
+        from tinyclap.teachers.transformers_clap import load_transformers_clap_teacher
+
+        teacher = load_transformers_clap_teacher(name, checkpoint, device, **kwargs)
     else:
         path = Path(checkpoint or name)
         if not path.is_file():
             raise TeacherLoadError(
-                f"unknown teacher {name!r}: not one of mini, {', '.join(MSCLAP_NAMES)} "
-                f"and no file at {path}"
+                f"unknown teacher {name!r}: not one of mini, {', '.join(MSCLAP_NAMES)}, "
+                f"a transformers CLAP folder or repo id, and no file at {path}"
             )
         teacher = _mini(path, device)
     teacher.source = str(checkpoint or name)
