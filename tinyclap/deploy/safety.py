@@ -175,9 +175,9 @@ def check_hparams(text, filename, allowed=ALLOWED_TARGETS):
         return
     where, what = problems[0]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    kind = "it is not one of the classes tinyclap exports"
-    if what.startswith("the tag !new:") and not what.split(":", 1)[1].startswith("os."):
-        kind += " (a custom student class of your own also needs the opt-in)"
+    kind = "it is not on tinyclap's allow-list (what exported folders use)"
+    if what.startswith("the tag !new:"):
+        kind += "; a custom student class of your own also needs the opt-in"
     raise UntrustedCodeError(
         f"{filename}: key {where!r} has {what}{more}; {kind}, and building it could run "
         f"code from the model folder, so it was not loaded. {OPT_IN}"
