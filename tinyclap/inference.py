@@ -7,7 +7,13 @@ The implementation lives in :mod:`tinyclap.deploy.inference`; exported folders
 from tinyclap.deploy.inference import (  # noqa: F401
     ModelSourceError,
     ZeroShotAudioClassifier,
+    foreign_class,
     strict_state_dict_transfer,
 )
 
-__all__ = ["ModelSourceError", "ZeroShotAudioClassifier", "strict_state_dict_transfer"]
+__all__ = [
+    "ModelSourceError",
+    "ZeroShotAudioClassifier",
+    "foreign_class",
+    "strict_state_dict_transfer",
+]

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from safetensors.torch import load_file, save_file
 
 from tinyclap.audio.io import AudioLoadError, load_audio, resample
 from tinyclap.deploy.export import export_student
-from tinyclap.deploy.inference import ZeroShotAudioClassifier
+from tinyclap.deploy.inference import ZeroShotAudioClassifier, foreign_class
+from tinyclap.deploy.safety import UntrustedCodeError, sha256_file
 from tinyclap.deploy.text_encoders import bundled_prompts
 from tinyclap.pruning.surgery import shrink_student
 from tinyclap.stages.evaluate import evaluate_zero_shot
@@ -73,10 +75,13 @@ def classifier(workspace):
 
 def test_export_writes_a_complete_folder(workspace):
     out, info = workspace["out"], workspace["info"]
-    for name in ("hyperparams.yaml", "student.ckpt", "label_embeddings.ckpt", "text_encoder.ckpt",
-                 "custom.py", "export.json", "README.md"):  # fmt: skip
+    for name in ("hyperparams.yaml", "student.safetensors", "label_embeddings.safetensors",
+                 "text_encoder.safetensors", "custom.py", "export.json", "README.md"):  # fmt: skip
         assert (out / name).is_file(), name
-    state = torch.load(out / "student.ckpt", weights_only=True)
+    assert not list(out.glob("*.ckpt"))
+    for name, entry in info["weights"].items():  # every weights file, with its SHA-256
+        assert entry == {"file": f"{name}.safetensors", "sha256": sha256_file(out / entry["file"])}
+    state = load_file(out / "student.safetensors")
     assert all(k.startswith(("base.", "projection.")) for k in state)  # official layout
     assert info["profile"]["params"] == sum(v.numel() for k, v in state.items()
                                             if "running" not in k and "num_batches" not in k)  # fmt: skip
@@ -164,10 +169,12 @@ def test_pruned_student_export_slices_text_embeddings(workspace, tmp_path):
 
 
 def test_foreign_class_loads_the_same_model(workspace, classifier, tmp_path):
-    from speechbrain.inference.interfaces import foreign_class
-
+    """The foreign_class route imports custom.py: only with the opt-in."""
+    with pytest.raises(UntrustedCodeError, match="custom.py is Python code"):
+        foreign_class(source=str(workspace["out"]), savedir=str(tmp_path))
     other = foreign_class(source=str(workspace["out"]), pymodule_file="custom.py",
-                          classname="ZeroShotAudioClassifier", savedir=str(tmp_path))  # fmt: skip
+                          classname="ZeroShotAudioClassifier", savedir=str(tmp_path),
+                          trust_remote_code=True)  # fmt: skip
     wav = 0.2 * torch.randn(1, 20000)
     assert torch.equal(other.encode_audio(wav), classifier.encode_audio(wav))
 
@@ -200,9 +207,14 @@ def test_clear_errors(workspace, tmp_path):
         clf.classify_file(str(tmp_path / "missing.wav"), "us8k")
     with pytest.raises(FileNotFoundError, match="no_such.ckpt"):
         export_student(tmp_path / "no_such.ckpt", tmp_path / "x")
-    state = torch.load(tmp_path / "bare" / "student.ckpt", weights_only=True)
+    state = load_file(tmp_path / "bare" / "student.safetensors")
     state.pop("projection.linear1.weight")
-    torch.save(state, tmp_path / "bare" / "student.ckpt")
+    save_file(state, tmp_path / "bare" / "student.safetensors")
+    with pytest.raises(ValueError, match="student.safetensors: SHA-256"):  # checked first
+        ZeroShotAudioClassifier.from_hparams(source=str(tmp_path / "bare"))
+    info = json.loads((tmp_path / "bare" / "export.json").read_text())
+    info["weights"]["student"]["sha256"] = sha256_file(tmp_path / "bare" / "student.safetensors")
+    (tmp_path / "bare" / "export.json").write_text(json.dumps(info))
     with pytest.raises(ValueError, match=r"missing: \['projection.linear1.weight'\]"):
         ZeroShotAudioClassifier.from_hparams(source=str(tmp_path / "bare"))
 

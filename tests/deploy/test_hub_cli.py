@@ -150,6 +150,8 @@ def test_push_uploads_the_folder(exported, monkeypatch, capsys):
                         {"repo_type": "model", "private": True, "exist_ok": True})  # fmt: skip
     upload = calls[2][1]
     assert upload["folder_path"] == str(folder) and upload["repo_id"] == "someone/tiny"
+    assert upload["allow_patterns"] == hub.export_files(folder)[0]  # only the export's files
+    assert "student.safetensors" in upload["allow_patterns"]
     with pytest.raises(FileNotFoundError, match="not an exported student folder"):
         hub.push_folder(exported[0], "someone/tiny", token="t")
 

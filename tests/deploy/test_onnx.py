@@ -42,6 +42,10 @@ def folder(tmp_path_factory, mini_teacher):
                    "--no_text_encoder", "--onnx", "--onnx_labels", "us8k", "--quantize",
                    "--label_sets", "us8k", "synth"])  # fmt: skip
     assert status == 0
+    from tinyclap.deploy.export import export_files
+
+    ours, others = export_files(root / "out")  # tinyclap push uploads every graph, nothing else
+    assert others == [] and {"onnx/student.int8.onnx", "onnx/labels.json"} <= set(ours)
     return root
 
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from tinyclap.deploy.export import export_student
+from tinyclap.deploy.safety import UntrustedCodeError
 from tinyclap.inference import ZeroShotAudioClassifier
 from tinyclap.stages.run import main
 from tinyclap.students.encoder import load_student
@@ -97,8 +98,13 @@ def test_custom_student_distils_evaluates_and_exports(custom_setup):
     exported = tmp_path / "exported"
     export_student(checkpoint, exported, text_encoder=True)
     assert "student: !new:tinycnn_student.TinyCNN" in (exported / "hyperparams.yaml").read_text()
+    # a class outside tinyclap's allow-list: loading it runs its code, so it needs the opt-in
+    with pytest.raises(UntrustedCodeError, match=r"'student' has the tag "
+                       r"!new:tinycnn_student.TinyCNN.*trust_remote_code=True"):  # fmt: skip
+        ZeroShotAudioClassifier.from_hparams(source=str(exported))
     classifier = ZeroShotAudioClassifier.from_hparams(source=str(exported),
-                                                      savedir=str(tmp_path / "pretrained"))  # fmt: skip
+                                                      savedir=str(tmp_path / "pretrained"),
+                                                      trust_remote_code=True)  # fmt: skip
     wavs = torch.randn(2, 32000)
     encoder = load_student(checkpoint)
     torch.testing.assert_close(classifier.encode_audio(wavs), encoder.embed_audio(wavs),

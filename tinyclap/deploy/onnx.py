@@ -246,7 +246,14 @@ def _accuracy(classifier, manifest, embed_clips):
 
 
 def export_onnx(
-    folder, labels=None, quantize_int8=False, eval_manifest=None, threads=1, repeats=50, **kw
+    folder,
+    labels=None,
+    quantize_int8=False,
+    eval_manifest=None,
+    threads=1,
+    repeats=50,
+    trust_remote_code=False,
+    **kw,
 ):
     """Write ONNX graphs of an exported student folder and measure them.
 
@@ -260,6 +267,9 @@ def export_onnx(
         Also write dynamically int8-quantized graphs (``quantize=True`` works too).
     eval_manifest : str, optional
         Labelled manifest: zero-shot accuracy of PyTorch, ONNX and int8 ONNX.
+    trust_remote_code : bool
+        Load a folder whose yaml names classes outside tinyclap's allow-list
+        (see :meth:`ZeroShotAudioClassifier.from_hparams`).
     threads : int
         CPU threads for PyTorch and onnxruntime latency.
     repeats : int
@@ -282,7 +292,7 @@ def export_onnx(
     quantize_int8 = quantize_int8 or kw.pop("quantize", False)
     folder = Path(folder)
     classifier = ZeroShotAudioClassifier.from_hparams(
-        source=str(folder), run_opts={"device": "cpu"}
+        source=str(folder), run_opts={"device": "cpu"}, trust_remote_code=trust_remote_code
     )
     frontend, student = classifier.mods.frontend, classifier.mods.student
     audio = AudioEmbeddingGraph(frontend, student).eval()

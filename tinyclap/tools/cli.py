@@ -272,12 +272,13 @@ def expected_errors():
     from tinyclap.audio.io import AudioLoadError
     from tinyclap.deploy.export import HubTokenError
     from tinyclap.deploy.inference import ModelSourceError
+    from tinyclap.deploy.safety import UntrustedCodeError
     from tinyclap.teachers.base import TeacherLoadError
 
     # OSError: missing / unreadable files, network; ValueError: bad values, corrupt
     # files (also ConfigError, SweepManifestError); ImportError: optional packages.
     return (OSError, ValueError, ImportError, TeacherLoadError, AudioLoadError,
-            ModelSourceError, HubTokenError)  # fmt: skip
+            ModelSourceError, HubTokenError, UntrustedCodeError)  # fmt: skip
 
 
 def main(argv=None):

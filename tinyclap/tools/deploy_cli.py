@@ -4,7 +4,7 @@ Example
 -------
 tinyclap export runs/demo/student/student.ckpt --out exported/demo --eval_manifest M.json
 tinyclap classify dog.wav rain.flac --labels "dog barking,rain,siren" --model exported/demo --top 2
-tinyclap push exported/demo user/tinyclap-demo
+tinyclap push exported/demo user/tinyclap-demo --dry_run
 """
 
 import json
@@ -41,6 +41,7 @@ def export(args):
             eval_manifest=args.eval_manifest,
             threads=args.threads,
             repeats=args.repeats,
+            trust_remote_code=True,  # the folder just written from the user's own checkpoint
         )
         info["onnx"] = onnx_info
     summary = {"out": str(args.out), "params": info["profile"]["params"]}
@@ -51,17 +52,23 @@ def export(args):
 
 
 def push(args):
-    """Upload an exported folder to the hub; print the commit URL."""
+    """Upload an exported folder to the hub; print the commit URL (or, dry, the files)."""
     from tinyclap.deploy.export import push_folder
 
-    url = push_folder(
+    result = push_folder(
         args.folder,
         args.repo_id,
         token=args.token,
         private=args.private,
         commit_message=args.message,
+        dry_run=args.dry_run,
     )
-    print(url)
+    if args.dry_run:
+        print(f"would upload {len(result)} files from {args.folder} to {args.repo_id}:")
+        for name in result:
+            print(f"  {name}")
+        return 0
+    print(result)
     return 0
 
 
@@ -76,7 +83,9 @@ def classify(args):
             file=sys.stderr,
         )
         return 2
-    classifier = ZeroShotAudioClassifier.from_hparams(source=source, savedir=args.savedir)
+    classifier = ZeroShotAudioClassifier.from_hparams(
+        source=source, savedir=args.savedir, trust_remote_code=args.trust_remote_code
+    )
     names = classifier.labels_of(args.labels)
     top = max(1, min(int(args.top), len(names)))
     records = []
@@ -134,6 +143,9 @@ def add_hub_commands(sub):
     p.add_argument("--token", help="hub token (default: HF_TOKEN or the saved login)")
     p.add_argument("--private", action="store_true", help="create the repo private")
     p.add_argument("--message", help="commit message")
+    p.add_argument(
+        "--dry_run", action="store_true", help="print the files that would be uploaded, and stop"
+    )
     p.set_defaults(func=push)
 
     c = sub.add_parser("classify", help="zero-shot classification of audio files")
@@ -145,4 +157,10 @@ def add_hub_commands(sub):
     c.add_argument("--savedir", help="where hub files are collected (default: the hub cache)")
     c.add_argument("--top", type=int, default=3, help="labels shown per file")
     c.add_argument("--json", action="store_true", help="print JSON")
+    c.add_argument(
+        "--trust_remote_code",
+        action="store_true",
+        help="build whatever the model's hyperparams.yaml names (e.g. your own student class); "
+        "only for models you trust",
+    )
     c.set_defaults(func=classify)

@@ -1,0 +1,282 @@
+r"""Safe loading of shared folders: an allow-list of yaml tags, verified weights.
+
+A shared student folder is loaded by people who did not write it, so loading
+must not run code from it. hyperpyyaml builds whatever a ``hyperparams.yaml``
+names (``!new:``, ``!name:``, ``!apply:``, ``!module:``, ``!applyref:`` import
+and call anything, ``!include:`` reads another file, and PyYAML's own
+``!!python/...`` tags construct arbitrary objects). :func:`check_hparams` reads
+the yaml as data first (a PyYAML *compose*: nodes and tags, nothing built) and
+refuses every tag outside :data:`ALLOWED_TARGETS`, naming the key, the tag and
+the file. The opt-in is ``trust_remote_code=True`` (``--trust_remote_code``).
+
+Overrides passed to ``from_hparams`` are not checked: they come from the local
+user, like the code that calls ``from_hparams``.
+
+Weights are written as safetensors (tensors and string metadata only, no
+pickle) and their SHA-256 recorded in ``export.json``; :func:`verify_sha256`
+checks a file against it. :func:`load_tensors` also reads the ``.ckpt`` files
+of earlier exports, with ``torch.load(weights_only=True)``.
+
+Example
+-------
+>>> check_hparams("a: 1\nfrontend: !new:tinyclap.audio.features.LogMel\n", "h.yaml")
+>>> check_hparams("pwn: !apply:os.system [touch pwned]", "h.yaml")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+tinyclap.deploy.safety.UntrustedCodeError: h.yaml: key 'pwn' has the tag !apply:os.system; ...
+"""
+
+import contextlib
+import hashlib
+import json
+import re
+
+import torch
+import yaml
+
+# Everything an exported folder may import: the classes and functions tinyclap
+# writes into hyperparams.yaml (tinyclap.deploy.export.HPARAMS_TEMPLATE and the
+# students' build specs) and SpeechBrain's Pretrainer.
+ALLOWED_TARGETS = frozenset(
+    {
+        "tinyclap.audio.features.LogMel",
+        "tinyclap.students.PhiNetStudent",
+        "tinyclap.students.phinet.PhiNetStudent",
+        "tinyclap.deploy.text_encoders.LabelEmbeddingTables",
+        "tinyclap.deploy.text_encoders.MiniTextEncoder",
+        "tinyclap.deploy.text_encoders.TeacherTextEncoder",
+        "tinyclap.deploy.inference.strict_state_dict_transfer",
+        "speechbrain.utils.parameter_transfer.Pretrainer",
+    }
+)
+IMPORTING_TAGS = ("!new:", "!name:", "!apply:", "!applyref:", "!module:")
+PLAIN_TAGS = frozenset({"!ref", "!copy", "!tuple", "!PLACEHOLDER"})  # import nothing
+CORE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{t}"
+    for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge")
+)
+TUPLE_PATTERN = re.compile(r"^\(.*\)$", re.DOTALL)  # hyperpyyaml's implicit !tuple
+SAFETENSORS_MAGIC_OFFSET = 8  # u64 header length, then the JSON header
+
+
+class UntrustedCodeError(RuntimeError):
+    """A shared folder would run code that tinyclap does not vouch for."""
+
+
+class WeightsChecksumError(ValueError):
+    """A weights file does not match the SHA-256 recorded at export."""
+
+
+OPT_IN = (
+    "Load it only if you trust its source: trust_remote_code=True in Python, "
+    "--trust_remote_code on the command line."
+)
+
+
+def _where(path):
+    """``a.b[0]`` from a key path list."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _walk(node, path, seen):
+    """Yield ``(key path, tag, node)`` for every node below ``node``."""
+    if id(node) in seen:  # an alias of a node already visited
+        return
+    seen.add(id(node))
+    yield path, node.tag, node
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield from _walk(key, [*path, "<key>"], seen)
+            name = key.value if isinstance(key, yaml.ScalarNode) else "<key>"
+            yield from _walk(value, [*path, name], seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            yield from _walk(value, [*path, i], seen)
+
+
+def _tuple_problem(text):
+    """Why a ``(...)`` scalar is unsafe (hyperpyyaml parses it with PyYAML's full loader)."""
+    try:
+        root = yaml.compose("[" + text[1:-1] + "]", Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        return f"a tuple that is not plain yaml data ({str(err).splitlines()[0]})"
+    for _, tag, _ in _walk(root, [], set()):
+        if tag not in CORE_TAGS:
+            return f"a tuple holding the tag {tag}"
+    return None
+
+
+def hparams_problems(text, allowed=ALLOWED_TARGETS):
+    r"""Every tag of a hyperparams text that could import or run code outside ``allowed``.
+
+    Parameters
+    ----------
+    text : str
+        The yaml, read as data (composed, nothing constructed).
+    allowed : set of str
+        Dotted names that ``!new:`` / ``!name:`` / ``!apply:`` ... may target.
+
+    Returns
+    -------
+    list of (str, str)
+        ``(key path, what)`` for each refused node, in file order.
+
+    Example
+    -------
+    >>> hparams_problems("a: !ref <b>\nb: !new:os.system\nc: (1, 2)\nd: !include:x.yaml")
+    [('b', 'the tag !new:os.system'), ('d', 'the tag !include:x.yaml')]
+    """
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:
+        return []
+    problems = []
+    for path, tag, node in _walk(root, [], set()):
+        where = _where(path)
+        if tag.startswith(IMPORTING_TAGS):
+            if tag.split(":", 1)[1] not in allowed:
+                problems.append((where, f"the tag {tag}"))
+        elif tag in PLAIN_TAGS or tag in CORE_TAGS:
+            pass
+        else:  # !include:, !!python/..., any other tag
+            problems.append((where, f"the tag {tag}"))
+        plain = tag == "!tuple" or getattr(node, "style", "") is None
+        if isinstance(node, yaml.ScalarNode) and plain and TUPLE_PATTERN.match(node.value):
+            problem = _tuple_problem(node.value)
+            if problem:
+                problems.append((where, problem))
+    return problems
+
+
+def check_hparams(text, filename, allowed=ALLOWED_TARGETS):
+    """Raise :class:`UntrustedCodeError` if ``text`` would run code outside ``allowed``.
+
+    Parameters
+    ----------
+    text : str
+        The content of a ``hyperparams.yaml``.
+    filename : str
+        Where it comes from (named in the error).
+    allowed : set of str
+        Dotted names tags may target.
+
+    Raises
+    ------
+    UntrustedCodeError
+        Naming the first offending key and tag (and how many more there are).
+    """
+    try:
+        problems = hparams_problems(text, allowed)
+    except yaml.YAMLError as err:
+        raise UntrustedCodeError(f"{filename}: not readable as yaml data: {err}") from None
+    if not problems:
+        return
+    where, what = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    kind = "it is not on tinyclap's allow-list (what exported folders use)"
+    if what.startswith("the tag !new:"):
+        kind += "; a custom student class of your own also needs the opt-in"
+    raise UntrustedCodeError(
+        f"{filename}: key {where!r} has {what}{more}; {kind}, and building it could run "
+        f"code from the model folder, so it was not loaded. {OPT_IN}"
+    )
+
+
+def _safe_make_tuple(loader, node):
+    """The ``!tuple`` constructor of hyperpyyaml, parsing its items with the *safe* loader."""
+    text = loader.construct_scalar(node)
+    return tuple(yaml.safe_load("[" + text[1:-1] + "]"))
+
+
+@contextlib.contextmanager
+def safe_tuples():
+    """While active, hyperpyyaml parses ``(...)`` tuples with ``yaml.safe_load``.
+
+    hyperpyyaml parses them with PyYAML's full loader, which constructs
+    ``!!python/...`` objects; a tuple assembled at load time (``!ref``
+    interpolation) is beyond a static check, so the constructor itself is made
+    safe. hyperpyyaml looks it up by module-global name at each load.
+    """
+    import hyperpyyaml.core
+
+    original = hyperpyyaml.core._make_tuple
+    hyperpyyaml.core._make_tuple = _safe_make_tuple
+    try:
+        yield
+    finally:
+        hyperpyyaml.core._make_tuple = original
+
+
+def sha256_file(path):
+    """Hex SHA-256 of a file.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
+    >>> _ = p.write_bytes(b"abc")
+    >>> sha256_file(p)[:16]
+    'ba7816bf8f01cfea'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path, expected, name=None):
+    """Raise :class:`WeightsChecksumError` (naming ``name``) if ``path`` has another hash."""
+    actual = sha256_file(path)
+    if actual != expected:
+        raise WeightsChecksumError(
+            f"{name or path}: SHA-256 {actual} does not match {expected} recorded in "
+            "export.json; the file was modified or corrupted after export. Download or "
+            "re-export the folder (tinyclap export)."
+        )
+
+
+def save_tensors(path, tensors, metadata=None):
+    """Write ``{name: tensor}`` as safetensors, with string ``metadata``.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.safetensors"
+    >>> save_tensors(p, {"w": torch.ones(2)}, {"format": "toy"})
+    >>> load_tensors(p)[1]
+    {'format': 'toy'}
+    """
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    save_file(tensors, str(path), metadata={k: str(v) for k, v in (metadata or {}).items()})
+
+
+def is_safetensors(path):
+    """True if ``path`` holds safetensors (a length, then a JSON header), not a torch zip."""
+    with open(path, "rb") as f:
+        head = f.read(SAFETENSORS_MAGIC_OFFSET + 1)
+    return len(head) == SAFETENSORS_MAGIC_OFFSET + 1 and head[-1:] == b"{"
+
+
+def load_tensors(path):
+    """``(tensors, metadata)`` of a safetensors file, or ``(payload, None)`` of a ``.ckpt``.
+
+    The format is read from the content (a folder's files are collected under
+    SpeechBrain's ``<name>.ckpt`` names whatever they hold). Earlier exports'
+    ``.ckpt`` files go through ``torch.load(weights_only=True)``: no pickled code.
+    """
+    if is_safetensors(path):
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    return torch.load(path, map_location="cpu", weights_only=True), None
+
+
+def metadata_json(metadata, key):
+    """A JSON value stored in safetensors string metadata."""
+    return json.loads(metadata[key])
