@@ -210,6 +210,14 @@ def test_folders_of_the_previous_version_keep_loading(shared, tmp_path, caplog):
     info = json.loads((folder / "export.json").read_text())
     del info["weights"]
     (folder / "export.json").write_text(json.dumps(info))
+    # tinyclap 0.1 wrote its class paths before the package was layered
+    yaml_text = (folder / "hyperparams.yaml").read_text()
+    for new_path, old_path in [("tinyclap.audio.features.", "tinyclap.features."),
+                               ("tinyclap.deploy.text_encoders.", "tinyclap.text_encoders."),
+                               ("tinyclap.deploy.inference.", "tinyclap.inference.")]:  # fmt: skip
+        assert f"!new:{new_path}" in yaml_text or f"!name:{new_path}" in yaml_text
+        yaml_text = yaml_text.replace(f":{new_path}", f":{old_path}")
+    (folder / "hyperparams.yaml").write_text(yaml_text)
     with caplog.at_level("WARNING"):
         old = ZeroShotAudioClassifier.from_hparams(source=str(folder))
     assert "re-export it with `tinyclap export`" in caplog.text

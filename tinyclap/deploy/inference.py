@@ -37,6 +37,7 @@ from tinyclap.deploy.safety import (
     check_hparams,
     load_tensors,
     safe_tuples,
+    upgrade_legacy_paths,
     verify_sha256,
 )
 from tinyclap.zeroshot.prompts import class_prompts
@@ -213,7 +214,7 @@ class ZeroShotAudioClassifier(Pretrained):
             "fetch_config": fetch_config or FetchConfig(),
         }
         yaml_path = fetch(filename=hparams_file, source=source, save_filename=None, **fetch_kwargs)
-        text = Path(yaml_path).read_text(encoding="utf-8")
+        text = upgrade_legacy_paths(Path(yaml_path).read_text(encoding="utf-8"))
         if not trust_remote_code:
             check_hparams(text, f"{source}/{hparams_file}")
         info_path = _fetch_optional("export.json", source, **fetch_kwargs)

@@ -49,6 +49,17 @@ ALLOWED_TARGETS = frozenset(
         "speechbrain.utils.parameter_transfer.Pretrainer",
     }
 )
+# Modules of folders exported by tinyclap 0.1 (before the package was layered) and
+# where their classes live now: :func:`upgrade_legacy_paths` rewrites the tags, so
+# shared folders of that version keep loading.
+LEGACY_MODULES = {
+    "tinyclap.features": "tinyclap.audio.features",
+    "tinyclap.text_encoders": "tinyclap.deploy.text_encoders",
+    "tinyclap.inference": "tinyclap.deploy.inference",
+}
+_LEGACY_TAG = re.compile(
+    r"(!(?:new|name|apply|applyref|module):)(" + "|".join(map(re.escape, LEGACY_MODULES)) + r")\."
+)
 IMPORTING_TAGS = ("!new:", "!name:", "!apply:", "!applyref:", "!module:")
 PLAIN_TAGS = frozenset({"!ref", "!copy", "!tuple", "!PLACEHOLDER"})  # import nothing
 CORE_TAGS = frozenset(
@@ -148,6 +159,19 @@ def hparams_problems(text, allowed=ALLOWED_TARGETS):
             if problem:
                 problems.append((where, problem))
     return problems
+
+
+def upgrade_legacy_paths(text):
+    """``hyperparams.yaml`` text with tinyclap 0.1's class paths mapped to today's.
+
+    Only tag targets change (the allow-list then checks the result as usual).
+
+    Example
+    -------
+    >>> upgrade_legacy_paths("frontend: !new:tinyclap.features.LogMel")
+    'frontend: !new:tinyclap.audio.features.LogMel'
+    """
+    return _LEGACY_TAG.sub(lambda m: m.group(1) + LEGACY_MODULES[m.group(2)] + ".", text)
 
 
 def check_hparams(text, filename, allowed=ALLOWED_TARGETS):
