@@ -14,6 +14,7 @@ Two third-party packages misbehave on a CPU-only machine:
   imports the PhiNet module file directly, bypassing that ``__init__``.
 """
 
+import contextlib
 import importlib
 import importlib.util
 import subprocess
@@ -72,6 +73,26 @@ def load_phinet_class():
     module_spec.loader.exec_module(module)
     sys.modules[name] = module
     return module.PhiNet
+
+
+@contextlib.contextmanager
+def hyperpyyaml_hook(name, replacement):
+    """Swap one of hyperpyyaml's module-level constructors while the block runs.
+
+    hyperpyyaml (1.2) offers no hook for its tag constructors, but looks them up
+    by module-global name at each load, so swapping the global is enough; the
+    original is always restored. Used to record how ``!new:`` objects were
+    built (:mod:`tinyclap.nn.specs`) and to parse ``(...)`` tuples safely
+    (:mod:`tinyclap.deploy.safety`).
+    """
+    import hyperpyyaml.core
+
+    original = getattr(hyperpyyaml.core, name)
+    setattr(hyperpyyaml.core, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(hyperpyyaml.core, name, original)
 
 
 if __name__ == "__main__":

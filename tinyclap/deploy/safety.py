@@ -26,13 +26,14 @@ Traceback (most recent call last):
 tinyclap.deploy.safety.UntrustedCodeError: h.yaml: key 'pwn' has the tag !apply:os.system; ...
 """
 
-import contextlib
 import hashlib
 import json
 import re
 
 import torch
 import yaml
+
+from tinyclap._compat import hyperpyyaml_hook
 
 # Everything an exported folder may import: the classes and functions tinyclap
 # writes into hyperparams.yaml (tinyclap.deploy.export.HPARAMS_TEMPLATE and the
@@ -214,7 +215,6 @@ def _safe_make_tuple(loader, node):
     return tuple(yaml.safe_load("[" + text[1:-1] + "]"))
 
 
-@contextlib.contextmanager
 def safe_tuples():
     """While active, hyperpyyaml parses ``(...)`` tuples with ``yaml.safe_load``.
 
@@ -223,14 +223,7 @@ def safe_tuples():
     interpolation) is beyond a static check, so the constructor itself is made
     safe. hyperpyyaml looks it up by module-global name at each load.
     """
-    import hyperpyyaml.core
-
-    original = hyperpyyaml.core._make_tuple
-    hyperpyyaml.core._make_tuple = _safe_make_tuple
-    try:
-        yield
-    finally:
-        hyperpyyaml.core._make_tuple = original
+    return hyperpyyaml_hook("_make_tuple", _safe_make_tuple)
 
 
 def sha256_file(path):

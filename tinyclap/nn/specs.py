@@ -23,12 +23,13 @@ Example
 torch.Size([2, 3])
 """
 
-import contextlib
 import inspect
 import pydoc
 import weakref
 
 import hyperpyyaml.core
+
+from tinyclap._compat import hyperpyyaml_hook
 
 _SPECS = weakref.WeakKeyDictionary()  # object -> spec (objects that accept weak references)
 _PLAIN = (bool, int, float, str, type(None))
@@ -87,20 +88,12 @@ def _recording_construct_object(loader, callable_string, node):
     return obj
 
 
-@contextlib.contextmanager
 def recording_constructions():
     """Record the build spec of every ``!new:`` object hyperpyyaml builds meanwhile.
 
-    hyperpyyaml looks its ``!new:`` constructor up by module-global name at
-    each load, so swapping that global for the duration is enough; the
-    original is always restored.
+    A context manager (:func:`tinyclap._compat.hyperpyyaml_hook`).
     """
-    original = hyperpyyaml.core._construct_object
-    hyperpyyaml.core._construct_object = _recording_construct_object
-    try:
-        yield
-    finally:
-        hyperpyyaml.core._construct_object = original
+    return hyperpyyaml_hook("_construct_object", _recording_construct_object)
 
 
 def spec_of(obj):

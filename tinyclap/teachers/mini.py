@@ -56,11 +56,6 @@ class MiniTeacher(Teacher):
         return self.frontend.sample_rate
 
     @property
-    def window_samples(self):
-        """Samples per analysis window."""
-        return int(round(self.clip_seconds * self.sample_rate))
-
-    @property
     def embedding_dim(self):
         """Size of the shared latent space."""
         return self.model.embedding_dim
