@@ -93,7 +93,6 @@ def test_distill_debug(workspace):
     _check_report(folder, len(SYNTH_CLASSES))
     rows = parse_train_log(folder / "train_log.txt")
     assert [r["epoch"] for r in rows] == [1, 2, 1, 2]  # distillation, then finetuning
-    assert all(-1.0 <= r["valid_loss"] <= 1.0 for r in rows)  # -cos
 
 
 @pytest.mark.parametrize("which", ["student", "teacher"])
@@ -134,8 +133,13 @@ def test_prune_debug_then_evaluate_the_pruned_student(workspace):
     ]
     for row in rows:
         assert row["params"] < result["unpruned_params"]
-        assert all(0.0 <= row[key] <= 1.0 for key in ("acc_mask", "acc_shrunk", "acc_finetuned"))
-        assert -1.0 <= row["cos_shrunk_vs_mask"] <= 1.0
+        point = out / f"{row['ranking']}_K{row['k']}"
+        for key, report in (("acc_mask", "zeroshot_mask"), ("acc_shrunk", "zeroshot_shrunk"),
+                            ("acc_finetuned", "zeroshot_finetuned")):  # fmt: skip
+            metrics = json.loads((point / report / "metrics.json").read_text())
+            matrix = metrics["confusion_matrix"]
+            correct = sum(matrix[i][i] for i in range(len(matrix)))
+            assert row[key] == metrics["accuracy"] == correct / metrics["num_clips"]
     assert (out / "pruning_table.md").read_text().count("\n| ") == len(rows) + 1
     assert (out / "pruning_curve.png").stat().st_size > 1000
     pruned = load_student(out / "student_K4" / "student.ckpt")
@@ -241,6 +245,9 @@ def test_demo_writes_summary_with_required_fields(workspace, tmp_path):
     written = json.loads((tmp_path / "results" / "summary.json").read_text())
     assert written == summary
     _check_summary(written)
+    for model in ("teacher", "student"):  # the accuracy is that of the written report
+        metrics = json.loads((tmp_path / "results" / f"{model}_metrics.json").read_text())
+        assert written[model]["zs_accuracy"] == metrics["accuracy"]
     for name in ("teacher_confusion.png", "student_confusion.png", "training_curves.png"):
         assert (tmp_path / "results" / name).stat().st_size > 1000
     assert written["teacher"]["params"] > written["student"]["params"]
@@ -255,7 +262,6 @@ def _check_summary(summary):
         assert isinstance(entry["params"], int) and entry["params"] > 0
         assert isinstance(entry["macs"], int) and entry["macs"] > 0
         assert entry["cpu_ms_per_clip"] > 0
-        assert 0.0 <= entry["zs_accuracy"] <= 1.0
         assert "train.py hparams/" in entry["command"]
 
 

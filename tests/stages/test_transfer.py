@@ -303,7 +303,7 @@ def test_transfer_debug_run(workspace, variant):
     rows = parse_train_log(folder / "fold_1" / "train_log.txt")
     assert [r["epoch"] for r in rows] == [1, 2]
     stats = fold["final_train_stats"]
-    assert stats["acc"] >= 0.0 and stats["ce"] > 0.0
+    assert stats["ce"] > 0.0
     if variant == "learned_dcor":
         assert stats["teacher_loss"] > 0.0
     else:
