@@ -11,7 +11,6 @@ to the teacher's latent size. The parameter layout (``base.bn0``,
 import torch
 
 from tinyclap._compat import load_phinet_class
-from tinyclap.audio.features import window_frames
 from tinyclap.nn.projection import Projection
 from tinyclap.students.knobs import check_phinet
 
@@ -138,24 +137,6 @@ class PhiNetStudent(torch.nn.Module):
     def build_spec(self):
         """How to rebuild this student (:mod:`tinyclap.nn.specs`)."""
         return {"class": f"{__name__}.PhiNetStudent", "args": [], "kwargs": dict(self.config)}
-
-
-def phinet_kwargs(hparams, teacher):
-    """PhiNet settings from the hparams, input size from the teacher's frontend.
-
-    Shared by the distilled students and the transfer classifiers.
-    """
-    frontend = teacher.frontend_config
-    return {
-        "alpha": hparams["alpha"],
-        "beta": hparams["beta"],
-        "t_zero": hparams["t_zero"],
-        "num_layers": hparams["num_layers"],
-        "n_frames": window_frames(frontend, teacher.clip_seconds),
-        "n_mels": frontend.get("n_mels", 64),
-        "head_channels": hparams["head_channels"],
-        "dropout": hparams["dropout"],
-    }
 
 
 class PhiNetClassifier(torch.nn.Module):
