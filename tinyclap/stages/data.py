@@ -15,6 +15,19 @@ from tinyclap.data.pipelines import read_manifest
 from tinyclap.datasets import Preparation
 
 
+def corpus_preparation(corpus):
+    """The :class:`~tinyclap.datasets.Preparation` of one ``distill_corpora`` entry.
+
+    Example
+    -------
+    >>> corpus_preparation({"dataset": "clotho", "data_folder": "/data/Clotho"}).save_folder
+    '/data/Clotho'
+    """
+    options = dict(corpus)
+    name, data_folder = options.pop("dataset"), options.pop("data_folder")
+    return Preparation(name, data_folder, options.pop("manifest_folder", None), **options)
+
+
 def merge_corpora(corpora, folder):
     """Merge the train and valid manifests of several distillation corpora.
 
@@ -36,11 +49,9 @@ def merge_corpora(corpora, folder):
     merged = {"train": {}, "valid": {}}
     names = [c["dataset"] for c in corpora]
     for index, corpus in enumerate(corpora):
-        corpus = dict(corpus)
-        name, data_folder = corpus.pop("dataset"), corpus.pop("data_folder")
+        name = corpus["dataset"]
         prefix = name if names.count(name) == 1 else f"{name}{index}"
-        save_folder = corpus.pop("manifest_folder", None)
-        manifests = Preparation(name, data_folder, save_folder, **corpus)()
+        manifests = corpus_preparation(corpus)()
         for split in merged:
             if split in manifests:
                 entries = read_manifest(manifests[split])
@@ -101,10 +112,7 @@ def data_summary(hparams):
     summary = {"preparation": _report(hparams.get("prepare"))}
     corpora = {}
     for corpus in hparams.get("distill_corpora") or []:
-        corpus = dict(corpus)
-        name, data_folder = corpus.pop("dataset"), corpus.pop("data_folder")
-        save_folder = corpus.pop("manifest_folder", None)
-        corpora[name] = _report(Preparation(name, data_folder, save_folder, **corpus))
+        corpora[corpus["dataset"]] = _report(corpus_preparation(corpus))
     if corpora:
         summary["corpora"] = corpora
     return summary

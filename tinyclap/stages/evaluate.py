@@ -14,7 +14,7 @@ from tinyclap.errors import ConfigError
 from tinyclap.stages.base import TinyClapBrain, write_results
 from tinyclap.stages.checks import check_student_fits_teacher
 from tinyclap.stages.data import prepare_data
-from tinyclap.students.encoder import is_student_checkpoint, load_student
+from tinyclap.students.official import is_any_student, load_any_student
 from tinyclap.teachers import load_teacher
 from tinyclap.zeroshot.prompts import ensemble_prompt_embeddings
 from tinyclap.zeroshot.report import summarise, write_report
@@ -91,15 +91,7 @@ def load_encoder(model, teacher):
         return teacher
     if not Path(model).is_file():
         raise ConfigError(f"model: file not found: {model} (or `teacher` for the teacher itself)")
-    if is_student_checkpoint(model):
-        encoder = load_student(model)
-    else:
-        from tinyclap.students.official import OFFICIAL_NAME, load_official_student
-
-        if OFFICIAL_NAME.search(Path(model).name):
-            encoder = load_official_student(model)
-        else:
-            encoder = load_teacher(model)
+    encoder = load_any_student(model) if is_any_student(model) else load_teacher(model)
     check_student_fits_teacher(encoder, teacher, model)
     return encoder
 

@@ -109,6 +109,17 @@ def load_official_student(
     return encoder.to(device).eval()
 
 
+def is_any_student(path):
+    """Whether ``path`` is a tinyclap ``student.ckpt`` or named like an official checkpoint.
+
+    Example
+    -------
+    >>> is_any_student("models/phinet_alpha_1.50_beta_0.75_t0_6_N_7.ckpt")
+    True
+    """
+    return is_student_checkpoint(path) or OFFICIAL_NAME.search(Path(str(path)).name) is not None
+
+
 def load_any_student(path, device="cpu"):
     """A tinyclap ``student.ckpt`` or an official tinyCLAP checkpoint.
 

@@ -66,10 +66,6 @@ class Teacher(torch.nn.Module):
         """The audio tower as a module (for profiling: params, MACs, latency)."""
         raise NotImplementedError
 
-    def profile_input(self, batch_size=1):
-        """An input of :meth:`audio_encoder` for profiling: ``[B, frames, n_mels]`` log-mels."""
-        return torch.zeros(batch_size, self.window_frames, self.n_mels)
-
 
 class TeacherLoadError(RuntimeError):
     """A teacher could not be loaded (missing file, wrong format, wrong keys)."""

@@ -41,15 +41,13 @@ import json
 import shlex
 import sys
 import traceback
-from pathlib import Path
 
 from tinyclap.nn.complexity import format_markdown_table, format_table, profile_models
 from tinyclap.students.encoder import (
     StudentAudioEncoder,
-    is_student_checkpoint,
     student_frames,
 )
-from tinyclap.students.official import OFFICIAL_NAME, load_any_student
+from tinyclap.students.official import is_any_student, load_any_student
 from tinyclap.students.phinet import PhiNetStudent
 from tinyclap.teachers import MSCLAP_NAMES, load_teacher
 from tinyclap.tools import distill_bench
@@ -94,7 +92,7 @@ def load_model(path, teacher_checkpoint=None, text_model=None):
         ``"student"`` or ``"teacher"``, and the loaded model (with
         ``audio_encoder()``, ``frontend``, ``window_samples``).
     """
-    if is_student_checkpoint(path) or OFFICIAL_NAME.search(Path(str(path)).name):
+    if is_any_student(path):
         return "student", load_any_student(path)
     if str(path) in MSCLAP_NAMES:
         return "teacher", load_teacher(path, checkpoint=teacher_checkpoint, text_model=text_model)
