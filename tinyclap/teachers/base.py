@@ -7,6 +7,7 @@ evaluation, pruning, transfer, export and profiling never ask which one it is.
 """
 
 import hashlib
+import os
 from pathlib import Path
 
 import torch
@@ -66,6 +67,34 @@ class Teacher(torch.nn.Module):
         """The audio tower as a module (for profiling: params, MACs, latency)."""
         raise NotImplementedError
 
+    @property
+    def device(self):
+        """Device of the weights."""
+        return next(self.parameters()).device
+
+
+class WaveformInput(torch.nn.Identity):
+    """The "frontend" of a tower that reads waveforms: nothing to do.
+
+    Profiling (:func:`tinyclap.nn.complexity.profile_models`) counts the
+    tower's MACs on ``[1, window_samples]`` waveforms, its STFT included.
+    """
+
+    reads_waveforms = True
+
+
+class WaveformTeacher(Teacher):
+    """A teacher whose audio tower reads waveforms (its STFT and log-mels inside).
+
+    For profiling, its ``frontend`` is :class:`WaveformInput`: MACs are counted
+    on ``[1, window_samples]`` waveforms, the tower's own frontend included.
+    """
+
+    @property
+    def frontend(self):
+        """Nothing to do before the tower: it reads waveforms."""
+        return WaveformInput()
+
 
 class TeacherLoadError(RuntimeError):
     """A teacher could not be loaded (missing file, wrong format, wrong keys)."""
@@ -111,3 +140,18 @@ def load_state_dict_strict(model, state_dict, path):
             f"  missing: {missing or 'none'}\n  unexpected: {unexpected or 'none'}"
         )
     model.load_state_dict(state_dict)
+
+
+def hub_offline():
+    """Whether ``HF_HUB_OFFLINE`` is set (read now, not at import time)."""
+    import huggingface_hub.constants
+
+    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().lower()
+    return flag in ("1", "true", "yes", "on") or bool(huggingface_hub.constants.HF_HUB_OFFLINE)
+
+
+def hub_failure_reason(offline, err):
+    """Why a hub file could not be had, for error messages."""
+    if offline:
+        return "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache"
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"

@@ -26,7 +26,6 @@ layout (``torch.load(f)["model"]``). What this module adds:
   truncated instead of overflowing the position table.
 """
 
-import os
 from pathlib import Path
 
 import torch
@@ -35,7 +34,13 @@ import yaml
 
 from tinyclap.audio.features import CLAP2022_FRONTEND
 from tinyclap.audio.windows import pad_to_length
-from tinyclap.teachers.base import Teacher, TeacherLoadError, file_fingerprint
+from tinyclap.teachers.base import (
+    TeacherLoadError,
+    WaveformTeacher,
+    file_fingerprint,
+    hub_failure_reason,
+    hub_offline,
+)
 
 VERSIONS = {
     "msclap-2022": {
@@ -92,14 +97,6 @@ def msclap_config(name):
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def hub_offline():
-    """Whether ``HF_HUB_OFFLINE`` is set (read now, not at import time)."""
-    import huggingface_hub.constants
-
-    flag = os.environ.get("HF_HUB_OFFLINE", "").strip().lower()
-    return flag in ("1", "true", "yes", "on") or bool(huggingface_hub.constants.HF_HUB_OFFLINE)
-
-
 def resolve_checkpoint(name, checkpoint=None, cache_dir=None):
     """Local path of the CLAP weights: ``checkpoint`` or the hub (cache first).
 
@@ -124,18 +121,11 @@ def resolve_checkpoint(name, checkpoint=None, cache_dir=None):
         )
     except Exception as err:  # offline / no network / no such file in the cache
         raise TeacherLoadError(
-            f"{name}: cannot get {weights} ({_why(offline, err)}).\n"
+            f"{name}: cannot get {weights} ({hub_failure_reason(offline, err)}).\n"
             f"  Download https://huggingface.co/{HUB_REPO}/resolve/main/{weights} on a machine "
             "with internet and pass its path: load_teacher(..., checkpoint=PATH), "
             "or `--teacher_checkpoint PATH` in train.py."
         ) from err
-
-
-def _why(offline, err):
-    """Why a hub file could not be had, for error messages."""
-    if offline:
-        return "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache"
-    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
 
 
 def check_text_folder(name, folder):
@@ -198,8 +188,9 @@ def resolve_text_model(name, text_model=None, cache_dir=None):
             )
         )
     except Exception as err:
+        reason = hub_failure_reason(offline, err)
         raise TeacherLoadError(
-            f"{name}: cannot get the text model {spec['text_model']!r} ({_why(offline, err)}).\n"
+            f"{name}: cannot get the text model {spec['text_model']!r} ({reason}).\n"
             f"  Download https://huggingface.co/{spec['text_model']} "
             f"({', '.join(spec['text_files'])}) into a folder and pass text_model=DIR, "
             "or `--text_model DIR` in train.py."
@@ -281,7 +272,7 @@ def build_clap(name, text_folder):
     return clap, cfg
 
 
-class MSCLAPTeacher(Teacher):
+class MSCLAPTeacher(WaveformTeacher):
     """A frozen Microsoft CLAP with tinyclap's teacher interface.
 
     Parameters
@@ -332,16 +323,6 @@ class MSCLAPTeacher(Teacher):
         """Size of the shared latent space (1024)."""
         return int(self.config["d_proj"])
 
-    @property
-    def device(self):
-        """Device of the weights."""
-        return next(self.clap.parameters()).device
-
-    @property
-    def frontend(self):
-        """For profiling: the audio tower reads waveforms (its STFT and log-mels are inside)."""
-        return WaveformInput()
-
     def audio_encoder(self):
         """The audio tower (msclap's own frontend, Cnn14 / HTSAT, projection) on waveforms."""
         return _AudioTower(self.clap.audio_encoder)
@@ -374,16 +355,6 @@ class MSCLAPTeacher(Teacher):
         )
         batch = {k: tokens[k].to(self.device) for k in self.token_keys}
         return F.normalize(self.clap.caption_encoder(batch), dim=-1)
-
-
-class WaveformInput(torch.nn.Identity):
-    """The "frontend" of a tower that reads waveforms: nothing to do.
-
-    Profiling (:func:`tinyclap.nn.complexity.profile_models`) counts the
-    tower's MACs on ``[1, window_samples]`` waveforms, its STFT included.
-    """
-
-    reads_waveforms = True
 
 
 class _AudioTower(torch.nn.Module):

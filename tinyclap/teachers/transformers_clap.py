@@ -50,8 +50,13 @@ import torch
 import torch.nn.functional as F
 
 from tinyclap.audio.windows import split_windows
-from tinyclap.teachers.base import Teacher, TeacherLoadError, file_fingerprint
-from tinyclap.teachers.msclap import WaveformInput, _why, hub_offline
+from tinyclap.teachers.base import (
+    TeacherLoadError,
+    WaveformTeacher,
+    file_fingerprint,
+    hub_failure_reason,
+    hub_offline,
+)
 
 # The files a teacher folder needs (what the hub download fetches).
 HUB_PATTERNS = [
@@ -180,7 +185,8 @@ def resolve_clap_folder(name_or_path, checkpoint=None, cache_dir=None):
     except Exception as err:  # not cached, or cached only in part
         if offline:
             raise TeacherLoadError(
-                f"{repo}: cannot get the model ({_why(True, err)}).\n  {_download_hint(repo)}"
+                f"{repo}: cannot get the model ({hub_failure_reason(True, err)}).\n  "
+                f"{_download_hint(repo)}"
             ) from err
     try:
         return check_clap_folder(snapshot_download(repo, **kwargs), repo)
@@ -188,7 +194,8 @@ def resolve_clap_folder(name_or_path, checkpoint=None, cache_dir=None):
         raise
     except Exception as err:
         raise TeacherLoadError(
-            f"{repo}: cannot get the model ({_why(False, err)}).\n  {_download_hint(repo)}"
+            f"{repo}: cannot get the model ({hub_failure_reason(False, err)}).\n  "
+            f"{_download_hint(repo)}"
         ) from err
 
 
@@ -212,7 +219,7 @@ def weights_fingerprint(folder):
     return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()
 
 
-class TransformersClapTeacher(Teacher):
+class TransformersClapTeacher(WaveformTeacher):
     """A frozen ``transformers`` ``ClapModel`` with tinyclap's teacher interface.
 
     Parameters
@@ -273,16 +280,6 @@ class TransformersClapTeacher(Teacher):
     def embedding_dim(self):
         """Size of the shared latent space (``projection_dim``)."""
         return int(self.model.config.projection_dim)
-
-    @property
-    def device(self):
-        """Device of the weights."""
-        return next(self.model.parameters()).device
-
-    @property
-    def frontend(self):
-        """For profiling: the audio tower reads waveforms (log-mels are inside)."""
-        return WaveformInput()
 
     def audio_encoder(self):
         """The audio tower on waveforms, for profiling (see :class:`ClapAudioTower`)."""
