@@ -42,6 +42,7 @@ from tinyclap.deploy.safety import (
 )
 from tinyclap.zeroshot.prompts import class_prompts
 from tinyclap.zeroshot.scoring import clip_embeddings
+from tinyclap.zeroshot.timeline import file_timeline
 
 logger = logging.getLogger(__name__)
 
@@ -397,12 +398,63 @@ class ZeroShotAudioClassifier(Pretrained):
         score, index = scores.max(dim=-1)
         return scores, score, index, [names[i] for i in index.tolist()]
 
-    def classify_file(self, path, labels):
+    def classify_file(self, path, labels, timeline=False, **timeline_options):
         """Zero-shot scores of one audio file (any format soundfile reads, any rate).
 
-        Returns the same tuple as :meth:`classify_batch` for a batch of one.
+        Returns the same tuple as :meth:`classify_batch` for a batch of one; with
+        ``timeline=True``, a :class:`tinyclap.zeroshot.timeline.Timeline` (see
+        :meth:`classify_timeline`, which takes ``timeline_options``).
         """
+        if timeline:
+            return self.classify_timeline(path, labels, **timeline_options)
+        if timeline_options:
+            raise TypeError(f"{sorted(timeline_options)} only apply with timeline=True")
         return self.classify_batch([self.load_audio(path)], labels)
+
+    def classify_timeline(self, path, labels, hop=None, batch_size=32, threshold=None,
+                          min_duration=0.0, progress=False, embed_windows=None):  # fmt: skip
+        """Per-window scores and merged events of a (long) file, streamed from disk.
+
+        The file is read, resampled and cut into windows a chunk at a time, so
+        memory stays bounded by ``batch_size`` windows whatever its length.
+
+        Parameters
+        ----------
+        path : str or Path
+            The audio file.
+        labels : str or list of str
+            Candidate labels (see :meth:`encode_text`).
+        hop : float, optional
+            Seconds between window starts (default: half a window).
+        batch_size : int
+            Windows embedded per call.
+        threshold : float, optional
+            Windows whose best score is below it carry no event.
+        min_duration : float
+            Events shorter than this (seconds) are dropped.
+        progress : bool
+            Show a progress bar.
+        embed_windows : callable, optional
+            ``[B, window_samples] -> [B, K]`` (default: :meth:`embed_windows`), e.g.
+            :class:`tinyclap.deploy.onnx.OnnxWindowEmbedder` for the exported graph.
+
+        Returns
+        -------
+        tinyclap.zeroshot.timeline.Timeline
+            ``.events`` (label, onset, offset, score), ``.windows``, ``to_json()``,
+            ``to_csv()``, ``format_table()``, ``plot()``.
+
+        Example
+        -------
+        >>> tl = clf.classify_file("street.wav", "us8k", timeline=True, hop=1.0)  # doctest: +SKIP
+        >>> print(tl.format_table())  # doctest: +SKIP
+        """
+        names = self.labels_of(labels)
+        return file_timeline(embed_windows or self.embed_windows, path, names,
+                             self.encode_text(labels), self.sample_rate, self.window_samples,
+                             hop=hop, pad_mode=self.pad_mode, batch_size=batch_size,
+                             threshold=threshold, min_duration=min_duration,
+                             progress=progress)  # fmt: skip
 
     def labels_of(self, labels):
         """Class names in the order of the score columns for ``labels``."""

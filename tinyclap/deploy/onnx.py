@@ -151,6 +151,38 @@ def session(path, threads=1):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+class OnnxWindowEmbedder:
+    """``embed_windows`` on an ``audio_encoder.onnx`` graph: windows ``[B, T]`` -> ``[B, K]``.
+
+    A drop-in for :meth:`ZeroShotAudioClassifier.embed_windows
+    <tinyclap.deploy.inference.ZeroShotAudioClassifier.embed_windows>` wherever a
+    window-embedding function is taken (e.g. ``classify_timeline(...,
+    embed_windows=OnnxWindowEmbedder(path))``).
+
+    Parameters
+    ----------
+    graph : str, Path or onnxruntime.InferenceSession
+        ``onnx/audio_encoder.onnx`` of an exported folder (or its ``.int8`` version).
+    threads : int
+        onnxruntime intra-op threads (when ``graph`` is a path).
+
+    Example
+    -------
+    >>> embed = OnnxWindowEmbedder("exported/demo/onnx/audio_encoder.onnx")  # doctest: +SKIP
+    >>> embed(torch.zeros(3, 32000)).shape  # doctest: +SKIP
+    torch.Size([3, 256])
+    """
+
+    def __init__(self, graph, threads=1):
+        self.session = session(graph, threads) if isinstance(graph, (str, Path)) else graph
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, windows):
+        """L2-normalised embeddings (a float32 Tensor) of ``[B, window_samples]`` windows."""
+        feed = torch.as_tensor(windows).detach().cpu().numpy().astype(np.float32, copy=False)
+        return torch.from_numpy(self.session.run(None, {self.input_name: feed})[0])
+
+
 def onnx_clip_embeddings(sess, wavs, window_samples, batch_size=64, pad_mode="zeros"):
     """Window-averaged, L2-normalised clip embeddings ``[N, K]`` from an audio graph.
 

@@ -4,12 +4,14 @@ Example
 -------
 tinyclap export runs/demo/student/student.ckpt --out exported/demo --eval_manifest M.json
 tinyclap classify dog.wav rain.flac --labels "dog barking,rain,siren" --model exported/demo --top 2
+tinyclap classify street.wav --labels us8k --model exported/demo --timeline --hop 0.5 --plot t.png
 tinyclap push exported/demo user/tinyclap-demo --dry_run
 """
 
 import json
 import os
 import sys
+from pathlib import Path
 
 MODEL_ENV = "TINYCLAP_MODEL"
 
@@ -86,6 +88,8 @@ def classify(args):
     classifier = ZeroShotAudioClassifier.from_hparams(
         source=source, savedir=args.savedir, trust_remote_code=args.trust_remote_code
     )
+    if getattr(args, "timeline", False):
+        return classify_timelines(classifier, args)
     names = classifier.labels_of(args.labels)
     top = max(1, min(int(args.top), len(names)))
     records = []
@@ -107,6 +111,45 @@ def classify(args):
         for record in records:
             ranked = ", ".join(f"{t['label']} ({t['score']:.3f})" for t in record["top"])
             print(f"{record['file']}: {ranked}")
+    return 0
+
+
+def _output_path(path, audio_file, several):
+    """``path``, or with several input files ``path`` with the audio file's stem inserted."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}_{Path(audio_file).stem}{path.suffix}") if several else path
+
+
+def classify_timelines(classifier, args):
+    """``classify --timeline``: events (and per-window scores) of each file, streamed."""
+    several = len(args.files) > 1
+    records = []
+    for path in args.files:
+        timeline = classifier.classify_file(
+            path,
+            args.labels,
+            timeline=True,
+            hop=args.hop,
+            batch_size=args.batch_size,
+            threshold=args.threshold,
+            min_duration=args.min_duration,
+            progress=sys.stderr.isatty(),
+        )
+        if args.plot:
+            timeline.plot(_output_path(args.plot, path, several))
+        if args.csv:
+            timeline.to_csv(_output_path(args.csv, path, several))
+        if args.json:
+            records.append(timeline.to_dict())
+            continue
+        print(
+            f"{path}: {timeline.duration:.2f} s, {len(timeline.starts)} windows of "
+            f"{timeline.window_samples / timeline.sample_rate:g} s every "
+            f"{timeline.hop_samples / timeline.sample_rate:g} s"
+        )
+        print(timeline.format_table(windows=args.windows or args.verbose))
+    if args.json:
+        print(json.dumps(records, indent=2))
     return 0
 
 
@@ -163,4 +206,17 @@ def add_hub_commands(sub):
         help="build whatever the model's hyperparams.yaml names (e.g. your own student class); "
         "only for models you trust",
     )
+    t = c.add_argument_group("timelines (long recordings)")
+    t.add_argument(
+        "--timeline",
+        action="store_true",
+        help="per-window scores and merged events (label, onset, offset, score), streamed",
+    )
+    t.add_argument("--hop", type=float, help="seconds between windows (default: half a window)")
+    t.add_argument("--threshold", type=float, help="windows scoring below it carry no event")
+    t.add_argument("--min_duration", type=float, default=0.0, help="drop shorter events (s)")
+    t.add_argument("--batch_size", type=int, default=32, help="windows embedded at a time")
+    t.add_argument("--windows", action="store_true", help="also print the per-window table")
+    t.add_argument("--plot", help="save a plot of scores and events (PNG/PDF; needs matplotlib)")
+    t.add_argument("--csv", help="write the per-window scores as CSV")
     c.set_defaults(func=classify)
