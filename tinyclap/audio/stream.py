@@ -15,6 +15,7 @@ rounding, see ``tests/audio/test_stream.py``). The windows are those of
 one last window aligned to the end of the file when the hop leaves a tail.
 """
 
+import functools
 import math
 from pathlib import Path
 
@@ -49,12 +50,14 @@ def resample_context(orig_sr, target_sr):
     return math.ceil(reach / orig) * orig
 
 
+@functools.lru_cache(maxsize=8)
 def chunk_resampler(orig_sr, target_sr):
     """A function resampling chunks like :func:`tinyclap.audio.io.resample`, kernel built once.
 
     torchaudio's ``resample`` rebuilds its sinc kernel on every call (0.25 s for
-    44.1 -> 16 kHz, more than resampling 10 s of audio): the stream reuses it
-    through torchaudio's own two steps, so results are the same bit for bit.
+    44.1 -> 16 kHz, more than resampling 10 s of audio): the stream builds it once
+    per rate pair (cached) and applies it with torchaudio's own second step, so
+    results are the same bit for bit.
 
     Example
     -------
