@@ -137,3 +137,6 @@ def test_classify_cli_timeline(exported, tmp_path, capsys):
     )
     assert main([*base[:-4], "--hop", "0"]) == 1
     assert "hop" in capsys.readouterr().err
+    without = [a for a in base if a != "--timeline"]
+    assert main([*without, "--plot", str(tmp_path / "x.png")]) == 2
+    assert "--hop, --min_duration, --plot only apply with --timeline" in capsys.readouterr().err

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 MODEL_ENV = "TINYCLAP_MODEL"
+TIMELINE_OPTIONS = ("hop", "threshold", "min_duration", "windows", "plot", "csv")
 
 
 def export(args):
@@ -78,6 +79,9 @@ def classify(args):
     """Zero-shot classification of audio files; one line (or a JSON record) per file."""
     from tinyclap.deploy.inference import ZeroShotAudioClassifier
 
+    if misplaced_timeline_options(args):
+        print(f"tinyclap classify: {misplaced_timeline_options(args)}", file=sys.stderr)
+        return 2
     source = args.model or os.environ.get(MODEL_ENV)
     if not source:
         print(
@@ -112,6 +116,14 @@ def classify(args):
             ranked = ", ".join(f"{t['label']} ({t['score']:.3f})" for t in record["top"])
             print(f"{record['file']}: {ranked}")
     return 0
+
+
+def misplaced_timeline_options(args):
+    """A message naming timeline options given without ``--timeline`` (else ``""``)."""
+    if getattr(args, "timeline", False):
+        return ""
+    used = [f"--{k}" for k in TIMELINE_OPTIONS if getattr(args, k, None) not in (None, False, 0)]
+    return f"{', '.join(used)} only apply with --timeline" if used else ""
 
 
 def _output_path(path, audio_file, several):

@@ -187,7 +187,7 @@ class Timeline:
         scores = self.scores.numpy().astype(np.float64)
         for start, row in zip(self.starts, scores):
             best = int(row.argmax())
-            end = min(start + self.window_samples, max(self.num_samples, self.window_samples))
+            end = min(start + self.window_samples, self.num_samples)  # padding is not time
             rows.append({
                 "start": round(start / self.sample_rate, DECIMALS),
                 "end": round(end / self.sample_rate, DECIMALS),
@@ -271,10 +271,12 @@ class Timeline:
                              f"{w['score']:.3f}  {cells}")  # fmt: skip
         return "\n".join(lines)
 
-    def plot(self, path, title=None):
+    def plot(self, path, title=None, max_labels=12):
         """Save a figure: window scores per label over time (top) and the events (bottom).
 
-        Needs matplotlib (imported here, not by tinyclap).
+        Only the labels that win at least one window are drawn (at most
+        ``max_labels``, those winning most windows). Needs matplotlib (imported
+        here, not by tinyclap).
         """
         import matplotlib
 
@@ -282,24 +284,30 @@ class Timeline:
         import matplotlib.pyplot as plt
 
         centres = (np.asarray(self.starts) + self.window_samples / 2) / self.sample_rate
+        # the labels that win windows, most windows first (at most max_labels): a 50-class
+        # label set would otherwise be an unreadable tangle
+        wins = np.bincount(self.scores.numpy().argmax(1), minlength=len(self.labels))
+        shown = [int(k) for k in np.argsort(-wins, kind="stable")[:max_labels] if wins[k]]
         fig, (top, bottom) = plt.subplots(
-            2, 1, sharex=True, figsize=(10, 2 + 0.35 * len(self.labels)),
-            gridspec_kw={"height_ratios": [3, 1 + 0.1 * len(self.labels)]},
+            2, 1, sharex=True, figsize=(10, 2.5 + 0.3 * len(shown)),
+            gridspec_kw={"height_ratios": [3, 1 + 0.2 * len(shown)]},
         )  # fmt: skip
-        for k, label in enumerate(self.labels):
-            top.plot(centres, self.scores[:, k].numpy(), label=label, lw=1)
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for row, k in enumerate(shown):
+            top.plot(centres, self.scores[:, k].numpy(), label=self.labels[k], lw=1,
+                     color=colors[row % len(colors)])  # fmt: skip
         if self.threshold is not None:
             top.axhline(self.threshold, color="k", ls=":", lw=1)
         top.set_ylabel("cosine score")
-        top.legend(fontsize="small", ncol=min(4, len(self.labels)), loc="upper right")
-        rows = {label: k for k, label in enumerate(self.labels)}
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        top.legend(fontsize="small", ncol=min(4, len(shown)), loc="upper right")
+        rows = {self.labels[k]: row for row, k in enumerate(shown)}
         for e in self.events:
-            k = rows[e.label]
-            bottom.broken_barh([(e.onset, e.duration)], (k - 0.4, 0.8),
-                               color=colors[k % len(colors)])  # fmt: skip
-        bottom.set_yticks(range(len(self.labels)), self.labels, fontsize="small")
-        bottom.set_ylim(-0.6, len(self.labels) - 0.4)
+            if e.label in rows:
+                row = rows[e.label]
+                bottom.broken_barh([(e.onset, e.duration)], (row - 0.4, 0.8),
+                                   color=colors[row % len(colors)])  # fmt: skip
+        bottom.set_yticks(range(len(shown)), [self.labels[k] for k in shown], fontsize="small")
+        bottom.set_ylim(-0.6, len(shown) - 0.4)
         bottom.set_xlim(0, self.duration)
         bottom.set_xlabel("time (s)")
         top.set_title(title or (Path(self.source).name if self.source else "timeline"))
