@@ -148,8 +148,11 @@ def test_outputs_json_csv_table_plot(recording, tmp_path):
 
 
 def test_bad_options(recording):
-    with pytest.raises(ValueError, match="hop"):
-        hop_in_samples(0, RATE, WINDOW)
+    for hop in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="hop"):
+            hop_in_samples(hop, RATE, WINDOW)
+    with pytest.raises(ValueError, match="batch_size"):
+        _timeline(recording, batch_size=0)
     with pytest.raises(ValueError, match="labels"):
         file_timeline(SpectralEncoder(), recording["path"], CLASSES[:2], recording["classes"],
                       RATE, WINDOW)  # fmt: skip

@@ -131,6 +131,10 @@ unchecked: use it only for a source you trust.
 
 Any sample rate is resampled to {rate} Hz; long files are cut
 into deterministic {info["clip_seconds"]:g} s windows whose embeddings are averaged.
+Where sounds happen in a long recording: `clf.classify_file("long.wav", labels,
+timeline=True, hop=0.5)` returns per-window scores and merged events (label, onset,
+offset, score), read from disk a chunk at a time (`tinyclap classify long.wav --labels
+... --model {source} --timeline`).
 
 Bundled label sets (precomputed prompt embeddings, no text encoder needed; pass the
 name as `labels`, or any of their class names): {sets}. {free_form}

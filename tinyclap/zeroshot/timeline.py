@@ -327,10 +327,10 @@ def hop_in_samples(hop_seconds, sample_rate, window_samples):
     """
     if hop_seconds is None:
         return max(1, window_samples // 2)
-    hop = int(round(float(hop_seconds) * sample_rate))
-    if not math.isfinite(float(hop_seconds)) or hop < 1:
+    seconds = float(hop_seconds)
+    if not math.isfinite(seconds) or round(seconds * sample_rate) < 1:
         raise ValueError(f"hop must be a positive number of seconds, got {hop_seconds!r}")
-    return hop
+    return int(round(seconds * sample_rate))
 
 
 @torch.no_grad()
@@ -377,6 +377,8 @@ def file_timeline(embed_windows, path, labels, class_embeddings, sample_rate, wi
     [('a', 0.0, 2.0)]
     """
     hop_samples = hop_in_samples(hop, sample_rate, window_samples)
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     stream = WindowStream(path, sample_rate, window_samples, hop_samples, pad_mode)
     text = torch.as_tensor(class_embeddings).float().cpu()
     if text.shape[0] != len(labels):
