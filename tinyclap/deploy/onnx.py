@@ -28,7 +28,6 @@ The graphs are written with the TorchScript-based exporter
 """
 
 import json
-import math
 import statistics
 import time
 from functools import partial
@@ -39,57 +38,21 @@ import torch
 import torch.nn.functional as F
 
 from tinyclap.audio.windows import split_windows
+from tinyclap.deploy.onnx_frontends import DenseConvLogMel, onnx_frontend
 
 OPSET = 17
 
 
-class OnnxLogMel(torch.nn.Module):
-    """:class:`tinyclap.audio.features.LogMel` as convolutions (exportable to ONNX).
-
-    Parameters
-    ----------
-    frontend : tinyclap.audio.features.LogMel
-        The frontend to reproduce (its window and mel filterbank are copied).
-
-    Example
-    -------
-    >>> from tinyclap.audio.features import LogMel
-    >>> frontend = LogMel(sample_rate=16000, f_max=8000)
-    >>> wav = 0.1 * torch.randn(2, 16000)
-    >>> bool((OnnxLogMel(frontend)(wav) - frontend(wav)).abs().max() < 1e-3)
-    True
-    """
-
-    def __init__(self, frontend):
-        super().__init__()
-        n_fft, self.hop_length = frontend.n_fft, frontend.hop_length
-        window = torch.zeros(n_fft, dtype=torch.float64)
-        offset = (n_fft - frontend.win_length) // 2  # torch.stft centres a shorter window
-        window[offset : offset + frontend.win_length] = frontend.window.double()
-        freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
-        angle = 2 * math.pi * freqs * torch.arange(n_fft, dtype=torch.float64)[None] / n_fft
-        self.register_buffer("dft_real", (torch.cos(angle) * window).float()[:, None, :])
-        self.register_buffer("dft_imag", (-torch.sin(angle) * window).float()[:, None, :])
-        self.register_buffer("mel_fb", frontend.mel_fb.detach().clone())
-        self.pad = n_fft // 2
-        self.amin = float(frontend.amin)
-        self.offset_db = 10.0 * math.log10(max(frontend.amin, frontend.ref))
-
-    def forward(self, wavs):
-        """``[B, T]`` waveforms to ``[B, frames, n_mels]`` log-mels."""
-        x = F.pad(wavs.unsqueeze(1), (self.pad, self.pad), mode="reflect")
-        real = F.conv1d(x, self.dft_real, stride=self.hop_length)
-        imag = F.conv1d(x, self.dft_imag, stride=self.hop_length)
-        mel = torch.matmul((real * real + imag * imag).transpose(1, 2), self.mel_fb)
-        return 10.0 * torch.log10(torch.clamp(mel, min=self.amin)) - self.offset_db
+# The first exporter's frontend (two strided convolutions over all bins), kept by name.
+OnnxLogMel = DenseConvLogMel
 
 
 class AudioEmbeddingGraph(torch.nn.Module):
     """Waveform windows ``[B, T]`` to L2-normalised embeddings ``[B, K]``."""
 
-    def __init__(self, frontend, student):
+    def __init__(self, frontend, student, kind=None):
         super().__init__()
-        self.frontend = OnnxLogMel(frontend)
+        self.frontend = onnx_frontend(frontend, kind)  # DEFAULT_FRONTEND unless told
         self.student = student
 
     def forward(self, waveform):
@@ -141,13 +104,25 @@ def _export(module, example, path, output_name, input_name="waveform"):
     return path
 
 
-def session(path, threads=1):
-    """An onnxruntime CPU session for ``path`` with ``threads`` intra-op threads."""
+def session(path, threads=1, level="all", optimized_path=None):
+    """An onnxruntime CPU session for ``path`` with ``threads`` intra-op threads.
+
+    ``level`` is the graph optimisation level (``"disable"``, ``"basic"``,
+    ``"extended"``, ``"all"``: onnxruntime's default); ``optimized_path`` also
+    saves the optimised graph there.
+    """
     import onnxruntime as ort
 
+    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}  # fmt: skip
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads)
     options.inter_op_num_threads = 1
+    options.graph_optimization_level = levels[level]
+    if optimized_path is not None:
+        options.optimized_model_filepath = str(optimized_path)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
