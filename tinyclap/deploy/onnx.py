@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from tinyclap.audio.windows import split_windows
 from tinyclap.deploy.onnx_frontends import DenseConvLogMel, onnx_frontend
+from tinyclap.deploy.quantize import quantize_graph
 
 OPSET = 17
 
@@ -158,19 +159,61 @@ def onnx_clip_embeddings(sess, wavs, window_samples, batch_size=64, pad_mode="ze
 
 def quantize(path):
     """Dynamic int8 quantization of the student's MatMul/Gemm layers; returns the new path."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from tinyclap.deploy.quantize import quantize_dynamic_graph
 
-    frontend = [n.name for n in onnx.load(str(path)).graph.node if "frontend" in n.name]
-    out = path.with_suffix(".int8.onnx")
-    quantize_dynamic(
-        str(path),
-        str(out),
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul", "Gemm"],
-        nodes_to_exclude=frontend,
-    )
-    return out
+    return quantize_dynamic_graph(path)
+
+
+def _input_name(path):
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).graph.input[0].name
+
+
+def _int8_plan(mode, calibration_manifest, eval_manifest):
+    """Which int8 recipe ``export_onnx`` applies, and on which calibration clips."""
+    from tinyclap.deploy.quantize import DEFAULT_INT8, MODES
+
+    mode = DEFAULT_INT8 if mode is None else mode
+    if mode not in MODES:
+        raise ValueError(f"unknown int8 mode {mode!r}; choose one of {MODES}")
+    plan = {"mode": mode}
+    if mode == "static":
+        if calibration_manifest is not None:
+            plan["calibration_manifest"] = str(calibration_manifest)
+        elif eval_manifest is not None:
+            plan["calibration_manifest"] = str(eval_manifest)
+            plan["note"] = "calibrated on the evaluation manifest (no calibration_manifest given)"
+        else:
+            plan = {"mode": "dynamic", "note": "static int8 needs a calibration manifest: dynamic"}
+    return plan
+
+
+def calibration_windows(classifier, manifest, max_windows=64):
+    """Up to ``max_windows`` deterministic windows ``[N, window_samples]`` of a manifest's clips.
+
+    The inputs a static int8 calibration reads (:func:`tinyclap.deploy.quantize.
+    quantize_static_graph`): clips in manifest order, each split as inference
+    splits it, every window kept until ``max_windows``.
+
+    Example
+    -------
+    >>> calibration_windows(classifier, "data/synth/valid.json").shape  # doctest: +SKIP
+    torch.Size([64, 32000])
+    """
+    from tinyclap.data.pipelines import read_manifest
+
+    windows, total = [], 0
+    for entry in read_manifest(manifest).values():
+        wav = classifier.load_audio(entry["wav"]).cpu()
+        split = split_windows(wav, classifier.window_samples, pad_mode=classifier.pad_mode)
+        windows.append(split[: max_windows - total])
+        total += len(windows[-1])
+        if total >= max_windows:
+            break
+    if not windows:
+        raise ValueError(f"no clips in calibration manifest {manifest}")
+    return torch.cat(windows)
 
 
 def interleaved_latency(fns, threads=1, repeats=50, rounds=5, warmup=5):
@@ -228,6 +271,9 @@ def export_onnx(
     threads=1,
     repeats=50,
     trust_remote_code=False,
+    int8_mode=None,
+    calibration_manifest=None,
+    frontend_kind=None,
     **kw,
 ):
     """Write ONNX graphs of an exported student folder and measure them.
@@ -239,7 +285,18 @@ def export_onnx(
     labels : str or list of str, optional
         A label set (name, ``"a,b,c"`` or list) for ``classifier_scores.onnx``.
     quantize_int8 : bool
-        Also write dynamically int8-quantized graphs (``quantize=True`` works too).
+        Also write int8 graphs (``quantize=True`` works too), of ``int8_mode``.
+    int8_mode : str, optional
+        ``"static"`` (QDQ convolutions, calibrated) or ``"dynamic"`` (projection
+        only); default :data:`tinyclap.deploy.quantize.DEFAULT_INT8`. Static
+        needs a calibration manifest: without ``calibration_manifest`` it reads
+        ``eval_manifest`` (noted in the report), without either it falls back to
+        dynamic (noted too).
+    calibration_manifest : str, optional
+        Clips whose windows calibrate the static int8 activation ranges.
+    frontend_kind : str, optional
+        The graphs' log-mel frontend (:data:`tinyclap.deploy.onnx_frontends.FRONTENDS`;
+        default :data:`~tinyclap.deploy.onnx_frontends.DEFAULT_FRONTEND`).
     eval_manifest : str, optional
         Labelled manifest: zero-shot accuracy of PyTorch, ONNX and int8 ONNX.
     trust_remote_code : bool
@@ -270,7 +327,7 @@ def export_onnx(
         source=str(folder), run_opts={"device": "cpu"}, trust_remote_code=trust_remote_code
     )
     frontend, student = classifier.mods.frontend, classifier.mods.student
-    audio = AudioEmbeddingGraph(frontend, student).eval()
+    audio = AudioEmbeddingGraph(frontend, student, frontend_kind).eval()
     window = classifier.window_samples
     generator = torch.Generator().manual_seed(0)
     example = 0.1 * torch.randn(2, window, generator=generator)
@@ -289,9 +346,16 @@ def export_onnx(
             scores, example, out / "classifier_scores.onnx", "scores"
         )
         (out / "labels.json").write_text(json.dumps(names, indent=1), encoding="utf-8")
+    int8 = None
     if quantize_int8:
+        int8 = _int8_plan(int8_mode, calibration_manifest, eval_manifest)
+        calibration = None
+        if int8["mode"] == "static":
+            windows = calibration_windows(classifier, int8["calibration_manifest"])
+            calibration = {"waveform": windows.numpy(), "logmel": frontend(windows).numpy()}
         for name in list(graphs):
-            graphs[f"{name}_int8"] = quantize(graphs[name])
+            feed = None if calibration is None else calibration[_input_name(graphs[name])]
+            graphs[f"{name}_int8"] = quantize_graph(graphs[name], int8["mode"], feed)
 
     check = 0.1 * torch.randn(5, window, generator=generator)
     inputs = {"waveform": check.numpy(), "logmel": frontend(check).numpy()}
@@ -299,7 +363,10 @@ def export_onnx(
     reference["student"] = reference["audio_encoder"]
     if labels is not None:
         reference["classifier_scores"] = reference["audio_encoder"] @ scores.class_embeddings.T
-    report = {"opset": OPSET, "threads": int(threads), "window_samples": window, "graphs": {}}
+    report = {"opset": OPSET, "threads": int(threads), "window_samples": window,
+              "frontend": type(audio.frontend).__name__, "graphs": {}}  # fmt: skip
+    if int8 is not None:
+        report["int8"] = int8
     sessions = {}
     for name, path in graphs.items():
         sessions[name] = session(path, threads)

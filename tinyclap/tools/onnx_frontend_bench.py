@@ -105,7 +105,7 @@ def bench_config(name, kinds, folder, threads=1, repeats=30, batch_sizes=(1, 16)
 
 
 def levels_row(name, kind, folder, threads=1, repeats=30):
-    """ms per window at batch 1 of one graph under each onnxruntime optimisation level."""
+    """Milliseconds per window at batch 1 of one graph under each onnxruntime optimisation level."""
     path = Path(folder) / f"{name}_{kind}.onnx"
     config = CONFIGS[name]
     frontend = LogMel(**config["frontend"])
@@ -123,7 +123,8 @@ def markdown(rows, levels):
     """The results table (markdown)."""
     lines = [
         "| config | frontend | frontend MMACs | max dB error | graph MB | frontend ms (b1) "
-        "| graph ms/window (b1) | graph ms/window (b16) | x vs dense (b1) | student alone ms (b1) |",
+        "| graph ms/window (b1) | graph ms/window (b16) | x vs dense (b1) "
+        "| student alone ms (b1) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
