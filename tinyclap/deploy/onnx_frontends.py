@@ -10,7 +10,7 @@ what decides the graph's speed under onnxruntime:
   ``n_fft // 2 + 1`` bins (the first exporter; about 725M MACs per 5 s window
   at 44.1 kHz);
 * ``used_conv``: one strided ``Conv`` whose basis holds only the bins the mel
-  filterbank uses (real and imaginary parts stacked: 326 of 513 bins for
+  filterbank uses (real and imaginary parts stacked: 324 of 513 bins for
   MS-CLAP 2022), the square-and-sum folded into the mel ``MatMul``;
 * ``used_matmul``: the same basis as one ``MatMul`` over hop-sized blocks of the
   signal (frame = 3 whole blocks + a partial one, summed after the GEMM), no
@@ -48,7 +48,7 @@ def used_bins(mel_fb):
     -------
     >>> from tinyclap.audio.features import LogMel
     >>> used_bins(LogMel().mel_fb)
-    (1, 327)
+    (2, 326)
     """
     used = (mel_fb.abs().sum(1) > 0).nonzero().flatten()
     if len(used) == 0:
