@@ -15,10 +15,10 @@ from tinyclap.deploy.quantize import (
 pytest.importorskip("onnxruntime")
 
 # Max abs difference of L2-normalised embeddings, static int8 vs fp32, on these inputs:
-# measured 2.1e-3 on both the waveform and the log-mel graph of the tiny student (16-d,
-# non-trivial BatchNorm statistics; cosine to fp32 >= 0.99999); the bound leaves 3x room.
+# measured 3.3e-3 (waveform graph) and 3.1e-3 (log-mel graph) for the tiny student (16-d,
+# non-trivial BatchNorm statistics; cosine to fp32 >= 0.99998); the bound leaves 3x room.
 # Unrelated unit vectors of this size differ by ~0.5 in some coordinate.
-STATIC_BOUND = 6e-3
+STATIC_BOUND = 1e-2
 
 
 def windows(encoder, n, seed):

@@ -1,9 +1,10 @@
 """ONNX graphs of an exported student: the audio path, and optionally class scores.
 
-``torch.stft`` (complex output) does not export cleanly, so the graphs use
-:class:`OnnxLogMel`: the same log-mel frontend written as two strided 1-D
-convolutions with the windowed DFT basis (real and imaginary parts), which is
-equal to :class:`tinyclap.audio.features.LogMel` to float precision. Graphs:
+``torch.stft`` (complex output) does not export cleanly, so the waveform-in
+graphs compute :class:`tinyclap.audio.features.LogMel` with one of the
+exportable frontends of :mod:`tinyclap.deploy.onnx_frontends` (equal to it
+within 1e-3 dB; by default the factored two-stage DFT, the fastest measured
+under onnxruntime: ``results/onnx_frontend/README.md``). Graphs:
 
 * ``onnx/audio_encoder.onnx``: ``waveform [batch, window_samples]`` ->
   ``embedding [batch, K]`` (L2-normalised; dynamic batch). Longer clips are cut
@@ -14,14 +15,11 @@ equal to :class:`tinyclap.audio.features.LogMel` to float precision. Graphs:
 * ``onnx/classifier_scores.onnx`` (with ``labels``): the same input ->
   ``scores [batch, C]``, cosine similarities with a fixed label set
   (``onnx/labels.json``);
-* ``*.int8.onnx`` (with ``quantize``): onnxruntime dynamic int8 quantization
-  of the student's ``MatMul`` / ``Gemm`` layers (weights int8, activations
-  quantized on the fly). The frontend stays float: quantizing it too (the
-  power spectrum's dynamic range is huge) dropped the embedded-set accuracy
-  from 92% to 27% in an exploratory run; and quantized convolutions
-  (``ConvInteger``) made the waveform path slower there (18.7 vs 8.5 ms), so
-  convolutions stay float too. The projection, most of a small student's
-  weights, is int8 (see ``results/export/README.md``).
+* ``*.int8.onnx`` (with ``quantize``): int8 variants from
+  :mod:`tinyclap.deploy.quantize`, ``static`` (QDQ convolutions calibrated on
+  real windows) or ``dynamic`` (the projection's ``MatMul`` / ``Gemm`` only);
+  the frontend always stays float (quantizing the power spectrum dropped the
+  embedded-set accuracy from 92% to 27% in an exploratory run).
 
 The graphs are written with the TorchScript-based exporter
 (``torch.onnx.export(..., dynamo=False)``), which needs no ``onnxscript``.
@@ -216,8 +214,8 @@ def calibration_windows(classifier, manifest, max_windows=64):
     return torch.cat(windows)
 
 
-def interleaved_latency(fns, threads=1, repeats=50, rounds=5, warmup=5):
-    """Median ms per call of each ``fns[name]()``, timed in interleaved rounds.
+def interleaved_latency(fns, threads=1, repeats=50, rounds=5, warmup=5, stat="median"):
+    """Median (or ``stat="min"``) ms per call of each ``fns[name]()``, in interleaved rounds.
 
     Every round times each candidate ``repeats // rounds`` times in turn, so a
     load change on a shared machine hits all candidates alike.
@@ -226,6 +224,19 @@ def interleaved_latency(fns, threads=1, repeats=50, rounds=5, warmup=5):
     -------
     >>> sorted(interleaved_latency({"a": lambda: None, "b": lambda: None}, repeats=4, rounds=2))
     ['a', 'b']
+    """
+    return interleaved_latency_stats(fns, threads, repeats, rounds, warmup)[stat]
+
+
+def interleaved_latency_stats(fns, threads=1, repeats=50, rounds=5, warmup=5):
+    """``{"median": {name: ms}, "min": {name: ms}}`` of :func:`interleaved_latency`'s timings.
+
+    On a loaded machine the minimum is the steadier estimate of a graph's own cost.
+
+    Example
+    -------
+    >>> sorted(interleaved_latency_stats({"a": lambda: None}, repeats=2, rounds=1))
+    ['median', 'min']
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(int(threads))
@@ -243,7 +254,10 @@ def interleaved_latency(fns, threads=1, repeats=50, rounds=5, warmup=5):
                         times[name].append(1000 * (time.perf_counter() - start))
     finally:
         torch.set_num_threads(previous)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {
+        "median": {name: statistics.median(values) for name, values in times.items()},
+        "min": {name: min(values) for name, values in times.items()},
+    }
 
 
 def _accuracy(classifier, manifest, embed_clips):

@@ -28,6 +28,7 @@ from tinyclap.deploy.onnx import (
     StudentGraph,
     _export,
     interleaved_latency,
+    interleaved_latency_stats,
     session,
 )
 from tinyclap.deploy.onnx_frontends import DEFAULT_FRONTEND, FRONTENDS, onnx_frontend
@@ -94,13 +95,14 @@ def bench_config(name, kinds, folder, threads=1, repeats=30, batch_sizes=(1, 16)
                 fns[f"{kind}/frontend"] = partial(frontend_sessions[kind].run, None,
                                                   {"waveform": feed})  # fmt: skip
         reps = max(4, repeats // batch * 2) if batch > 1 else repeats
-        latency = interleaved_latency(fns, threads, repeats=reps, rounds=min(5, reps))
-        for kind in kinds:
-            rows[kind][f"ms_b{batch}"] = latency[kind] / batch  # per window
-            if batch == 1:
-                rows[kind]["frontend_ms_b1"] = latency[f"{kind}/frontend"]
-        for kind in kinds:
-            rows[kind][f"student_ms_b{batch}"] = latency["student"] / batch
+        stats = interleaved_latency_stats(fns, threads, repeats=reps, rounds=min(5, reps))
+        for stat, latency in stats.items():
+            tag = "" if stat == "median" else "_min"
+            for kind in kinds:
+                rows[kind][f"ms_b{batch}{tag}"] = latency[kind] / batch  # per window
+                rows[kind][f"student_ms_b{batch}{tag}"] = latency["student"] / batch
+                if batch == 1:
+                    rows[kind][f"frontend_ms_b1{tag}"] = latency[f"{kind}/frontend"]
     return list(rows.values())
 
 
@@ -116,30 +118,39 @@ def levels_row(name, kind, folder, threads=1, repeats=30):
     session(path, threads, "all", optimized_path=optimized)
     sessions["saved_optimized"] = session(optimized, threads, "disable")
     fns = {level: partial(sess.run, None, feed) for level, sess in sessions.items()}
-    return interleaved_latency(fns, threads, repeats=repeats)
+    return interleaved_latency(fns, threads, repeats=repeats, stat="min")
 
 
 def markdown(rows, levels):
     """The results table (markdown)."""
     lines = [
-        "| config | frontend | frontend MMACs | max dB error | graph MB | frontend ms (b1) "
-        "| graph ms/window (b1) | graph ms/window (b16) | x vs dense (b1) "
-        "| student alone ms (b1) |",
+        "Times: median / min ms per window over interleaved rounds (one thread).",
+        "",
+        "| config | frontend | frontend MMACs | max dB error | graph MB | frontend alone (b1) "
+        "| graph (b1) | graph (b16) | graph x vs dense (b1, median / min) "
+        "| student alone (b1) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def pair(row, key):
+        return f"{row[key]:.2f} / {row[key + '_min']:.2f}" if key in row else "-"
+
     for row in rows:
         dense = next((r for r in rows if r["config"] == row["config"] and
                       r["frontend"] == "dense"), None)  # fmt: skip
-        ratio = f"{dense['ms_b1'] / row['ms_b1']:.2f}" if dense else "-"
+        ratio = "-"
+        if dense:
+            ratio = f"{dense['ms_b1'] / row['ms_b1']:.2f} / "
+            ratio += f"{dense['ms_b1_min'] / row['ms_b1_min']:.2f}"
         lines.append(
             f"| {row['config']} | {row['frontend']} | {row['frontend_mmacs']:.0f} "
             f"| {row['max_db_error']:.1e} | {row['graph_bytes'] / 1e6:.2f} "
-            f"| {row['frontend_ms_b1']:.2f} | {row['ms_b1']:.2f} | {row.get('ms_b16', 0):.2f} "
-            f"| {ratio} | {row['student_ms_b1']:.2f} |"
+            f"| {pair(row, 'frontend_ms_b1')} | {pair(row, 'ms_b1')} | {pair(row, 'ms_b16')} "
+            f"| {ratio} | {pair(row, 'student_ms_b1')} |"
         )
     for name, latency in levels.items():
         lines.append("")
-        lines.append(f"onnxruntime graph optimisation level, {name} (ms per window, batch 1):")
+        lines.append(f"onnxruntime graph optimisation level, {name} (min ms per window, b1):")
         lines.append("")
         lines.append("| " + " | ".join(latency) + " |")
         lines.append("|" + "---:|" * len(latency))

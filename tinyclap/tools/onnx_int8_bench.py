@@ -12,6 +12,10 @@ and sums onnxruntime's profiler per-op time of the fp32 and int8 student graphs:
     python -m tinyclap.tools.onnx_int8_bench exported/demo --eval_manifest
         data/synth/test.json --calibration_manifest data/synth/valid.json
         --out results/onnx_frontend
+
+``--configs clap2022,demo`` instead measures speed only, on random-weight
+students of :data:`tinyclap.tools.onnx_frontend_bench.CONFIGS` (the MS-CLAP 2022
+edge student too, which has no trained demo counterpart).
 """
 
 import argparse
@@ -31,7 +35,7 @@ from tinyclap.deploy.onnx import (
     _accuracy,
     _export,
     calibration_windows,
-    interleaved_latency,
+    interleaved_latency_stats,
     onnx_clip_embeddings,
     session,
 )
@@ -60,19 +64,14 @@ def op_profile(path, feed, threads=1, runs=20):
     return dict(totals.most_common())
 
 
-def run(folder, eval_manifest, calibration_manifest, threads=1, repeats=60, windows=64):
-    """The measurements (a dict) described in the module docstring."""
-    from tinyclap.deploy.inference import ZeroShotAudioClassifier
+def measure(frontend, student, calib, check, threads=1, repeats=60, folder=None):
+    """Rows (graph x recipe: ms, speed-up, max diff, bytes), per-op profiles and sessions.
 
-    clf = ZeroShotAudioClassifier.from_hparams(source=str(folder), run_opts={"device": "cpu"})
-    frontend, student = clf.mods.frontend, clf.mods.student
-    calib = calibration_windows(clf, calibration_manifest, windows)
-    calib_logmel = frontend(calib).detach()
-    gen = torch.Generator().manual_seed(0)
-    check = 0.1 * torch.randn(8, clf.window_samples, generator=gen)
-    report = {"folder": str(folder), "threads": threads, "calibration_windows": len(calib)}
-    with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
-        tmp = Path(tmp)
+    ``calib`` / ``check``: waveform windows ``[N, window_samples]`` for calibration
+    and for the differences; graphs are written to ``folder`` (a temporary one).
+    """
+    tmp = Path(folder)
+    with torch.inference_mode():
         graphs = {
             "audio_encoder": _export(AudioEmbeddingGraph(frontend, student).eval(), check[:2],
                                      tmp / "audio_encoder.onnx", "embedding"),
@@ -81,36 +80,54 @@ def run(folder, eval_manifest, calibration_manifest, threads=1, repeats=60, wind
         }  # fmt: skip
         feeds = {"audio_encoder": {"waveform": check.numpy()},
                  "student": {"logmel": frontend(check).numpy()}}  # fmt: skip
-        calibration = {"audio_encoder": calib.numpy(), "student": calib_logmel.numpy()}
-        paths = {}
-        for name, path in tqdm(list(graphs.items()), desc="quantize"):
-            paths[(name, "fp32")] = path
-            paths[(name, "dynamic")] = quantize_dynamic_graph(path, tmp / f"{name}.dyn.onnx")
-            paths[(name, "static")] = quantize_static_graph(
-                path, calibration[name], tmp / f"{name}.static.onnx"
-            )
-            paths[(name, "static_pointwise")] = quantize_static_graph(
-                path, calibration[name], tmp / f"{name}.pw.onnx", depthwise=False
-            )
-        sessions = {key: session(path, threads) for key, path in paths.items()}
-        rows = {}
-        for (name, recipe), sess in sessions.items():
-            out = sess.run(None, feeds[name])[0]
-            ref = sessions[(name, "fp32")].run(None, feeds[name])[0]
-            rows[f"{name}/{recipe}"] = {
-                "graph": name,
-                "recipe": recipe,
-                "bytes": paths[(name, recipe)].stat().st_size,
-                "max_abs_diff_vs_fp32": float(np.abs(out - ref).max()),
-            }
-        fns = {f"{name}/{recipe}": partial(sess.run, None,
-                                           {k: v[:1] for k, v in feeds[name].items()})
-               for (name, recipe), sess in sessions.items()}  # fmt: skip
-        latency = interleaved_latency(fns, threads, repeats=repeats, rounds=10)
+        calibration = {"audio_encoder": calib.numpy(), "student": frontend(calib).numpy()}
+    paths = {}
+    for name, path in tqdm(list(graphs.items()), desc="quantize"):
+        paths[(name, "fp32")] = path
+        paths[(name, "dynamic")] = quantize_dynamic_graph(path, tmp / f"{name}.dyn.onnx")
+        paths[(name, "static")] = quantize_static_graph(
+            path, calibration[name], tmp / f"{name}.static.onnx"
+        )
+        paths[(name, "static_pointwise")] = quantize_static_graph(
+            path, calibration[name], tmp / f"{name}.pw.onnx", depthwise=False
+        )
+    sessions = {key: session(path, threads) for key, path in paths.items()}
+    rows = {}
+    for (name, recipe), sess in sessions.items():
+        out = sess.run(None, feeds[name])[0]
+        ref = sessions[(name, "fp32")].run(None, feeds[name])[0]
+        rows[f"{name}/{recipe}"] = {
+            "graph": name,
+            "recipe": recipe,
+            "bytes": paths[(name, recipe)].stat().st_size,
+            "max_abs_diff_vs_fp32": float(np.abs(out - ref).max()),
+        }
+    fns = {f"{name}/{recipe}": partial(sess.run, None,
+                                       {k: v[:1] for k, v in feeds[name].items()})
+           for (name, recipe), sess in sessions.items()}  # fmt: skip
+    stats = interleaved_latency_stats(fns, threads, repeats=repeats, rounds=10)
+    for stat, latency in stats.items():
+        tag = "" if stat == "median" else "_min"
         for key, ms in latency.items():
-            rows[key]["ms_b1"] = ms
-            fp32 = latency[f"{rows[key]['graph']}/fp32"]
-            rows[key]["speedup_vs_fp32"] = fp32 / ms
+            rows[key][f"ms_b1{tag}"] = ms
+            rows[key][f"speedup_vs_fp32{tag}"] = latency[f"{rows[key]['graph']}/fp32"] / ms
+    one = {"logmel": feeds["student"]["logmel"][:1]}
+    profiles = {recipe: op_profile(paths[("student", recipe)], one, threads)
+                for recipe in ("fp32", "static", "static_pointwise")}  # fmt: skip
+    return rows, profiles, sessions
+
+
+def run(folder, eval_manifest, calibration_manifest, threads=1, repeats=60, windows=64):
+    """The measurements of an exported folder (a dict), accuracy included."""
+    from tinyclap.deploy.inference import ZeroShotAudioClassifier
+
+    clf = ZeroShotAudioClassifier.from_hparams(source=str(folder), run_opts={"device": "cpu"})
+    calib = calibration_windows(clf, calibration_manifest, windows)
+    check = calibration_windows(clf, eval_manifest, 8) if eval_manifest else calib[:8]
+    report = {"folder": str(folder), "threads": threads, "calibration_windows": len(calib)}
+    with tempfile.TemporaryDirectory() as tmp:
+        rows, profiles, sessions = measure(clf.mods.frontend, clf.mods.student, calib, check,
+                                           threads, repeats, tmp)  # fmt: skip
         if eval_manifest is not None:
             for recipe in ("fp32", *RECIPES):
                 sess = sessions[("audio_encoder", recipe)]
@@ -119,18 +136,40 @@ def run(folder, eval_manifest, calibration_manifest, threads=1, repeats=60, wind
                     lambda wavs, sess=sess: onnx_clip_embeddings(
                         sess, wavs, clf.window_samples, pad_mode=clf.pad_mode),
                 )  # fmt: skip
-        one = {"logmel": feeds["student"]["logmel"][:1]}
-        report["op_profile_ms"] = {
-            recipe: op_profile(paths[("student", recipe)], one, threads)
-            for recipe in ("fp32", "static", "static_pointwise")
-        }
-    report["rows"] = list(rows.values())
-    return report
+    return {**report, "rows": list(rows.values()), "op_profile_ms": profiles}
+
+
+def run_config(name, threads=1, repeats=60):
+    """Speed only, for a random-weight student of ``onnx_frontend_bench.CONFIGS[name]``.
+
+    Calibration: 32 windows of noise plus a tone (speed does not depend on the ranges).
+    """
+    from tinyclap.audio.features import LogMel
+    from tinyclap.students.phinet import PhiNetStudent
+    from tinyclap.tools.onnx_frontend_bench import CONFIGS, _signal
+
+    config = CONFIGS[name]
+    frontend = LogMel(**config["frontend"]).eval()
+    samples = int(round(config["seconds"] * frontend.sample_rate))
+    torch.manual_seed(0)
+    student = PhiNetStudent(n_frames=frontend.num_frames(samples), n_mels=frontend.n_mels,
+                            **config["student"]).eval()  # fmt: skip
+    calib = torch.cat([_signal(samples, frontend.sample_rate, 8, seed) for seed in range(4)])
+    check = _signal(samples, frontend.sample_rate, 8, seed=10)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows, profiles, _ = measure(frontend, student, calib, check, threads, repeats, tmp)
+    for row in rows.values():
+        row["config"] = name
+    return {"config": name, "threads": threads, "rows": list(rows.values()),
+            "op_profile_ms": profiles}  # fmt: skip
 
 
 def markdown(report):
     """The results tables (markdown)."""
     lines = [
+        f"{report.get('config', report.get('folder'))}: median / min ms per call at batch 1, "
+        "one thread, interleaved rounds.",
+        "",
         "| graph | int8 recipe | ms (b1) | speed-up vs fp32 | max abs emb diff vs fp32 "
         "| zero-shot accuracy | MB |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -138,9 +177,9 @@ def markdown(report):
     for row in report["rows"]:
         acc = f"{100 * row['accuracy']:.2f}%" if "accuracy" in row else ""
         lines.append(
-            f"| {row['graph']} | {row['recipe']} | {row['ms_b1']:.2f} "
-            f"| {row['speedup_vs_fp32']:.2f} | {row['max_abs_diff_vs_fp32']:.1e} | {acc} "
-            f"| {row['bytes'] / 1e6:.2f} |"
+            f"| {row['graph']} | {row['recipe']} | {row['ms_b1']:.2f} / {row['ms_b1_min']:.2f} "
+            f"| {row['speedup_vs_fp32']:.2f} / {row['speedup_vs_fp32_min']:.2f} "
+            f"| {row['max_abs_diff_vs_fp32']:.1e} | {acc} | {row['bytes'] / 1e6:.2f} |"
         )
     profile = report["op_profile_ms"]
     ops = sorted({op for p in profile.values() for op in p},
@@ -157,23 +196,32 @@ def markdown(report):
 def main(argv=None):
     """Run the comparison; print the tables; write ``int8.md`` / ``int8.json`` to ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", help="a folder written by tinyclap export")
+    parser.add_argument("folder", nargs="?", help="a folder written by tinyclap export")
+    parser.add_argument("--configs", help="instead: random students of these frontend-bench "
+                        "configs (e.g. clap2022,demo), speed only")  # fmt: skip
     parser.add_argument("--eval_manifest", help="labelled manifest for zero-shot accuracy")
-    parser.add_argument("--calibration_manifest", required=True, help="clips for calibration")
+    parser.add_argument("--calibration_manifest", help="clips for calibration (with folder)")
     parser.add_argument("--calibration_windows", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=60)
     parser.add_argument("--out", help="folder for int8.md and int8.json")
     args = parser.parse_args(argv)
-    report = run(args.folder, args.eval_manifest, args.calibration_manifest, args.threads,
-                 args.repeats, args.calibration_windows)  # fmt: skip
-    table = markdown(report)
-    print(table)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "int8.md").write_text(table, encoding="utf-8")
-        (out / "int8.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if args.configs:
+        reports = {f"int8_{name}": run_config(name, args.threads, args.repeats)
+                   for name in args.configs.split(",")}  # fmt: skip
+    elif args.folder and args.calibration_manifest:
+        reports = {"int8": run(args.folder, args.eval_manifest, args.calibration_manifest,
+                               args.threads, args.repeats, args.calibration_windows)}  # fmt: skip
+    else:
+        parser.error("give an exported folder and --calibration_manifest, or --configs")
+    for stem, report in reports.items():
+        table = markdown(report)
+        print(table)
+        if args.out:
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"{stem}.md").write_text(table, encoding="utf-8")
+            (out / f"{stem}.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return 0
 
 
