@@ -97,6 +97,16 @@ def test_default_frontend_is_in_the_exported_graph(tiny_student, tmp_path):
     assert np.abs(out - ref.numpy()).max() < 1e-4
 
 
+def test_default_falls_back_where_the_factored_dft_does_not_apply():
+    odd_hop = LogMel(hop_length=441)  # no common factor with n_fft 1024
+    with pytest.raises(ValueError, match="no factor of n_fft=1024 divides hop=441"):
+        FactoredLogMel(odd_hop)
+    assert type(onnx_frontend(odd_hop)).__name__ == "UsedBinsConvLogMel"
+    assert type(onnx_frontend(LogMel())).__name__ == "FactoredLogMel"
+    wav = signal({}, 0.3)
+    assert (onnx_frontend(odd_hop)(wav) - odd_hop(wav)).abs().max() < 1e-3
+
+
 def test_unknown_frontend_is_named():
     with pytest.raises(ValueError, match="unknown ONNX frontend 'fft'"):
         onnx_frontend(LogMel(), "fft")

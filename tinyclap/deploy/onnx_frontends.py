@@ -24,7 +24,8 @@ what decides the graph's speed under onnxruntime:
 :data:`FRONTENDS` maps the names to classes; :data:`DEFAULT_FRONTEND` is the one
 :func:`tinyclap.deploy.onnx.export_onnx` puts in ``audio_encoder.onnx`` (chosen
 by ``python -m tinyclap.tools.onnx_frontend_bench``, see
-``results/onnx_frontend/README.md``).
+``results/onnx_frontend/README.md``), or ``used_conv`` where the factored DFT does not
+apply (:func:`onnx_frontend`).
 """
 
 import math
@@ -410,13 +411,25 @@ DEFAULT_FRONTEND = "factored"
 def onnx_frontend(frontend, kind=None):
     """The exportable twin of ``frontend`` (a :class:`LogMel`) of the given ``kind``.
 
+    Without ``kind``: :data:`DEFAULT_FRONTEND` (``factored``) where ``n_fft`` and the
+    hop share a factor and it needs fewer MACs than ``used_conv``, else ``used_conv``.
+
     Example
     -------
     >>> from tinyclap.audio.features import LogMel
     >>> type(onnx_frontend(LogMel(), "dense")).__name__
     'DenseConvLogMel'
+    >>> type(onnx_frontend(LogMel(hop_length=441))).__name__  # no common factor
+    'UsedBinsConvLogMel'
     """
-    kind = DEFAULT_FRONTEND if kind is None else kind
+    if kind is None:
+        fallback = UsedBinsConvLogMel(frontend)
+        try:
+            chosen = FRONTENDS[DEFAULT_FRONTEND](frontend)
+        except ValueError:
+            return fallback
+        samples = 10 * frontend.n_fft
+        return chosen if chosen.macs(samples) < fallback.macs(samples) else fallback
     if kind not in FRONTENDS:
         raise ValueError(f"unknown ONNX frontend {kind!r}; choose one of {sorted(FRONTENDS)}")
     return FRONTENDS[kind](frontend)
