@@ -1,9 +1,10 @@
 """ONNX graphs of an exported student: the audio path, and optionally class scores.
 
-``torch.stft`` (complex output) does not export cleanly, so the graphs use
-:class:`OnnxLogMel`: the same log-mel frontend written as two strided 1-D
-convolutions with the windowed DFT basis (real and imaginary parts), which is
-equal to :class:`tinyclap.audio.features.LogMel` to float precision. Graphs:
+``torch.stft`` (complex output) does not export cleanly, so the waveform-in
+graphs compute :class:`tinyclap.audio.features.LogMel` with one of the
+exportable frontends of :mod:`tinyclap.deploy.onnx_frontends` (equal to it
+within 1e-3 dB; by default the factored two-stage DFT, the fastest measured
+under onnxruntime: ``results/onnx_frontend/README.md``). Graphs:
 
 * ``onnx/audio_encoder.onnx``: ``waveform [batch, window_samples]`` ->
   ``embedding [batch, K]`` (L2-normalised; dynamic batch). Longer clips are cut
@@ -14,21 +15,17 @@ equal to :class:`tinyclap.audio.features.LogMel` to float precision. Graphs:
 * ``onnx/classifier_scores.onnx`` (with ``labels``): the same input ->
   ``scores [batch, C]``, cosine similarities with a fixed label set
   (``onnx/labels.json``);
-* ``*.int8.onnx`` (with ``quantize``): onnxruntime dynamic int8 quantization
-  of the student's ``MatMul`` / ``Gemm`` layers (weights int8, activations
-  quantized on the fly). The frontend stays float: quantizing it too (the
-  power spectrum's dynamic range is huge) dropped the embedded-set accuracy
-  from 92% to 27% in an exploratory run; and quantized convolutions
-  (``ConvInteger``) made the waveform path slower there (18.7 vs 8.5 ms), so
-  convolutions stay float too. The projection, most of a small student's
-  weights, is int8 (see ``results/export/README.md``).
+* ``*.int8.onnx`` (with ``quantize``): int8 variants from
+  :mod:`tinyclap.deploy.quantize`, ``static`` (QDQ convolutions calibrated on
+  real windows) or ``dynamic`` (the projection's ``MatMul`` / ``Gemm`` only);
+  the frontend always stays float (quantizing the power spectrum dropped the
+  embedded-set accuracy from 92% to 27% in an exploratory run).
 
 The graphs are written with the TorchScript-based exporter
 (``torch.onnx.export(..., dynamo=False)``), which needs no ``onnxscript``.
 """
 
 import json
-import math
 import statistics
 import time
 from functools import partial
@@ -39,57 +36,22 @@ import torch
 import torch.nn.functional as F
 
 from tinyclap.audio.windows import split_windows
+from tinyclap.deploy.onnx_frontends import DenseConvLogMel, onnx_frontend
+from tinyclap.deploy.quantize import quantize_graph
 
 OPSET = 17
 
 
-class OnnxLogMel(torch.nn.Module):
-    """:class:`tinyclap.audio.features.LogMel` as convolutions (exportable to ONNX).
-
-    Parameters
-    ----------
-    frontend : tinyclap.audio.features.LogMel
-        The frontend to reproduce (its window and mel filterbank are copied).
-
-    Example
-    -------
-    >>> from tinyclap.audio.features import LogMel
-    >>> frontend = LogMel(sample_rate=16000, f_max=8000)
-    >>> wav = 0.1 * torch.randn(2, 16000)
-    >>> bool((OnnxLogMel(frontend)(wav) - frontend(wav)).abs().max() < 1e-3)
-    True
-    """
-
-    def __init__(self, frontend):
-        super().__init__()
-        n_fft, self.hop_length = frontend.n_fft, frontend.hop_length
-        window = torch.zeros(n_fft, dtype=torch.float64)
-        offset = (n_fft - frontend.win_length) // 2  # torch.stft centres a shorter window
-        window[offset : offset + frontend.win_length] = frontend.window.double()
-        freqs = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]
-        angle = 2 * math.pi * freqs * torch.arange(n_fft, dtype=torch.float64)[None] / n_fft
-        self.register_buffer("dft_real", (torch.cos(angle) * window).float()[:, None, :])
-        self.register_buffer("dft_imag", (-torch.sin(angle) * window).float()[:, None, :])
-        self.register_buffer("mel_fb", frontend.mel_fb.detach().clone())
-        self.pad = n_fft // 2
-        self.amin = float(frontend.amin)
-        self.offset_db = 10.0 * math.log10(max(frontend.amin, frontend.ref))
-
-    def forward(self, wavs):
-        """``[B, T]`` waveforms to ``[B, frames, n_mels]`` log-mels."""
-        x = F.pad(wavs.unsqueeze(1), (self.pad, self.pad), mode="reflect")
-        real = F.conv1d(x, self.dft_real, stride=self.hop_length)
-        imag = F.conv1d(x, self.dft_imag, stride=self.hop_length)
-        mel = torch.matmul((real * real + imag * imag).transpose(1, 2), self.mel_fb)
-        return 10.0 * torch.log10(torch.clamp(mel, min=self.amin)) - self.offset_db
+# The first exporter's frontend (two strided convolutions over all bins), kept by name.
+OnnxLogMel = DenseConvLogMel
 
 
 class AudioEmbeddingGraph(torch.nn.Module):
     """Waveform windows ``[B, T]`` to L2-normalised embeddings ``[B, K]``."""
 
-    def __init__(self, frontend, student):
+    def __init__(self, frontend, student, kind=None):
         super().__init__()
-        self.frontend = OnnxLogMel(frontend)
+        self.frontend = onnx_frontend(frontend, kind)  # DEFAULT_FRONTEND unless told
         self.student = student
 
     def forward(self, waveform):
@@ -141,13 +103,25 @@ def _export(module, example, path, output_name, input_name="waveform"):
     return path
 
 
-def session(path, threads=1):
-    """An onnxruntime CPU session for ``path`` with ``threads`` intra-op threads."""
+def session(path, threads=1, level="all", optimized_path=None):
+    """An onnxruntime CPU session for ``path`` with ``threads`` intra-op threads.
+
+    ``level`` is the graph optimisation level (``"disable"``, ``"basic"``,
+    ``"extended"``, ``"all"``: onnxruntime's default); ``optimized_path`` also
+    saves the optimised graph there.
+    """
     import onnxruntime as ort
 
+    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}  # fmt: skip
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(threads)
     options.inter_op_num_threads = 1
+    options.graph_optimization_level = levels[level]
+    if optimized_path is not None:
+        options.optimized_model_filepath = str(optimized_path)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -215,23 +189,65 @@ def onnx_clip_embeddings(sess, wavs, window_samples, batch_size=64, pad_mode="ze
 
 def quantize(path):
     """Dynamic int8 quantization of the student's MatMul/Gemm layers; returns the new path."""
+    from tinyclap.deploy.quantize import quantize_dynamic_graph
+
+    return quantize_dynamic_graph(path)
+
+
+def _input_name(path):
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    frontend = [n.name for n in onnx.load(str(path)).graph.node if "frontend" in n.name]
-    out = path.with_suffix(".int8.onnx")
-    quantize_dynamic(
-        str(path),
-        str(out),
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul", "Gemm"],
-        nodes_to_exclude=frontend,
-    )
-    return out
+    return onnx.load(str(path), load_external_data=False).graph.input[0].name
 
 
-def interleaved_latency(fns, threads=1, repeats=50, rounds=5, warmup=5):
-    """Median ms per call of each ``fns[name]()``, timed in interleaved rounds.
+def _int8_plan(mode, calibration_manifest, eval_manifest):
+    """Which int8 recipe ``export_onnx`` applies, and on which calibration clips."""
+    from tinyclap.deploy.quantize import DEFAULT_INT8, MODES
+
+    mode = DEFAULT_INT8 if mode is None else mode
+    if mode not in MODES:
+        raise ValueError(f"unknown int8 mode {mode!r}; choose one of {MODES}")
+    plan = {"mode": mode}
+    if mode == "static":
+        if calibration_manifest is not None:
+            plan["calibration_manifest"] = str(calibration_manifest)
+        elif eval_manifest is not None:
+            plan["calibration_manifest"] = str(eval_manifest)
+            plan["note"] = "calibrated on the evaluation manifest (no calibration_manifest given)"
+        else:
+            plan = {"mode": "dynamic", "note": "static int8 needs a calibration manifest: dynamic"}
+    return plan
+
+
+def calibration_windows(classifier, manifest, max_windows=64):
+    """Up to ``max_windows`` deterministic windows ``[N, window_samples]`` of a manifest's clips.
+
+    The inputs a static int8 calibration reads (:func:`tinyclap.deploy.quantize.
+    quantize_static_graph`): clips in manifest order, each split as inference
+    splits it, every window kept until ``max_windows``.
+
+    Example
+    -------
+    >>> calibration_windows(classifier, "data/synth/valid.json").shape  # doctest: +SKIP
+    torch.Size([64, 32000])
+    """
+    from tinyclap.data.pipelines import read_manifest
+
+    windows, total = [], 0
+    for entry in read_manifest(manifest).values():
+        wav = classifier.load_audio(entry["wav"]).cpu()
+        split = split_windows(wav, classifier.window_samples, pad_mode=classifier.pad_mode)
+        windows.append(split[: max_windows - total])
+        total += len(windows[-1])
+        if total >= max_windows:
+            break
+    if not windows:
+        raise ValueError(f"no clips in calibration manifest {manifest}")
+    return torch.cat(windows)
+
+
+def interleaved_latency(fns, threads=1, repeats=50, rounds=5, warmup=5, stat="median"):
+    """Median (or ``stat="min"``) ms per call of each ``fns[name]()``, in interleaved rounds.
 
     Every round times each candidate ``repeats // rounds`` times in turn, so a
     load change on a shared machine hits all candidates alike.
@@ -240,6 +256,19 @@ def interleaved_latency(fns, threads=1, repeats=50, rounds=5, warmup=5):
     -------
     >>> sorted(interleaved_latency({"a": lambda: None, "b": lambda: None}, repeats=4, rounds=2))
     ['a', 'b']
+    """
+    return interleaved_latency_stats(fns, threads, repeats, rounds, warmup)[stat]
+
+
+def interleaved_latency_stats(fns, threads=1, repeats=50, rounds=5, warmup=5):
+    """``{"median": {name: ms}, "min": {name: ms}}`` of :func:`interleaved_latency`'s timings.
+
+    On a loaded machine the minimum is the steadier estimate of a graph's own cost.
+
+    Example
+    -------
+    >>> sorted(interleaved_latency_stats({"a": lambda: None}, repeats=2, rounds=1))
+    ['median', 'min']
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(int(threads))
@@ -257,7 +286,10 @@ def interleaved_latency(fns, threads=1, repeats=50, rounds=5, warmup=5):
                         times[name].append(1000 * (time.perf_counter() - start))
     finally:
         torch.set_num_threads(previous)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {
+        "median": {name: statistics.median(values) for name, values in times.items()},
+        "min": {name: min(values) for name, values in times.items()},
+    }
 
 
 def _accuracy(classifier, manifest, embed_clips):
@@ -285,6 +317,9 @@ def export_onnx(
     threads=1,
     repeats=50,
     trust_remote_code=False,
+    int8_mode=None,
+    calibration_manifest=None,
+    frontend_kind=None,
     **kw,
 ):
     """Write ONNX graphs of an exported student folder and measure them.
@@ -296,7 +331,18 @@ def export_onnx(
     labels : str or list of str, optional
         A label set (name, ``"a,b,c"`` or list) for ``classifier_scores.onnx``.
     quantize_int8 : bool
-        Also write dynamically int8-quantized graphs (``quantize=True`` works too).
+        Also write int8 graphs (``quantize=True`` works too), of ``int8_mode``.
+    int8_mode : str, optional
+        ``"static"`` (QDQ convolutions, calibrated) or ``"dynamic"`` (projection
+        only); default :data:`tinyclap.deploy.quantize.DEFAULT_INT8`. Static
+        needs a calibration manifest: without ``calibration_manifest`` it reads
+        ``eval_manifest`` (noted in the report), without either it falls back to
+        dynamic (noted too).
+    calibration_manifest : str, optional
+        Clips whose windows calibrate the static int8 activation ranges.
+    frontend_kind : str, optional
+        The graphs' log-mel frontend (:data:`tinyclap.deploy.onnx_frontends.FRONTENDS`;
+        default :data:`~tinyclap.deploy.onnx_frontends.DEFAULT_FRONTEND`).
     eval_manifest : str, optional
         Labelled manifest: zero-shot accuracy of PyTorch, ONNX and int8 ONNX.
     trust_remote_code : bool
@@ -327,7 +373,7 @@ def export_onnx(
         source=str(folder), run_opts={"device": "cpu"}, trust_remote_code=trust_remote_code
     )
     frontend, student = classifier.mods.frontend, classifier.mods.student
-    audio = AudioEmbeddingGraph(frontend, student).eval()
+    audio = AudioEmbeddingGraph(frontend, student, frontend_kind).eval()
     window = classifier.window_samples
     generator = torch.Generator().manual_seed(0)
     example = 0.1 * torch.randn(2, window, generator=generator)
@@ -346,9 +392,16 @@ def export_onnx(
             scores, example, out / "classifier_scores.onnx", "scores"
         )
         (out / "labels.json").write_text(json.dumps(names, indent=1), encoding="utf-8")
+    int8 = None
     if quantize_int8:
+        int8 = _int8_plan(int8_mode, calibration_manifest, eval_manifest)
+        calibration = None
+        if int8["mode"] == "static":
+            windows = calibration_windows(classifier, int8["calibration_manifest"])
+            calibration = {"waveform": windows.numpy(), "logmel": frontend(windows).numpy()}
         for name in list(graphs):
-            graphs[f"{name}_int8"] = quantize(graphs[name])
+            feed = None if calibration is None else calibration[_input_name(graphs[name])]
+            graphs[f"{name}_int8"] = quantize_graph(graphs[name], int8["mode"], feed)
 
     check = 0.1 * torch.randn(5, window, generator=generator)
     inputs = {"waveform": check.numpy(), "logmel": frontend(check).numpy()}
@@ -356,7 +409,10 @@ def export_onnx(
     reference["student"] = reference["audio_encoder"]
     if labels is not None:
         reference["classifier_scores"] = reference["audio_encoder"] @ scores.class_embeddings.T
-    report = {"opset": OPSET, "threads": int(threads), "window_samples": window, "graphs": {}}
+    report = {"opset": OPSET, "threads": int(threads), "window_samples": window,
+              "frontend": type(audio.frontend).__name__, "graphs": {}}  # fmt: skip
+    if int8 is not None:
+        report["int8"] = int8
     sessions = {}
     for name, path in graphs.items():
         sessions[name] = session(path, threads)

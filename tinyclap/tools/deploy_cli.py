@@ -45,6 +45,9 @@ def export(args):
             threads=args.threads,
             repeats=args.repeats,
             trust_remote_code=True,  # the folder just written from the user's own checkpoint
+            int8_mode=args.int8,
+            calibration_manifest=args.calibration_manifest,
+            frontend_kind=args.onnx_frontend,
         )
         info["onnx"] = onnx_info
     summary = {"out": str(args.out), "params": info["profile"]["params"]}
@@ -189,7 +192,21 @@ def add_hub_commands(sub):
         "--onnx_labels",
         help="a label set name or 'a,b,c': also write a graph ending in these class scores",
     )
-    e.add_argument("--quantize", action="store_true", help="also write int8 (dynamic) graphs")
+    e.add_argument("--quantize", action="store_true", help="also write int8 graphs (--int8)")
+    e.add_argument(
+        "--int8",
+        choices=["static", "dynamic"],
+        help="int8 recipe: static QDQ convolutions (calibrated) or dynamic projection "
+        "(default: tinyclap.deploy.quantize.DEFAULT_INT8)",
+    )
+    e.add_argument(
+        "--calibration_manifest",
+        help="clips calibrating static int8 (default: --eval_manifest; none: dynamic)",
+    )
+    e.add_argument(
+        "--onnx_frontend",
+        help="the graphs' log-mel frontend (tinyclap.deploy.onnx_frontends.FRONTENDS)",
+    )
     e.set_defaults(func=export)
 
     p = sub.add_parser("push", help="upload an exported folder to the Hugging Face hub")
