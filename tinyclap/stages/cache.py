@@ -357,7 +357,7 @@ def _shard_path(folder, name, rank):
     """``folder / name`` for rank 0; ``name`` with ``.<rank>`` before its suffix otherwise."""
     if rank == 0:
         return folder / name
-    stem, dot, suffix = name.rpartition(".")
+    stem, _, suffix = name.rpartition(".")
     return folder / (f"{stem}.{rank}.{suffix}" if stem else f"{name}.{rank}")
 
 
