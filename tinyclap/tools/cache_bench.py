@@ -8,7 +8,9 @@ x 1 thread joined in a ``gloo`` process group (the sharded build of
 interleaved rounds, each build into a fresh folder. The time is that of the build
 alone (teacher construction and process start excluded), taken on rank 0, which
 returns only once the merged cache is on disk. The caches of both ways are compared
-(same keys, embeddings within fp16 rounding).
+(same keys, embeddings within fp16 rounding). A probe (the same one-thread matmul loop
+alone, then in ``--processes`` processes at once, before and after the builds) records
+how much parallelism the machine gave at the time.
 
 :func:`build_in_processes` is the building block: it is also what the tests use to run
 a sharded build in several processes.
@@ -162,6 +164,34 @@ def compare_caches(a, b):
     return float(max(rows, default=0.0))
 
 
+def _matmul_seconds(_):
+    """Seconds of a fixed one-thread matmul loop (the work of :func:`parallel_probe`)."""
+    torch.set_num_threads(1)
+    a = torch.randn(512, 512)
+    start = time.perf_counter()
+    for _ in range(600):
+        a @ a
+    return time.perf_counter() - start
+
+
+def parallel_probe(processes):
+    """Seconds of the same one-thread loop in 1 process, then in ``processes`` at once.
+
+    On a machine with idle cores both are equal; their ratio says how much of the
+    sharded build's speed-up the machine could give at the time.
+
+    Example
+    -------
+    >>> one, many = parallel_probe(2)  # doctest: +SKIP
+    """
+    context = torch.multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        one = pool.map(_matmul_seconds, [0])[0]
+    with context.Pool(processes) as pool:
+        many = max(pool.map(_matmul_seconds, range(processes)))
+    return one, many
+
+
 def run(args):
     """Time the builds in interleaved rounds; return the record."""
     with tempfile.TemporaryDirectory(prefix="tinyclap-cache-bench-") as tmp:
@@ -169,6 +199,7 @@ def run(args):
         manifest = write_clips(tmp / "clips", args.clips, args.clip_seconds)
         entries = {k: v["wav"] for k, v in json.loads(manifest.read_text()).items()}
         make_teacher = functools.partial(_random_teacher, str(tmp / "teacher"))
+        probes = [parallel_probe(args.processes)]
         times = {1: [], args.processes: []}
         cpu = {1: [], args.processes: []}  # CPU seconds of the busiest process
         folders = {}
@@ -185,6 +216,7 @@ def run(args):
                       f"{records[0]['seconds']:.2f} s, CPU s per rank "
                       f"{[round(r['cpu_seconds'], 2) for r in records]}, windows per rank "
                       f"{windows}", file=sys.stderr)  # fmt: skip
+        probes.append(parallel_probe(args.processes))
         max_diff = compare_caches(folders[1], folders[args.processes])
     one = statistics.median(times[1])
     many = statistics.median(times[args.processes])
@@ -208,6 +240,10 @@ def run(args):
         "cpu_ratio_median": round(
             statistics.median(m / o for o, m in zip(cpu[1], cpu[args.processes])), 3
         ),
+        # the same one-thread loop alone, then in N processes at once (before, after):
+        # equal on idle cores; a ratio of N means the machine ran them one core's worth
+        "probe_seconds_1_process": [round(one, 2) for one, _ in probes],
+        f"probe_seconds_{args.processes}_at_once": [round(many, 2) for _, many in probes],
         "load_average_1min_at_end": round(os.getloadavg()[0], 1),
         "same_keys": True,  # compare_caches raised otherwise
         "max_abs_embedding_difference": max_diff,
