@@ -40,6 +40,19 @@ class TinyClapBrain(sb.Brain):
     hparams_prefix = ""  # ProjectionFinetuneBrain: "finetune_"
     class_text_embs = None  # [C, D] prompt embeddings, for the zero-shot accuracy
 
+    def __init__(self, *args, **kwargs):
+        """``Brain.__init__``; in a multi-process ``--debug`` run, one checkpoint folder.
+
+        In debug mode SpeechBrain 1.1 moves the checkpoints to a temporary folder
+        made by each process: the main process saves into its own, the others
+        list theirs (empty) before deleting old checkpoints, and the processes
+        then wait on different collectives forever. All use the main process's.
+        """
+        super().__init__(*args, **kwargs)
+        if getattr(self.checkpointer, "tempdir", None) is not None:
+            folder = sb.utils.distributed.ddp_broadcast(str(self.checkpointer.checkpoints_dir))
+            self.checkpointer.checkpoints_dir = Path(folder)
+
     def class_text_embeddings(self):
         """``[C, D]`` L2-normalised prompt embeddings of the classes."""
         return self.class_text_embs

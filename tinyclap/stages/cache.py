@@ -15,6 +15,16 @@ clip is recorded in ``partial_index.jsonl`` only after its rows are flushed; an
 interrupted build restarts after the last recorded clip, and the final files
 are renamed into place only when complete.
 
+In a multi-process run (``torch.distributed`` initialised, e.g. under
+``torchrun``) every process builds a shard: process ``r`` of ``W`` embeds clips
+``r, r + W, r + 2W, ...`` of the manifest into its own partial files
+(``partial.<r>.bin``, ``partial_index.<r>.jsonl``; rank 0 keeps the names
+above), all wait for each other, and rank 0 merges the shards in manifest
+order, so the cache is the one a single process writes (same folder, keys and
+row layout). A killed process loses only its unrecorded clips: the same
+command (with any number of processes, or one) skips every clip recorded in
+any partial index of the folder.
+
 A bounded build (``max_clips``, for ``--debug`` runs: :func:`debug_max_clips`)
 caches only the first clips of the manifest in sorted id order. Its content
 key is that of those clips alone, so it is a complete cache of a smaller
@@ -32,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast, ddp_prevent_block
 from tqdm import tqdm
 
 try:  # POSIX advisory locks: concurrent builders of one cache take turns
@@ -263,6 +274,12 @@ class TeacherEmbeddingCache:
             so it never stands in for (nor resumes into) the cache of all of
             ``entries``; train on :func:`cached_manifest`. ``None``: all.
 
+        Notes
+        -----
+        Under ``torch.distributed`` (outside SpeechBrain's ``run_on_main``)
+        this is a collective call: every process must make it, with the same
+        arguments, and each embeds its shard (:func:`build_shard`).
+
         Returns
         -------
         TeacherEmbeddingCache
@@ -280,12 +297,22 @@ class TeacherEmbeddingCache:
             "dtype": dtype,
         }
         folder = Path(root) / content_key(teacher.fingerprint, entries, preprocessing)
-        if not (folder / "index.json").exists():
+        rank, world = build_shard()
+        # Rank 0 decides for everyone whether to build, so all take the same barriers.
+        if ddp_broadcast(not (folder / "index.json").exists()):
             folder.mkdir(parents=True, exist_ok=True)
-            with _exclusive_lock(folder / ".lock"):  # another process may be building it
+            keys = list(entries)[rank::world]
+            with _exclusive_lock(_shard_path(folder, ".lock", rank)):  # other jobs take turns
                 if not (folder / "index.json").exists():
-                    _build(folder, teacher, entries, batch_size, np.dtype(dtype), preprocessing,
-                           progressbar)  # fmt: skip
+                    _build(folder, teacher, entries, keys, batch_size, np.dtype(dtype),
+                           preprocessing, progressbar, rank)  # fmt: skip
+            ddp_barrier()  # every shard is on disk
+            if rank == 0:
+                with _exclusive_lock(folder / ".lock"):
+                    if not (folder / "index.json").exists():
+                        _merge(folder, entries, teacher.embedding_dim, np.dtype(dtype),
+                               preprocessing)  # fmt: skip
+            ddp_barrier()  # the merged cache is on disk
         cache = cls(folder)
         absent = [key for key in entries if key not in cache.index]
         if absent:  # never hand out an incomplete cache as that of ``entries``
@@ -309,23 +336,59 @@ def _exclusive_lock(path):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _build(folder, teacher, entries, batch_size, np_dtype, preprocessing, progress):
-    """Append the missing clips' rows to the partial files, then finalise."""
-    done = _read_partial_index(folder / "partial_index.jsonl")
+def build_shard():
+    """``(rank, world_size)`` of this process in a teacher-cache build.
+
+    ``(0, 1)`` (one process builds everything) unless ``torch.distributed`` is
+    initialised and the caller is not inside SpeechBrain's ``run_on_main``
+    (where only the main process runs and barriers would never return).
+
+    Example
+    -------
+    >>> build_shard()  # not distributed
+    (0, 1)
+    """
+    if ddp_prevent_block():
+        return 0, 1
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+def _shard_path(folder, name, rank):
+    """``folder / name`` for rank 0; ``name`` with ``.<rank>`` before its suffix otherwise."""
+    if rank == 0:
+        return folder / name
+    stem, _, suffix = name.rpartition(".")
+    return folder / (f"{stem}.{rank}.{suffix}" if stem else f"{name}.{rank}")
+
+
+def _partial_shards(folder):
+    """``[(rows_file, index_file)]`` of every shard with a partial index in ``folder``."""
+    shards = []
+    for index_file in sorted(folder.glob("partial_index*.jsonl")):
+        rows_file = folder / index_file.name.replace("partial_index", "partial").replace(
+            ".jsonl", ".bin"
+        )
+        shards.append((rows_file, index_file))
+    return shards
+
+
+def _build(folder, teacher, entries, keys, batch_size, np_dtype, preprocessing, progress, rank=0):
+    """Append the rows of the ``keys`` no shard has recorded yet to this rank's partial files."""
+    partial = _shard_path(folder, "partial.bin", rank)
+    partial_index = _shard_path(folder, "partial_index.jsonl", rank)
+    done = _read_partial_index(partial_index)
     # Rewrite the index without a torn last line, so appends start on a fresh line.
-    (folder / "partial_index.jsonl").write_text(
-        "".join(json.dumps([k, n]) + "\n" for k, n in done), encoding="utf-8"
-    )
+    partial_index.write_text("".join(json.dumps([k, n]) + "\n" for k, n in done), encoding="utf-8")
     dim = teacher.embedding_dim
     rows_done = sum(n for _, n in done)
-    partial = folder / "partial.bin"
     with open(partial, "ab") as f:
         f.truncate(rows_done * dim * np_dtype.itemsize)  # drop unrecorded rows
-    finished = {k for k, _ in done}
-    todo = [k for k in entries if k not in finished]
+    finished = {k for _, index_file in _partial_shards(folder)
+                for k, _ in _read_partial_index(index_file)}  # fmt: skip
+    todo = [k for k in keys if k not in finished]
     with (
         open(partial, "ab") as data_file,
-        open(folder / "partial_index.jsonl", "a", encoding="utf-8") as index_file,
+        open(partial_index, "a", encoding="utf-8") as index_file,
     ):
         pending = []  # (clip_id, crops) waiting for one batched teacher pass
 
@@ -341,7 +404,8 @@ def _build(folder, teacher, entries, batch_size, np_dtype, preprocessing, progre
             index_file.flush()
             pending.clear()
 
-        for clip_id in tqdm(todo, desc="teacher cache", unit="clip", disable=not progress):
+        desc = "teacher cache" if len(keys) == len(entries) else f"teacher cache (rank {rank})"
+        for clip_id in tqdm(todo, desc=desc, unit="clip", disable=not progress):
             wav = load_audio(entries[clip_id], teacher.sample_rate, manifest_id=clip_id)
             pending.append((clip_id, crop_windows(wav, preprocessing["window"],
                             preprocessing["crops"], preprocessing["hop"],
@@ -350,7 +414,6 @@ def _build(folder, teacher, entries, batch_size, np_dtype, preprocessing, progre
                 embed_pending()
         if pending:
             embed_pending()
-    _finalise(folder, dim, np_dtype, preprocessing)
 
 
 def _read_partial_index(path):
@@ -366,20 +429,45 @@ def _read_partial_index(path):
     return done
 
 
-def _finalise(folder, dim, np_dtype, preprocessing):
-    done = _read_partial_index(folder / "partial_index.jsonl")
-    rows = np.fromfile(folder / "partial.bin", dtype=np_dtype).reshape(-1, dim)
+def _merge(folder, entries, dim, np_dtype, preprocessing):
+    """Write the final files from every shard's recorded rows, in ``entries`` order.
+
+    The row layout is that of a single-process build; then the partial files go.
+    """
+    sources = {}  # clip_id -> (rows of its shard, offset, count)
+    for rows_file, index_file in _partial_shards(folder):
+        done = _read_partial_index(index_file)
+        size = rows_file.stat().st_size if rows_file.exists() else 0
+        rows = (np.memmap(rows_file, dtype=np_dtype, mode="r").reshape(-1, dim) if size
+                else np.zeros((0, dim), np_dtype))  # fmt: skip
+        offset = 0
+        for clip_id, count in done:
+            if offset + count > len(rows):
+                raise ValueError(f"{rows_file} holds fewer rows than {index_file} records")
+            sources.setdefault(clip_id, (rows, offset, count))
+            offset += count
+    absent = [key for key in entries if key not in sources]
+    if absent:
+        raise ValueError(
+            f"teacher cache {folder}: no shard holds {len(absent)} of its {len(entries)} "
+            f"clips (e.g. {absent[:3]}); run the build again to embed them"
+        )
+    embeddings = np.empty((sum(sources[k][2] for k in entries), dim), np_dtype)
     index, offset = {}, 0
-    for clip_id, count in done:
+    for clip_id in entries:
+        rows, start, count = sources[clip_id]
+        embeddings[offset : offset + count] = rows[start : start + count]
         index[clip_id] = [offset, count]
         offset += count
-    np.save(folder / "embeddings.tmp.npy", rows[:offset])
+    np.save(folder / "embeddings.tmp.npy", embeddings)
     os.replace(folder / "embeddings.tmp.npy", folder / "embeddings.npy")
     tmp = folder / "index.tmp.json"
     tmp.write_text(json.dumps({"index": index, "preprocessing": preprocessing}))
     os.replace(tmp, folder / "index.json")
-    (folder / "partial.bin").unlink()
-    (folder / "partial_index.jsonl").unlink()
+    sources.clear()  # drop the memory maps before removing their files
+    for rows_file, index_file in _partial_shards(folder):
+        rows_file.unlink(missing_ok=True)
+        index_file.unlink()
 
 
 def build_stage_cache(teacher, entries, hparams, max_clips=None):

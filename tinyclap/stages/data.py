@@ -12,6 +12,7 @@ import speechbrain as sb
 from tinyclap.data.audio_check import check_manifests, clean_manifests, format_report, write_report
 from tinyclap.data.manifests import write_manifest
 from tinyclap.data.pipelines import read_manifest
+from tinyclap.data.resampled import resample_manifests, resample_report
 from tinyclap.datasets import Preparation
 
 
@@ -73,6 +74,8 @@ def _prepare(hparams, needed):
     if hparams.get("distill_corpora"):
         folder = Path(hparams["output_folder"]) / "distill_manifests"
         manifests.update(merge_corpora(hparams["distill_corpora"], folder))
+    if hparams.get("resample_to_teacher_rate"):
+        manifests = resample_once(manifests, hparams)
     missing = [split for split in needed if split not in manifests]
     if missing:
         raise ValueError(
@@ -84,13 +87,62 @@ def _prepare(hparams, needed):
     return manifests
 
 
+def teacher_rate(hparams):
+    """The sample rate the stage reads audio at: the teacher's, else ``sample_rate``.
+
+    Example
+    -------
+    >>> teacher_rate({"sample_rate": 16000})
+    16000
+    """
+    teacher = hparams.get("teacher_model")
+    return int(teacher.sample_rate if teacher is not None else hparams["sample_rate"])
+
+
+def resampled_folder(hparams):
+    """Where ``resample_to_teacher_rate`` puts the copies.
+
+    ``resampled_folder`` when set, else ``resampled_<rate>Hz`` beside the
+    manifests (the preparation's ``save_folder``) or, without one, in the
+    output folder.
+
+    Example
+    -------
+    >>> resampled_folder({"sample_rate": 16000, "output_folder": "runs/x"}).as_posix()
+    'runs/x/resampled_16000Hz'
+    """
+    if hparams.get("resampled_folder"):
+        return Path(hparams["resampled_folder"])
+    base = getattr(hparams.get("prepare"), "save_folder", None) or hparams["output_folder"]
+    return Path(base) / f"resampled_{teacher_rate(hparams)}Hz"
+
+
+def resample_once(manifests, hparams):
+    """``resample_to_teacher_rate``: every split read from copies at the teacher's rate.
+
+    Each clip is written once (:mod:`tinyclap.data.resampled`: later runs reuse
+    the copies) and the stage reads the manifests of
+    ``<output_folder>/resampled_manifests``; counts in ``results.json``
+    (``data.resampled``).
+    """
+    return resample_manifests(
+        manifests,
+        teacher_rate(hparams),
+        resampled_folder(hparams),
+        Path(hparams["output_folder"]) / "resampled_manifests",
+        subtype=hparams.get("resampled_subtype", "FLOAT"),
+    )
+
+
 def prepare_data(hparams, needed):
     """Prepare the stage's data; return ``{split: manifest_path}``.
 
     Runs ``hparams["prepare"]`` (on the main process only in a multi-process
     run, the others then read the finished manifests), merges
     ``distill_corpora`` (their train and valid manifests replace the
-    dataset's), checks that the ``needed`` splits exist, and with
+    dataset's), with ``resample_to_teacher_rate`` reads every split from copies
+    at the teacher's rate (:func:`resample_once`), checks that the ``needed``
+    splits exist, and with
     ``skip_bad_audio`` drops unreadable clips (counted and logged).
     """
     if sb.utils.distributed.is_distributed_initialized():
@@ -115,6 +167,10 @@ def data_summary(hparams):
         corpora[corpus["dataset"]] = _report(corpus_preparation(corpus))
     if corpora:
         summary["corpora"] = corpora
+    if hparams.get("resample_to_teacher_rate"):
+        summary["resampled"] = resample_report(
+            Path(hparams["output_folder"]) / "resampled_manifests"
+        )
     return summary
 
 

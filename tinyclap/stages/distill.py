@@ -125,8 +125,10 @@ class ProjectionFinetuneBrain(DistillBrain):
 def build_caches(teacher, manifests, hparams, run_opts):
     """Teacher-embedding caches of the train and valid splits, and the manifests they cover.
 
-    In a multi-process run the main process builds them while the others
-    wait, then every process opens the finished caches. A ``--debug`` run
+    In a multi-process run every process embeds a shard of each split and
+    the main process merges them (:meth:`TeacherEmbeddingCache.build
+    <tinyclap.stages.cache.TeacherEmbeddingCache.build>` is collective), then
+    every process opens the finished caches. A ``--debug`` run
     caches only the clips its few batches read
     (:func:`tinyclap.stages.cache.debug_max_clips`) and trains on the
     manifests restricted to them.
@@ -139,13 +141,6 @@ def build_caches(teacher, manifests, hparams, run_opts):
         The input manifests, with the train / valid ones restricted to the
         cached clips in a ``--debug`` run.
     """
-    if sb.utils.distributed.is_distributed_initialized():
-        args = [teacher, manifests, hparams, run_opts]
-        sb.utils.distributed.run_on_main(_build_caches, args=args)
-    return _build_caches(teacher, manifests, hparams, run_opts)
-
-
-def _build_caches(teacher, manifests, hparams, run_opts):
     caches, manifests = {}, dict(manifests)
     loader_opts = {"train": "train_dataloader_opts", "valid": "valid_dataloader_opts"}
     for split in ("train", "valid"):
@@ -155,7 +150,9 @@ def _build_caches(teacher, manifests, hparams, run_opts):
         caches[split] = build_stage_cache(teacher, entries, hparams, max_clips)
         if len(caches[split]) < len(entries):  # --debug: only the cached clips
             out = Path(hparams["output_folder"]) / "debug_manifests" / f"{split}.json"
-            manifests[split] = cached_manifest(manifests[split], caches[split], out)
+            args = [manifests[split], caches[split], out]
+            sb.utils.distributed.run_on_main(cached_manifest, args=args)  # one writer
+            manifests[split] = str(out)
     return caches, manifests
 
 

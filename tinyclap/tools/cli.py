@@ -13,6 +13,12 @@ Subcommands
     Distillation seconds per epoch with the teacher-embedding cache versus the
     teacher on every batch (MS-CLAP 2022 architecture), and the cache build
     time (:mod:`tinyclap.tools.distill_bench`).
+``tinyclap bench cache [--clips N --processes P]``
+    Teacher-cache build time, one process versus P processes building shards
+    (:mod:`tinyclap.tools.cache_bench`).
+``tinyclap bench data [--workers 0 1 2]``
+    Training-loader clips/s per worker on mixed-rate FLAC / OGG / 24-bit WAV, with and
+    without resampling once at preparation (:mod:`tinyclap.tools.data_bench`).
 ``tinyclap sweep --grid key=v1,v2 ... [--jobs N] -- HPARAMS [--key value ...]``
     One ``python train.py HPARAMS`` run per grid point (:mod:`tinyclap.tools.sweep`).
 ``tinyclap report RESULTS_DIR [--teacher CKPT] [--out DIR]``
@@ -50,7 +56,7 @@ from tinyclap.students.encoder import (
 from tinyclap.students.official import is_any_student, load_any_student
 from tinyclap.students.phinet import PhiNetStudent
 from tinyclap.teachers import MSCLAP_NAMES, load_teacher
-from tinyclap.tools import distill_bench
+from tinyclap.tools import cache_bench, data_bench, distill_bench
 from tinyclap.tools.deploy_cli import add_hub_commands
 
 BENCH_HEADERS = {
@@ -215,6 +221,8 @@ def build_parser():
     m.add_argument("--text_model", help="msclap: local bert-base-uncased / gpt2 folder")
     _add_profile_options(m)
     distill_bench.add_parser(bench_sub)
+    cache_bench.add_parser(bench_sub)
+    data_bench.add_parser(bench_sub)
 
     s = sub.add_parser(
         "sweep",
