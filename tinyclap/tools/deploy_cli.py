@@ -101,13 +101,39 @@ def classify(args):
                 ],
             }
         )
+        records[-1].update(_decisions(classifier, scores, names, args))
     if args.json:
         print(json.dumps(records, indent=2))
     else:
         for record in records:
             ranked = ", ".join(f"{t['label']} ({t['score']:.3f})" for t in record["top"])
-            print(f"{record['file']}: {ranked}")
+            print(f"{record['file']}: {_decision_text(record)}{ranked}")
     return 0
+
+
+def _decisions(classifier, scores, names, args):
+    """``--open_set`` / ``--multi_label`` decisions of one file's scores (calibrated thresholds)."""
+    from tinyclap.deploy.calibration import label_thresholds, rejection_threshold
+
+    record = {}
+    if getattr(args, "open_set", False):
+        limit = rejection_threshold(classifier.calibration, names, args.threshold)
+        best = int(scores.argmax())
+        record["open_set"] = names[best] if float(scores[best]) >= limit else None
+    if getattr(args, "multi_label", False):
+        limits = label_thresholds(classifier.calibration, names, args.threshold)
+        present = [i for i in scores.argsort(descending=True).tolist() if scores[i] >= limits[i]]
+        record["labels"] = [names[i] for i in present]
+    return record
+
+
+def _decision_text(record):
+    parts = []
+    if "open_set" in record:
+        parts.append(record["open_set"] or "none of these")
+    if "labels" in record:
+        parts.append("{" + ", ".join(record["labels"]) + "}" if record["labels"] else "{}")
+    return " ".join(f"[{p}]" for p in parts) + (" " if parts else "")
 
 
 def add_hub_commands(sub):
@@ -157,6 +183,17 @@ def add_hub_commands(sub):
     c.add_argument("--savedir", help="where hub files are collected (default: the hub cache)")
     c.add_argument("--top", type=int, default=3, help="labels shown per file")
     c.add_argument("--json", action="store_true", help="print JSON")
+    c.add_argument(
+        "--open_set",
+        action="store_true",
+        help="say 'none of these' below the model's calibrated threshold (tinyclap calibrate)",
+    )
+    c.add_argument(
+        "--multi_label",
+        action="store_true",
+        help="every label above its calibrated threshold (tinyclap calibrate)",
+    )
+    c.add_argument("--threshold", type=float, help="with --open_set/--multi_label: use this one")
     c.add_argument(
         "--trust_remote_code",
         action="store_true",
