@@ -143,3 +143,21 @@ def test_cli_adapt_calibrate_classify(workspace, tmp_path, capsys):
     record = json.loads(capsys.readouterr().out)[0]
     assert "open_set" in record and isinstance(record["labels"], list)
     assert record["open_set"] in (None, *CLASSES)
+
+
+def test_onnx_scores_graph_ends_in_the_adapted_classes(workspace, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from tinyclap.deploy.onnx import session
+
+    folder = tmp_path / "onnx_adapted"
+    adapt_export(workspace / "exported", workspace / "examples", folder, onnx=True)
+    assert json.loads((folder / "onnx" / "labels.json").read_text()) == CLASSES
+    clf = ZeroShotAudioClassifier.from_hparams(source=str(folder))
+    window = torch.zeros(1, clf.window_samples)
+    window[0, :16000] = clf.load_audio(str(workspace / "test" / "0_0.wav"))[:16000]
+    expected = clf.embed_windows(window) @ clf.encode_text("adapted").T
+    got = session(folder / "onnx" / "classifier_scores.onnx").run(
+        None, {"waveform": window.numpy()}
+    )
+    assert np.allclose(got[0], expected.numpy(), atol=1e-4)
+    assert "onnx/classifier_scores.onnx" in export_files(folder)[0]
