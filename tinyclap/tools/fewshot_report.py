@@ -121,7 +121,8 @@ def study_b(clf, train, test, excluded, shots, draws, text_weight, seed, folder=
     rng = np.random.default_rng(seed)
     checks = []
     for k in shots:
-        results = {"prototype": [], f"prototype + text (w={text_weight})": []}
+        every = "prototype (every class, seen ones too)"
+        results = {"prototype": [], f"prototype + text (w={text_weight})": [], every: []}
         for draw in range(draws):
             picked = draw_examples(train[1], excluded, k, rng)
             protos = torch.stack([class_prototype(train[0][picked[c]]) for c in excluded])
@@ -131,6 +132,11 @@ def study_b(clf, train, test, excluded, shots, draws, text_weight, seed, folder=
             mixed = text.clone()
             mixed[unseen_idx] = mix_with_text(protos, text[unseen_idx], text_weight)
             results[f"prototype + text (w={text_weight})"].append(measure(mixed))
+            picked_seen = draw_examples(train[1], seen, k, rng)
+            full = torch.stack(
+                [class_prototype(train[0][{**picked, **picked_seen}[c]]) for c in names]
+            )
+            results[every].append(measure(full))
             if folder is not None and draw == 0:
                 checks.append(_check_with_adapt(clf, folder, k, picked, train, test, excluded,
                                                 seen, results["prototype"][-1]))  # fmt: skip
