@@ -87,6 +87,7 @@ WEIGHTS_FILES = {
 }
 LEGACY_WEIGHTS = tuple(f"{name}.ckpt" for name in WEIGHTS_FILES)  # earlier exports
 FIXED_FILES = ("hyperparams.yaml", "custom.py", "export.json", "README.md")
+FIXED_FILES += ("open_set.json",)  # thresholds of tinyclap calibrate / adapt --calibrate
 ONNX_FILE = re.compile(
     r"^onnx/((audio_encoder|student|classifier_scores)(\.int8)?\.onnx|labels\.json"
     r"|onnx_report\.json)$"

@@ -254,6 +254,7 @@ class ZeroShotAudioClassifier(Pretrained):
             )
         if download_only:
             return None
+        hparams["open_set"] = _load_calibration(source, source_text, info, fetch_kwargs)
         pretrainer.load_collected()
         return cls(modules=hparams["modules"], hparams=hparams, **kwargs)
 
@@ -398,17 +399,26 @@ class ZeroShotAudioClassifier(Pretrained):
         score, index = scores.max(dim=-1)
         return scores, score, index, [names[i] for i in index.tolist()]
 
-    def classify_file(self, path, labels, timeline=False, **timeline_options):
+    def classify_file(
+        self, path, labels, timeline=False, open_set=False, multi_label=False, **timeline_options
+    ):
         """Zero-shot scores of one audio file (any format soundfile reads, any rate).
 
-        Returns the same tuple as :meth:`classify_batch` for a batch of one; with
-        ``timeline=True``, a :class:`tinyclap.zeroshot.timeline.Timeline` (see
-        :meth:`classify_timeline`, which takes ``timeline_options``).
+        Returns the same tuple as :meth:`classify_batch` for a batch of one;
+        with ``timeline=True``, a :class:`tinyclap.zeroshot.timeline.Timeline`
+        (see :meth:`classify_timeline`, which takes ``timeline_options``); with
+        ``open_set=True`` that of :meth:`classify_open_set` (label ``None``:
+        "none of these"), with ``multi_label=True`` that of
+        :meth:`classify_multi_label`.
         """
         if timeline:
             return self.classify_timeline(path, labels, **timeline_options)
         if timeline_options:
             raise TypeError(f"{sorted(timeline_options)} only apply with timeline=True")
+        if multi_label:
+            return self.classify_multi_label([self.load_audio(path)], labels)
+        if open_set:
+            return self.classify_open_set([self.load_audio(path)], labels)
         return self.classify_batch([self.load_audio(path)], labels)
 
     def classify_timeline(self, path, labels, hop=None, batch_size=32, threshold=None,
@@ -456,6 +466,71 @@ class ZeroShotAudioClassifier(Pretrained):
                              threshold=threshold, min_duration=min_duration,
                              progress=progress)  # fmt: skip
 
+    @property
+    def calibration(self):
+        """The folder's open-set / multi-label thresholds (``open_set.json``), or None."""
+        return getattr(self.hparams, "open_set", None)
+
+    @torch.no_grad()
+    def classify_open_set(self, wavs, labels, threshold=None, wav_lens=None, sample_rate=None):
+        """:meth:`classify_batch` with "none of these": clips whose best cosine is too low.
+
+        Parameters
+        ----------
+        threshold : float, optional
+            Rejection threshold on the best cosine (default: the folder's
+            calibrated one, see ``tinyclap calibrate``).
+
+        Returns
+        -------
+        scores, score, index, text_lab
+            As :meth:`classify_batch`, with ``index`` -1 and label ``None``
+            for rejected clips.
+
+        Example
+        -------
+        >>> clf.classify_open_set([wav], "synth")[3]  # doctest: +SKIP
+        [None]
+        """
+        from tinyclap.deploy.calibration import rejection_threshold
+
+        scores, score, index, text_lab = self.classify_batch(wavs, labels, wav_lens, sample_rate)
+        limit = rejection_threshold(self.calibration, self.labels_of(labels), threshold)
+        keep = score >= limit
+        index = torch.where(keep, index, torch.full_like(index, -1))
+        return scores, score, index, [n if k else None for n, k in zip(text_lab, keep.tolist())]
+
+    @torch.no_grad()
+    def classify_multi_label(self, wavs, labels, thresholds=None, wav_lens=None, sample_rate=None):
+        """Every label whose cosine reaches its threshold (none: "none of these").
+
+        Parameters
+        ----------
+        thresholds : float or list of float, optional
+            One threshold, or one per label (default: the folder's calibrated
+            per-class thresholds; labels it does not know get its shared one).
+
+        Returns
+        -------
+        scores : Tensor
+            ``[B, C]`` cosines.
+        present : Tensor
+            ``[B, C]`` booleans.
+        text_labs : list of list of str
+            The labels present in each clip, best first.
+        """
+        from tinyclap.deploy.calibration import label_thresholds
+
+        names = self.labels_of(labels)
+        scores = self.classify_batch(wavs, labels, wav_lens, sample_rate)[0]
+        limits = label_thresholds(self.calibration, names, thresholds).to(scores.device)
+        present = scores >= limits[None]
+        text_labs = []
+        for row, keep in zip(scores.tolist(), present.tolist()):
+            order = sorted((i for i in range(len(names)) if keep[i]), key=lambda i: -row[i])
+            text_labs.append([names[i] for i in order])
+        return scores, present, text_labs
+
     def labels_of(self, labels):
         """Class names in the order of the score columns for ``labels``."""
         return self._resolve_labels(labels)[0]
@@ -463,6 +538,17 @@ class ZeroShotAudioClassifier(Pretrained):
     def forward(self, wavs, wav_lens=None):
         """Clip embeddings of a batch (see :meth:`encode_audio`)."""
         return self.encode_audio(wavs, wav_lens)
+
+
+def _load_calibration(source, source_text, info, fetch_kwargs):
+    """The folder's ``open_set.json`` (checked against ``export.json``), or None."""
+    from tinyclap.deploy.calibration import CALIBRATION_FILE, read_calibration
+
+    path = _fetch_optional(CALIBRATION_FILE, source, **fetch_kwargs)
+    if path is None:
+        return None
+    recorded = (info or {}).get("calibration")
+    return read_calibration(path, recorded, name=f"{source_text}/{CALIBRATION_FILE}")
 
 
 @contextlib.contextmanager

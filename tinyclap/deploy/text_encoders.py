@@ -179,7 +179,11 @@ def save_label_tables(path, payload):
         "template": payload["template"],
         "sets": json.dumps(
             {
-                n: {"labels": list(t["labels"]), "prompts": list(t["prompts"])}
+                n: {
+                    "labels": list(t["labels"]),
+                    "prompts": list(t["prompts"]),
+                    **({"kinds": list(t["kinds"])} if "kinds" in t else {}),  # tinyclap adapt
+                }
                 for n, t in sets.items()
             }
         ),

@@ -69,11 +69,73 @@ def merge_corpora(corpora, folder):
     return paths
 
 
+def exclude_classes(manifests, classes, folder, splits=("train", "valid")):
+    """Drop every clip of ``splits`` that contains one of ``classes`` (for unseen-class studies).
+
+    A clip is dropped when its ``label`` or any of its ``labels`` (a Synth
+    mixture's second class) is excluded, so neither its audio nor its caption
+    mentions the class. The test split is kept whole: evaluating on it shows
+    what the model does with classes it never heard.
+
+    Parameters
+    ----------
+    manifests : dict
+        ``{split: manifest path}``.
+    classes : list of str
+        Class names to exclude (each must occur in some manifest).
+    folder : str or Path
+        Where the filtered manifests go (``<split>.json``).
+
+    Returns
+    -------
+    dict
+        ``manifests`` with the filtered splits' paths replaced.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from tinyclap.data.manifests import write_manifest
+    >>> d = Path(tempfile.mkdtemp())
+    >>> write_manifest(d / "train.json", {"a": {"wav": "a.wav", "label": "rain"},
+    ...     "b": {"wav": "b.wav", "label": "wind", "labels": ["wind", "rain"]},
+    ...     "c": {"wav": "c.wav", "label": "wind"}})
+    >>> out = exclude_classes({"train": str(d / "train.json")}, ["rain"], d / "kept")
+    >>> sorted(read_manifest(out["train"]))
+    ['c']
+    """
+    excluded = {str(c) for c in classes}
+    seen, result = set(), dict(manifests)
+    for split in splits:
+        if split not in manifests:
+            continue
+        entries = read_manifest(manifests[split])
+        kept = {}
+        for key, entry in entries.items():
+            labels = set(entry.get("labels") or []) | {entry.get("label")}
+            seen |= labels & excluded
+            if not labels & excluded:
+                kept[key] = entry
+        if not kept:
+            raise ValueError(f"exclude_classes: no {split} clip left in {manifests[split]}")
+        result[split] = str(Path(folder) / f"{split}.json")
+        write_manifest(result[split], kept)
+    unknown = sorted(excluded - seen)
+    if unknown:
+        raise ValueError(
+            f"exclude_classes: {unknown} occur in no {'/'.join(splits)} clip of "
+            f"{', '.join(str(manifests[s]) for s in splits if s in manifests)}"
+        )
+    return result
+
+
 def _prepare(hparams, needed):
     manifests = {split: str(path) for split, path in hparams["prepare"]().items()}
     if hparams.get("distill_corpora"):
         folder = Path(hparams["output_folder"]) / "distill_manifests"
         manifests.update(merge_corpora(hparams["distill_corpora"], folder))
+    if hparams.get("exclude_classes"):
+        folder = Path(hparams["output_folder"]) / "manifests_without_excluded"
+        manifests = exclude_classes(manifests, hparams["exclude_classes"], folder)
     if hparams.get("resample_to_teacher_rate"):
         manifests = resample_once(manifests, hparams)
     missing = [split for split in needed if split not in manifests]

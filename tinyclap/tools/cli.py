@@ -29,6 +29,8 @@ Subcommands
     Same as ``python train.py HPARAMS ...``.
 ``tinyclap export STUDENT --out DIR`` / ``push DIR REPO_ID`` / ``classify FILE... --labels L``
     Share and use students (:mod:`tinyclap.tools.deploy_cli`).
+``tinyclap adapt --examples DIR --model SRC --out DIR2`` / ``calibrate DIR --manifest M``
+    Few-shot classes and open-set thresholds (:mod:`tinyclap.tools.adapt`).
 
 Errors users can meet (missing or corrupt files, unreachable models, bad
 options) are printed as ``tinyclap: error: MESSAGE`` with exit status 1;
@@ -57,6 +59,7 @@ from tinyclap.students.official import is_any_student, load_any_student
 from tinyclap.students.phinet import PhiNetStudent
 from tinyclap.teachers import MSCLAP_NAMES, load_teacher
 from tinyclap.tools import cache_bench, data_bench, distill_bench
+from tinyclap.tools.adapt import add_adapt_commands
 from tinyclap.tools.deploy_cli import add_hub_commands
 
 BENCH_HEADERS = {
@@ -260,6 +263,7 @@ def build_parser():
     t.set_defaults(func=lambda a: __import__("tinyclap.stages.run").stages.run.main(a.train_args))
 
     add_hub_commands(sub)  # export, push, classify
+    add_adapt_commands(sub)  # adapt, calibrate
     parser.add_argument(
         "--verbose", action="store_true", help="print the traceback of an error too"
     )

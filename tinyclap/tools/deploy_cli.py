@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 MODEL_ENV = "TINYCLAP_MODEL"
-TIMELINE_OPTIONS = ("hop", "threshold", "min_duration", "windows", "plot", "csv")
+TIMELINE_OPTIONS = ("hop", "min_duration", "windows", "plot", "csv")
 
 
 def export(args):
@@ -112,12 +112,13 @@ def classify(args):
                 ],
             }
         )
+        records[-1].update(_decisions(classifier, scores, names, args))
     if args.json:
         print(json.dumps(records, indent=2))
     else:
         for record in records:
             ranked = ", ".join(f"{t['label']} ({t['score']:.3f})" for t in record["top"])
-            print(f"{record['file']}: {ranked}")
+            print(f"{record['file']}: {_decision_text(record)}{ranked}")
     return 0
 
 
@@ -126,7 +127,12 @@ def misplaced_timeline_options(args):
     if getattr(args, "timeline", False):
         return ""
     used = [f"--{k}" for k in TIMELINE_OPTIONS if getattr(args, k, None) not in (None, False, 0)]
-    return f"{', '.join(used)} only apply with --timeline" if used else ""
+    if used:
+        return f"{', '.join(used)} only apply with --timeline"
+    decisions = getattr(args, "open_set", False) or getattr(args, "multi_label", False)
+    if getattr(args, "threshold", None) is not None and not decisions:
+        return "--threshold only applies with --timeline, --open_set or --multi_label"
+    return ""
 
 
 def _output_path(path, audio_file, several):
@@ -166,6 +172,31 @@ def classify_timelines(classifier, args):
     if args.json:
         print(json.dumps(records, indent=2))
     return 0
+
+
+def _decisions(classifier, scores, names, args):
+    """``--open_set`` / ``--multi_label`` decisions of one file's scores (calibrated thresholds)."""
+    from tinyclap.deploy.calibration import label_thresholds, rejection_threshold
+
+    record = {}
+    if getattr(args, "open_set", False):
+        limit = rejection_threshold(classifier.calibration, names, args.threshold)
+        best = int(scores.argmax())
+        record["open_set"] = names[best] if float(scores[best]) >= limit else None
+    if getattr(args, "multi_label", False):
+        limits = label_thresholds(classifier.calibration, names, args.threshold)
+        present = [i for i in scores.argsort(descending=True).tolist() if scores[i] >= limits[i]]
+        record["labels"] = [names[i] for i in present]
+    return record
+
+
+def _decision_text(record):
+    parts = []
+    if "open_set" in record:
+        parts.append(record["open_set"] or "none of these")
+    if "labels" in record:
+        parts.append("{" + ", ".join(record["labels"]) + "}" if record["labels"] else "{}")
+    return " ".join(f"[{p}]" for p in parts) + (" " if parts else "")
 
 
 def add_hub_commands(sub):
@@ -230,6 +261,22 @@ def add_hub_commands(sub):
     c.add_argument("--top", type=int, default=3, help="labels shown per file")
     c.add_argument("--json", action="store_true", help="print JSON")
     c.add_argument(
+        "--open_set",
+        action="store_true",
+        help="say 'none of these' below the model's calibrated threshold (tinyclap calibrate)",
+    )
+    c.add_argument(
+        "--multi_label",
+        action="store_true",
+        help="every label above its calibrated threshold (tinyclap calibrate)",
+    )
+    c.add_argument(
+        "--threshold",
+        type=float,
+        help="with --open_set/--multi_label: use this threshold instead of the calibrated one; "
+        "with --timeline: windows scoring below it carry no event",
+    )
+    c.add_argument(
         "--trust_remote_code",
         action="store_true",
         help="build whatever the model's hyperparams.yaml names (e.g. your own student class); "
@@ -242,7 +289,6 @@ def add_hub_commands(sub):
         help="per-window scores and merged events (label, onset, offset, score), streamed",
     )
     t.add_argument("--hop", type=float, help="seconds between windows (default: half a window)")
-    t.add_argument("--threshold", type=float, help="windows scoring below it carry no event")
     t.add_argument("--min_duration", type=float, default=0.0, help="drop shorter events (s)")
     t.add_argument("--batch_size", type=int, default=32, help="windows embedded at a time")
     t.add_argument("--windows", action="store_true", help="also print the per-window table")
