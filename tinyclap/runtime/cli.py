@@ -38,7 +38,7 @@ def classify(args):
             ranked = ", ".join(f"{t['label']} ({t['score']:.3f})" for t in record["top"])
             print(f"{record['file']}: {ranked}")
     print(f"{speed['files']} files in {speed['seconds']:.2f} s: {speed['files_per_s']:.1f} "
-          "files/s", file=sys.stderr)  # fmt: skip
+          f"files/s ({speed['cpu_seconds']:.2f} s of CPU)", file=sys.stderr)  # fmt: skip
     return 0
 
 

@@ -50,7 +50,7 @@ from tinyclap.students.encoder import (
 from tinyclap.students.official import is_any_student, load_any_student
 from tinyclap.students.phinet import PhiNetStudent
 from tinyclap.teachers import MSCLAP_NAMES, load_teacher
-from tinyclap.tools import distill_bench
+from tinyclap.tools import deploy_bench, distill_bench
 from tinyclap.tools.deploy_cli import add_hub_commands
 
 BENCH_HEADERS = {
@@ -215,6 +215,7 @@ def build_parser():
     m.add_argument("--text_model", help="msclap: local bert-base-uncased / gpt2 folder")
     _add_profile_options(m)
     distill_bench.add_parser(bench_sub)
+    deploy_bench.add_parser(bench_sub)  # tinyclap bench deploy
 
     s = sub.add_parser(
         "sweep",
