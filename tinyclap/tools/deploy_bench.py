@@ -104,20 +104,21 @@ def teacher_tower(name):
     raise ValueError(f"unknown teacher {name!r}: use one of {sorted(TEACHERS)}")
 
 
-def build_student(spec, teacher):
-    """A random PhiNet student (``StudentAudioEncoder``) at ``teacher``'s window."""
+def build_student(spec, teacher, clip_seconds=None):
+    """A random PhiNet student at the teacher's window (or ``clip_seconds``)."""
     from tinyclap.students.encoder import StudentAudioEncoder
     from tinyclap.students.phinet import PhiNetStudent
 
     _, alpha, beta, t_zero, num_layers, head = spec
     setup = TEACHERS[teacher]
+    seconds = float(clip_seconds or setup["clip_seconds"])
     frontend = LogMel(**setup["frontend"])
-    frames = frontend.num_frames(int(round(setup["clip_seconds"] * frontend.sample_rate)))
+    frames = frontend.num_frames(int(round(seconds * frontend.sample_rate)))
     torch.manual_seed(0)
     student = PhiNetStudent(alpha, beta, t_zero, num_layers, n_frames=frames,
                             n_mels=frontend.n_mels, head_channels=head,
                             embedding_dim=setup["embedding_dim"])  # fmt: skip
-    return StudentAudioEncoder(student, setup["frontend"], setup["clip_seconds"]).eval()
+    return StudentAudioEncoder(student, setup["frontend"], seconds).eval()
 
 
 def export_graphs(encoder, folder):
@@ -183,18 +184,20 @@ def interleaved_rounds(fns, rounds=3, target_ms=300.0, warmup=1, progress=None):
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def _candidates(teacher, batch, folder, students=STUDENTS, with_teacher=True, threads=1):
-    """``{key: (row, fn)}`` for one teacher window and batch size."""
+def _candidates(teacher, batch, folder, students=STUDENTS, with_teacher=True, threads=1,
+                clip_seconds=None):  # fmt: skip
+    """``{key: (row, fn)}`` for one teacher window (or ``clip_seconds``) and batch size."""
     from tinyclap.deploy.onnx import session
     from tinyclap.runtime.engine import OnnxStudentEngine
     from tinyclap.runtime.frontend import HostLogMel
 
     setup = TEACHERS[teacher]
     rate = setup["frontend"]["sample_rate"]
-    window = int(round(setup["clip_seconds"] * rate))
+    seconds = float(clip_seconds or setup["clip_seconds"])
+    window = int(round(seconds * rate))
     wavs = 0.1 * torch.randn(batch, window, generator=torch.Generator().manual_seed(batch))
     wavs_np = wavs.numpy()
-    base = {"teacher": teacher, "window_s": setup["clip_seconds"], "sample_rate": rate,
+    base = {"teacher": teacher, "window_s": seconds, "sample_rate": rate,
             "batch": batch}  # fmt: skip
     out = {}
     if with_teacher:
@@ -207,7 +210,7 @@ def _candidates(teacher, batch, folder, students=STUDENTS, with_teacher=True, th
     host_row = {**base, "model": f"frontend HostLogMel ({host.bins} bins)", "role": "frontend"}
     out["frontend_host"] = ({**host_row, "path": "runtime"}, lambda: host(wavs_np))
     for spec in students:
-        encoder = build_student(spec, teacher)
+        encoder = build_student(spec, teacher, seconds)
         sub = Path(folder) / teacher / spec[0].replace(" ", "_")
         student_onnx, audio_onnx = export_graphs(encoder, sub)
         engine = OnnxStudentEngine(student_onnx, setup["frontend"], window, threads=threads,
@@ -237,11 +240,11 @@ def _candidates(teacher, batch, folder, students=STUDENTS, with_teacher=True, th
 
 
 def run(teachers=tuple(TEACHERS), batch_sizes=(1, 16), rounds=3, target_ms=300.0,
-        threads=1, quick=False):  # fmt: skip
+        threads=1, quick=False, clip_seconds=None):  # fmt: skip
     """Rows of the deploy benchmark (see the module docstring).
 
-    ``quick``: the edge student only and no teacher tower (for tests):
-    ``speedup_vs_teacher`` is then ``None``.
+    ``quick``: the edge student only (for tests); ``clip_seconds``: one window
+    length for every teacher instead of each teacher's own (for tests).
 
     Example
     -------
@@ -254,7 +257,8 @@ def run(teachers=tuple(TEACHERS), batch_sizes=(1, 16), rounds=3, target_ms=300.0
     with tempfile.TemporaryDirectory() as folder, one_thread(threads):
         for teacher in teachers:
             for batch in batch_sizes:
-                cands = _candidates(teacher, int(batch), folder, students, not quick, threads)
+                cands = _candidates(teacher, int(batch), folder, students, True, threads,
+                                    clip_seconds)  # fmt: skip
                 print(f"bench deploy: {teacher} batch {batch}: {len(cands)} candidates, "
                       f"{rounds} rounds", file=sys.stderr, flush=True)  # fmt: skip
                 medians = interleaved_rounds({k: fn for k, (_, fn) in cands.items()},
@@ -314,7 +318,7 @@ def markdown(rows):
 def main(args):
     """``tinyclap bench deploy``: print the table (or JSON) and optionally write ``--out``."""
     rows = run(args.teachers, args.batch_sizes, args.rounds, args.target_ms, args.threads,
-               args.quick)  # fmt: skip
+               args.quick, args.clip_seconds)  # fmt: skip
     result = {"rows": rows, "verdict": verdict(rows), "threads": args.threads,
               "rounds": args.rounds, "command": getattr(args, "invocation", None)}  # fmt: skip
     if args.out:
@@ -344,7 +348,9 @@ def add_parser(bench_sub):
     p.add_argument("--target_ms", type=float, default=300.0,
                    help="ms per candidate per round (fast ones are called repeatedly)")  # fmt: skip
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--quick", action="store_true", help="edge student only, no teacher (tests)")
+    p.add_argument("--quick", action="store_true", help="edge student only (tests)")
+    p.add_argument("--clip_seconds", type=float,
+                   help="one window for all teachers, not each one's own (tests)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON rows")
     p.add_argument("--out", help="folder for results.json and table.md")
     p.set_defaults(func=main)
