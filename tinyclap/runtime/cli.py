@@ -13,6 +13,8 @@ import sys
 import time
 
 MODEL_ENV = "TINYCLAP_MODEL"
+# numpy's BLAS thread pools: spinning threads slow the small products down on a busy CPU
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def classify(args):
@@ -66,6 +68,8 @@ def build_parser():
 def main(argv=None):
     """Entry point of ``tinyclap-runtime``; returns the exit status."""
     start = time.perf_counter()
+    for name in BLAS_THREADS:  # before numpy loads: the frontend's small matmuls need no pool
+        os.environ.setdefault(name, "1")
     args = build_parser().parse_args(argv)
     status = args.func(args)
     if os.environ.get("TINYCLAP_RUNTIME_TIMING"):
