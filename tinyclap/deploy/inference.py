@@ -492,12 +492,12 @@ class ZeroShotAudioClassifier(Pretrained):
         ['dog', 'rain']
         """
         names, _, _ = self._resolve_labels(labels)
-        text = self.encode_text(labels)
-        paths, step = list(paths), max(1, int(batch_size))
-        chunks = [
-            self.encode_audio([self.load_audio(p) for p in paths[i : i + step]]) @ text.T
-            for i in range(0, len(paths), step)
-        ]
+        paths, step, text, chunks = list(paths), max(1, int(batch_size)), None, []
+        for start in range(0, len(paths), step):
+            wavs = [self.load_audio(p) for p in paths[start : start + step]]
+            if text is None:  # after the first files load: a missing file is reported first
+                text = self.encode_text(labels)
+            chunks.append(self.encode_audio(wavs) @ text.T)
         scores = torch.cat(chunks) if chunks else torch.zeros(0, len(names))
         score, index = scores.max(dim=-1)
         return scores, score, index, [names[i] for i in index.tolist()]
