@@ -270,6 +270,7 @@ class ZeroShotAudioClassifier(Pretrained):
         classifier = cls(modules=hparams["modules"], hparams=hparams, **kwargs)
         if classifier.backend_choice != "pytorch":
             classifier.student_onnx = _student_graph(source, fetch_kwargs)
+            classifier.runtime_engine  # noqa: B018 (decide now: session built, or a clear error)
         return classifier
 
     @property
