@@ -11,6 +11,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tinyclap"
 LAYERS = [
+    {"runtime"},  # the torch-free runtime: numpy, soundfile, onnxruntime only
     {"_compat", "errors"},
     {"nn"},
     {"audio"},

@@ -94,6 +94,11 @@ ONNX_FILE = re.compile(
 )
 
 
+# graphs of an earlier student, removed on re-export (`tinyclap export` writes them anew)
+STALE_GRAPHS = tuple(f"onnx/{name}{suffix}.onnx" for name in ("audio_encoder", "student",
+                     "classifier_scores") for suffix in ("", ".int8"))  # fmt: skip
+
+
 class RawYaml(str):
     """A value written to the YAML file as is (e.g. a ``!ref``)."""
 
@@ -342,7 +347,7 @@ def export_student(
         )
     names = list(label_sets or sorted(BUNDLED_LABEL_SETS))
     tables = build_label_tables(teacher_model, encoder, template, names)
-    for stale in [*LEGACY_WEIGHTS, WEIGHTS_FILES["text_encoder"]]:  # an earlier export's
+    for stale in [*LEGACY_WEIGHTS, WEIGHTS_FILES["text_encoder"], *STALE_GRAPHS]:  # earlier
         (out / stale).unlink(missing_ok=True)
     save_label_tables(out / WEIGHTS_FILES["label_embeddings"], tables)
     save_tensors(out / WEIGHTS_FILES["student"], encoder.student.state_dict())
@@ -364,6 +369,7 @@ def export_student(
         "embedding_dim": encoder.embedding_dim,
         "frontend": encoder.frontend_config,
         "clip_seconds": encoder.clip_seconds,
+        "pad_mode": encoder.pad_mode,
         "kept_dims": encoder.kept_dims,
         "prompt_template": template,
         "label_sets": {n: len(tables["sets"][n]["labels"]) for n in names},

@@ -16,6 +16,13 @@ encoder; others go through the folder's text encoder (see
 and resampled to the student's rate; clips of any length are covered by the
 deterministic evaluation windows whose embeddings are averaged, so
 predictions equal those of the evaluation stage.
+
+Backends (``backend=`` of :meth:`ZeroShotAudioClassifier.from_hparams`):
+``"auto"`` (default) runs the folder's ``onnx/student.onnx`` under onnxruntime
+fed by the numpy host frontend (:mod:`tinyclap.runtime`) when onnxruntime is
+importable, the folder has that graph and the model is on the CPU; otherwise
+PyTorch. ``"onnxruntime"`` insists on the former, ``"pytorch"`` on the latter.
+Both give the same predictions (the tests compare them).
 """
 
 import contextlib
@@ -122,10 +129,16 @@ class ZeroShotAudioClassifier(Pretrained):
 
     MODULES_NEEDED = ["frontend", "student"]
     HPARAMS_NEEDED = ["sample_rate", "clip_seconds", "prompt_template", "label_embeddings"]
+    BACKENDS = ("auto", "onnxruntime", "pytorch")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, backend=None, **kwargs):
         super().__init__(*args, **kwargs)
         self._text_cache = {}
+        self.backend_choice = str(backend or getattr(self.hparams, "backend", None) or "auto")
+        if self.backend_choice not in self.BACKENDS:
+            raise ValueError(f"backend {self.backend_choice!r}: use one of {self.BACKENDS}")
+        self.student_onnx = None  # set by from_hparams when the folder has onnx/student.onnx
+        self._engine = None
 
     @classmethod
     def from_hparams(
@@ -256,7 +269,11 @@ class ZeroShotAudioClassifier(Pretrained):
             return None
         hparams["open_set"] = _load_calibration(source, source_text, info, fetch_kwargs)
         pretrainer.load_collected()
-        return cls(modules=hparams["modules"], hparams=hparams, **kwargs)
+        classifier = cls(modules=hparams["modules"], hparams=hparams, **kwargs)
+        if classifier.backend_choice != "pytorch":
+            classifier.student_onnx = _student_graph(source, fetch_kwargs)
+            classifier.runtime_engine  # noqa: B018 (decide now: session built, or a clear error)
+        return classifier
 
     @property
     def sample_rate(self):
@@ -282,9 +299,58 @@ class ZeroShotAudioClassifier(Pretrained):
         """Read ``path`` as mono float32 at the student's rate (soundfile + resampling)."""
         return load_audio(path, self.sample_rate).to(self.device)
 
+    @property
+    def backend(self):
+        """The backend in use: ``"onnxruntime"`` (host frontend + ONNX student) or ``"pytorch"``.
+
+        Raises
+        ------
+        RuntimeError
+            ``backend="onnxruntime"`` was asked for but is not available (the reason named).
+        """
+        return "onnxruntime" if self.runtime_engine is not None else "pytorch"
+
+    @property
+    def runtime_engine(self):
+        """The :class:`tinyclap.runtime.engine.OnnxStudentEngine` of the fast path, or None."""
+        if self._engine is None and self.backend_choice != "pytorch":
+            reason = self._runtime_unavailable()
+            if reason is None:
+                from tinyclap.runtime.engine import OnnxStudentEngine
+
+                self._engine = OnnxStudentEngine(
+                    self.student_onnx, self.mods.frontend.config, self.window_samples,
+                    self.pad_mode, threads=torch.get_num_threads())  # fmt: skip
+            elif self.backend_choice == "onnxruntime":
+                raise RuntimeError(f"backend='onnxruntime' is not available: {reason}")
+            else:
+                self.backend_choice = "pytorch"  # auto: decided once
+        return self._engine
+
+    def _runtime_unavailable(self):
+        """Why the onnxruntime backend cannot run (None when it can)."""
+        import importlib.util
+
+        if importlib.util.find_spec("onnxruntime") is None:
+            return "onnxruntime is not installed (pip install onnxruntime)"
+        if self.student_onnx is None:
+            return "the model folder has no onnx/student.onnx (tinyclap export --onnx)"
+        if str(self.device) != "cpu":
+            return f"the model is on {self.device}; the runtime is CPU only"
+        if type(self.mods.frontend).__name__ != "LogMel":
+            return f"the frontend is {type(self.mods.frontend).__name__}, not LogMel"
+        return None
+
     @torch.no_grad()
     def embed_windows(self, windows):
-        """L2-normalised embeddings ``[N, K]`` of windows ``[N, window_samples]``."""
+        """L2-normalised embeddings ``[N, K]`` of windows ``[N, window_samples]``.
+
+        Runs the backend in use (see :attr:`backend`).
+        """
+        engine = self.runtime_engine
+        if engine is not None:
+            embs = engine.embed_windows(windows.detach().float().cpu().numpy())
+            return torch.from_numpy(embs).to(self.device)
         return F.normalize(self.mods.student(self.mods.frontend(windows.to(self.device))), dim=-1)
 
     def _as_clips(self, wavs, wav_lens=None, sample_rate=None):
@@ -531,6 +597,39 @@ class ZeroShotAudioClassifier(Pretrained):
             text_labs.append([names[i] for i in order])
         return scores, present, text_labs
 
+    def classify_files(self, paths, labels, batch_size=16):
+        """Zero-shot scores of many files, ``batch_size`` files' windows per model call.
+
+        Parameters
+        ----------
+        paths : list of str
+            Audio files.
+        labels : str or list of str
+            Candidate labels (see :meth:`encode_text`).
+        batch_size : int
+            Files read and embedded together.
+
+        Returns
+        -------
+        tuple
+            As :meth:`classify_batch`, for all the files.
+
+        Example
+        -------
+        >>> clf.classify_files(["a.wav", "b.wav"], "esc50")[3]  # doctest: +SKIP
+        ['dog', 'rain']
+        """
+        names, _, _ = self._resolve_labels(labels)
+        paths, step, text, chunks = list(paths), max(1, int(batch_size)), None, []
+        for start in range(0, len(paths), step):
+            wavs = [self.load_audio(p) for p in paths[start : start + step]]
+            if text is None:  # after the first files load: a missing file is reported first
+                text = self.encode_text(labels)
+            chunks.append(self.encode_audio(wavs) @ text.T)
+        scores = torch.cat(chunks) if chunks else torch.zeros(0, len(names))
+        score, index = scores.max(dim=-1)
+        return scores, score, index, [names[i] for i in index.tolist()]
+
     def labels_of(self, labels):
         """Class names in the order of the score columns for ``labels``."""
         return self._resolve_labels(labels)[0]
@@ -554,6 +653,20 @@ def _load_calibration(source, source_text, info, fetch_kwargs):
 @contextlib.contextmanager
 def _no_guard():
     yield
+
+
+def _student_graph(source, fetch_kwargs):
+    """Local path of the folder's ``onnx/student.onnx`` (the fast path's graph), or None."""
+    local = Path(str(source)) / "onnx" / "student.onnx"
+    if Path(str(source)).is_dir():
+        return local if local.is_file() else None
+    try:
+        path = _fetch_optional(
+            "onnx/student.onnx", source, save_filename="student.onnx", **fetch_kwargs
+        )
+    except (OSError, ValueError):  # a hub without the file, or offline
+        return None
+    return Path(path) if path else None
 
 
 def foreign_class(source, pymodule_file="custom.py", classname="ZeroShotAudioClassifier",

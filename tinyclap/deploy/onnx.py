@@ -370,7 +370,10 @@ def export_onnx(
     quantize_int8 = quantize_int8 or kw.pop("quantize", False)
     folder = Path(folder)
     classifier = ZeroShotAudioClassifier.from_hparams(
-        source=str(folder), run_opts={"device": "cpu"}, trust_remote_code=trust_remote_code
+        source=str(folder),
+        run_opts={"device": "cpu"},
+        trust_remote_code=trust_remote_code,
+        backend="pytorch",  # the reference for parity: never a graph already in the folder
     )
     frontend, student = classifier.mods.frontend, classifier.mods.student
     audio = AudioEmbeddingGraph(frontend, student, frontend_kind).eval()

@@ -65,10 +65,25 @@ class PhiNetBackbone(torch.nn.Module):
             last_channels[-1].out_channels, int(head_channels), kernel_size=1, stride=2
         )
 
+    def _bn0_scale(self):
+        """``weight / sqrt(running_var + eps)`` of the eval-mode BatchNorm over mel bins."""
+        bn = self.bn0
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        return scale * bn.weight if bn.affine else scale
+
+    def _bn0_shift(self):
+        """``bias - running_mean * scale`` of the eval-mode BatchNorm over mel bins."""
+        bn = self.bn0
+        shift = -bn.running_mean * self._bn0_scale()
+        return shift + bn.bias if bn.affine else shift
+
     def forward(self, logmels):
         """``[B, frames, n_mels]`` log-mels to ``[B, head_channels]`` features."""
-        x = logmels.unsqueeze(1).transpose(1, 3)  # [B, mels, frames, 1]
-        x = self.bn0(x).transpose(1, 3)  # [B, 1, frames, mels]
+        if self.training or not self.bn0.track_running_stats:
+            x = logmels.unsqueeze(1).transpose(1, 3)  # [B, mels, frames, 1]
+            x = self.bn0(x).transpose(1, 3)  # [B, 1, frames, mels]
+        else:  # bn0 in eval mode is a per-mel affine map: no transposes in exported graphs
+            x = (logmels * self._bn0_scale() + self._bn0_shift()).unsqueeze(1)
         for layer in self._layers:
             x = layer(x)
         return self.pn_block(x).mean((-1, -2))

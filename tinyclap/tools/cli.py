@@ -58,7 +58,7 @@ from tinyclap.students.encoder import (
 from tinyclap.students.official import is_any_student, load_any_student
 from tinyclap.students.phinet import PhiNetStudent
 from tinyclap.teachers import MSCLAP_NAMES, load_teacher
-from tinyclap.tools import cache_bench, data_bench, distill_bench
+from tinyclap.tools import cache_bench, data_bench, deploy_bench, distill_bench
 from tinyclap.tools.adapt import add_adapt_commands
 from tinyclap.tools.deploy_cli import add_hub_commands
 
@@ -226,6 +226,7 @@ def build_parser():
     distill_bench.add_parser(bench_sub)
     cache_bench.add_parser(bench_sub)
     data_bench.add_parser(bench_sub)
+    deploy_bench.add_parser(bench_sub)  # tinyclap bench deploy
 
     s = sub.add_parser(
         "sweep",

@@ -11,6 +11,7 @@ tinyclap push exported/demo user/tinyclap-demo --dry_run
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 MODEL_ENV = "TINYCLAP_MODEL"
@@ -34,7 +35,7 @@ def export(args):
         threads=args.threads,
         command=args.invocation,
     )
-    if args.onnx:
+    if write_onnx(args):
         from tinyclap.deploy.onnx import export_onnx
 
         onnx_info = export_onnx(
@@ -55,6 +56,28 @@ def export(args):
         summary["zs_accuracy"] = info["exported_eval"]["accuracy"]
     print(json.dumps(summary))
     return 0
+
+
+def write_onnx(args):
+    """Whether ``tinyclap export`` writes the ONNX graphs.
+
+    ``--onnx`` always; by default too when ``onnx`` and ``onnxruntime`` are
+    installed (``onnx/student.onnx`` is what the fast inference path and the
+    torch-free runtime run); never with ``--no_onnx``.
+    """
+    import importlib.util
+
+    if getattr(args, "no_onnx", False) and not args.onnx:
+        return False
+    available = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))
+    return bool(args.onnx or available)
+
+
+def expand_audio_paths(paths):
+    """Files of ``paths`` with folders expanded to their audio files (sorted, recursive)."""
+    from tinyclap.runtime.audio import audio_files
+
+    return audio_files(paths)
 
 
 def push(args):
@@ -93,15 +116,19 @@ def classify(args):
         )
         return 2
     classifier = ZeroShotAudioClassifier.from_hparams(
-        source=source, savedir=args.savedir, trust_remote_code=args.trust_remote_code
-    )
+        source=source, savedir=args.savedir, trust_remote_code=args.trust_remote_code,
+        backend=getattr(args, "backend", "auto"),
+    )  # fmt: skip
     if getattr(args, "timeline", False):
         return classify_timelines(classifier, args)
     names = classifier.labels_of(args.labels)
     top = max(1, min(int(args.top), len(names)))
     records = []
-    for path in args.files:
-        scores = classifier.classify_file(path, args.labels)[0][0]
+    files = expand_audio_paths(args.files)
+    start, cpu = time.perf_counter(), time.process_time()
+    all_scores = classifier.classify_files(files, args.labels, getattr(args, "batch_size", 16))[0]
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    for path, scores in zip(files, all_scores):
         best = scores.topk(top)
         records.append(
             {
@@ -119,6 +146,8 @@ def classify(args):
         for record in records:
             ranked = ", ".join(f"{t['label']} ({t['score']:.3f})" for t in record["top"])
             print(f"{record['file']}: {_decision_text(record)}{ranked}")
+    print(f"{len(files)} files in {seconds:.2f} s ({len(files) / max(seconds, 1e-9):.1f} files/s, "
+          f"{cpu:.2f} s of CPU, backend {classifier.backend})", file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -143,9 +172,10 @@ def _output_path(path, audio_file, several):
 
 def classify_timelines(classifier, args):
     """``classify --timeline``: events (and per-window scores) of each file, streamed."""
-    several = len(args.files) > 1
+    files = expand_audio_paths(args.files)
+    several = len(files) > 1
     records = []
-    for path in args.files:
+    for path in files:
         timeline = classifier.classify_file(
             path,
             args.labels,
@@ -218,7 +248,10 @@ def add_hub_commands(sub):
     e.add_argument("--repo_id", help="hub repo id shown in the model card")
     e.add_argument("--threads", type=int, default=1, help="CPU threads for latency")
     e.add_argument("--repeats", type=int, default=50, help="timed calls per ONNX latency figure")
-    e.add_argument("--onnx", action="store_true", help="also write ONNX graphs (onnx/)")
+    e.add_argument("--onnx", action="store_true",
+                   help="write ONNX graphs (onnx/); the default when onnx and onnxruntime "
+                   "are installed")  # fmt: skip
+    e.add_argument("--no_onnx", action="store_true", help="do not write ONNX graphs")
     e.add_argument(
         "--onnx_labels",
         help="a label set name or 'a,b,c': also write a graph ending in these class scores",
@@ -252,7 +285,17 @@ def add_hub_commands(sub):
     p.set_defaults(func=push)
 
     c = sub.add_parser("classify", help="zero-shot classification of audio files")
-    c.add_argument("files", nargs="+", help="audio files (any format soundfile reads, any rate)")
+    c.add_argument("files", nargs="+",
+                   help="audio files or folders (any format soundfile reads)")  # fmt: skip
+    c.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "pytorch"],
+                   help="auto: onnxruntime + host frontend when the folder has "
+                   "onnx/student.onnx and onnxruntime is installed, else PyTorch")  # fmt: skip
+    c.add_argument(
+        "--batch_size",
+        type=int,
+        default=16,
+        help="files embedded per model call (with --timeline: windows per call)",
+    )
     c.add_argument(
         "--labels", required=True, help="'dog,rain,siren' or a bundled set (esc50, us8k, ...)"
     )
@@ -290,7 +333,6 @@ def add_hub_commands(sub):
     )
     t.add_argument("--hop", type=float, help="seconds between windows (default: half a window)")
     t.add_argument("--min_duration", type=float, default=0.0, help="drop shorter events (s)")
-    t.add_argument("--batch_size", type=int, default=32, help="windows embedded at a time")
     t.add_argument("--windows", action="store_true", help="also print the per-window table")
     t.add_argument("--plot", help="save a plot of scores and events (PNG/PDF; needs matplotlib)")
     t.add_argument("--csv", help="write the per-window scores as CSV")

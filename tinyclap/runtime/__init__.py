@@ -1,0 +1,43 @@
+"""The torch-free runtime: classify audio with an exported folder's ONNX student.
+
+Imports only numpy, soundfile, onnxruntime and the standard library (never
+torch, SpeechBrain or hyperpyyaml), so it installs and starts in a fraction of
+the full package's size and time (see ``runtime/README.md`` for the install
+without torch). The pieces, lowest first:
+
+* :mod:`~tinyclap.runtime.frontend`: :class:`HostLogMel`, the CLAP log-mel
+  frontend in numpy (rFFT, only the bins the mel filterbank uses);
+* :mod:`~tinyclap.runtime.audio`: file reading, mono mix, resampling and the
+  deterministic evaluation windows (numpy twins of :mod:`tinyclap.audio`);
+* :mod:`~tinyclap.runtime.engine`: :class:`OnnxStudentEngine`, the frontend
+  feeding ``onnx/student.onnx`` under onnxruntime;
+* :mod:`~tinyclap.runtime.classifier`: :class:`RuntimeClassifier`, an exported
+  folder's label tables and engine behind ``classify_files``;
+* :mod:`~tinyclap.runtime.cli`: the ``tinyclap-runtime`` console script.
+
+Example
+-------
+>>> from tinyclap.runtime import RuntimeClassifier
+>>> clf = RuntimeClassifier.from_folder("exported/demo")  # doctest: +SKIP
+>>> clf.classify_files(["dog.wav"], "esc50")[0]["top"][0]["label"]  # doctest: +SKIP
+'dog'
+"""
+
+__all__ = ["HostLogMel", "OnnxStudentEngine", "RuntimeClassifier"]
+
+
+def __getattr__(name):
+    """Lazy access to the public classes (``import tinyclap.runtime`` stays cheap)."""
+    if name == "HostLogMel":
+        from tinyclap.runtime.frontend import HostLogMel
+
+        return HostLogMel
+    if name == "OnnxStudentEngine":
+        from tinyclap.runtime.engine import OnnxStudentEngine
+
+        return OnnxStudentEngine
+    if name == "RuntimeClassifier":
+        from tinyclap.runtime.classifier import RuntimeClassifier
+
+        return RuntimeClassifier
+    raise AttributeError(f"module 'tinyclap.runtime' has no attribute {name!r}")

@@ -1,0 +1,301 @@
+"""Zero-shot classification with an exported folder, without torch.
+
+:class:`RuntimeClassifier` reads what ``tinyclap export`` writes:
+
+* ``export.json``: sample rate and log-mel settings (``frontend``), window
+  (``clip_seconds``), ``pad_mode``, ``prompt_template`` and the SHA-256 of the
+  weights (the label tables are checked against it);
+* ``label_embeddings.safetensors``: the teacher's prompt embeddings of the
+  bundled label sets (read here with a few lines of numpy: the safetensors
+  layout is a length, a JSON header and raw little-endian arrays);
+* ``onnx/student.onnx``: the student (log-mels in), run by
+  :class:`tinyclap.runtime.engine.OnnxStudentEngine`.
+
+Labels are a bundled set's name (``esc50``, ``us8k``...) or free-form words
+whose prompts are in the tables. Other prompts need a text encoder: the hook
+is :meth:`RuntimeClassifier.text_encoder`, which a folder carrying
+``onnx/text_encoder.onnx`` (an ONNX text student) will fill; until then they
+raise :class:`MissingTextEncoderError` naming the prompts.
+"""
+
+import hashlib
+import json
+import re
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tinyclap.runtime.audio import audio_files, load_audio
+from tinyclap.runtime.engine import OnnxStudentEngine
+
+DEFAULT_TEMPLATE = "this is the sound of {label}"
+TABLES_FORMAT = "tinyclap-label-embeddings"
+SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64,
+                      "BF16": None, "I64": np.int64, "I32": np.int32}  # fmt: skip
+
+
+class MissingTextEncoderError(ValueError):
+    """Labels whose prompts are not in the folder's tables, and no text encoder to embed them."""
+
+
+def readable_label(name):
+    """A class name as prompt words (twin of :func:`tinyclap.data.label_sets.readable_label`).
+
+    Example
+    -------
+    >>> readable_label("door_wood_knock/knock")
+    'door wood knock or knock'
+    """
+    return " or ".join(part.replace("_", " ").strip() for part in str(name).split("/"))
+
+
+def read_safetensors(path):
+    """``({name: array}, metadata)`` of a safetensors file, with numpy only.
+
+    Example
+    -------
+    >>> read_safetensors("exported/demo/label_embeddings.safetensors")  # doctest: +SKIP
+    ({'esc50': array(...), ...}, {'format': 'tinyclap-label-embeddings', ...})
+    """
+    raw = Path(path).read_bytes()
+    (size,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + size])
+    metadata = header.pop("__metadata__", None) or {}
+    body = memoryview(raw)[8 + size :]
+    tensors = {}
+    for name, entry in header.items():
+        dtype = SAFETENSORS_DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise ValueError(f"{path}: tensor {name!r} has dtype {entry['dtype']}, not supported")
+        start, end = entry["data_offsets"]
+        array = np.frombuffer(body[start:end], dtype=np.dtype(dtype).newbyteorder("<"))
+        tensors[name] = array.reshape(entry["shape"]).astype(np.float32)
+    return tensors, metadata
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_config(folder):
+    """The settings the runtime needs, from ``export.json`` (and ``hyperparams.yaml``'s pad_mode).
+
+    Older exports record no ``pad_mode`` in ``export.json``: its top-level
+    ``pad_mode:`` line in ``hyperparams.yaml`` is read as plain text (no YAML
+    parser, nothing built).
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder has no ``export.json``.
+    """
+    folder = Path(folder)
+    path = folder / "export.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; pass a folder written by `tinyclap export`")
+    info = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("frontend", "clip_seconds"):
+        if key not in info:
+            raise ValueError(f"{path}: no {key!r} entry; re-export the folder (tinyclap export)")
+    pad_mode = info.get("pad_mode")
+    yaml_path = folder / "hyperparams.yaml"
+    if pad_mode is None and yaml_path.is_file():
+        found = re.search(r'^pad_mode:\s*"?(\w+)"?', yaml_path.read_text(encoding="utf-8"), re.M)
+        pad_mode = found.group(1) if found else None
+    return {
+        "frontend": dict(info["frontend"]),
+        "sample_rate": int(info["frontend"].get("sample_rate", 44100)),
+        "clip_seconds": float(info["clip_seconds"]),
+        "pad_mode": pad_mode or "zeros",
+        "prompt_template": info.get("prompt_template") or DEFAULT_TEMPLATE,
+        "weights": info.get("weights") or {},
+    }
+
+
+class RuntimeClassifier:
+    """An exported folder's ONNX student and label tables, with numpy and onnxruntime only.
+
+    Parameters
+    ----------
+    engine : OnnxStudentEngine
+        The audio path.
+    tables : dict
+        ``{set name: {"labels": [...], "prompts": [...], "embeddings": array [C, K]}}``.
+    template : str
+        The prompt template of the tables.
+    text_encoder : callable, optional
+        ``embed_text(list of prompts) -> array [N, K]`` for prompts outside the tables.
+
+    Example
+    -------
+    >>> clf = RuntimeClassifier.from_folder("exported/demo")  # doctest: +SKIP
+    >>> clf.classify_files(["dog.wav"], "dog barking,rain")[0]["top"][0]  # doctest: +SKIP
+    {'label': 'dog barking', 'score': 0.41}
+    """
+
+    def __init__(self, engine, tables, template=DEFAULT_TEMPLATE, text_encoder=None):
+        self.engine = engine
+        self.tables = tables
+        self.template = template
+        self._text_encoder = text_encoder
+        self._by_prompt = {}
+        for table in tables.values():
+            for prompt, emb in zip(table["prompts"], table["embeddings"]):
+                self._by_prompt[prompt] = emb
+
+    @classmethod
+    def from_folder(cls, folder, threads=1, batch_size=32):
+        """Load an exported folder (``tinyclap export`` with its ``onnx/student.onnx``).
+
+        Parameters
+        ----------
+        folder : str or Path
+            The exported folder.
+        threads : int
+            onnxruntime intra-op threads.
+        batch_size : int
+            Windows per onnxruntime call.
+
+        Raises
+        ------
+        FileNotFoundError
+            ``export.json``, ``label_embeddings.safetensors`` or ``onnx/student.onnx`` missing.
+        ValueError
+            The label tables do not match the SHA-256 recorded in ``export.json``.
+        """
+        folder = Path(folder)
+        config = folder_config(folder)
+        student = folder / "onnx" / "student.onnx"
+        if not student.is_file():
+            raise FileNotFoundError(
+                f"{student}: not found; write it with `tinyclap export ... --onnx` "
+                "(or `tinyclap export` where the onnx package is installed)"
+            )
+        window = int(round(config["clip_seconds"] * config["sample_rate"]))
+        engine = OnnxStudentEngine(student, config["frontend"], window, config["pad_mode"],
+                                   threads=threads, batch_size=batch_size)  # fmt: skip
+        tables_path = folder / "label_embeddings.safetensors"
+        if not tables_path.is_file():
+            raise FileNotFoundError(f"{tables_path}: not found (label tables of tinyclap export)")
+        recorded = config["weights"].get("label_embeddings", {}).get("sha256")
+        if recorded and _sha256(tables_path) != recorded:
+            raise ValueError(
+                f"{tables_path}: SHA-256 does not match export.json; the file was modified "
+                "or corrupted after export: download or re-export the folder"
+            )
+        tensors, metadata = read_safetensors(tables_path)
+        if metadata.get("format") != TABLES_FORMAT:
+            raise ValueError(f"{tables_path}: not a tinyclap label-embedding table")
+        sets = json.loads(metadata["sets"])
+        for name, table in sets.items():
+            table["embeddings"] = tensors[name]
+        template = metadata.get("template") or config["prompt_template"]
+        return cls(engine, sets, template, text_encoder=cls.text_encoder(folder))
+
+    @staticmethod
+    def text_encoder(folder):
+        """The folder's text encoder for free-form prompts, or None.
+
+        The hook for ``onnx/text_encoder.onnx`` (an ONNX text student, with its
+        tokenizer): until the runtime reads it, prompts outside the label
+        tables raise :class:`MissingTextEncoderError`.
+        """
+        return None
+
+    @property
+    def label_sets(self):
+        """Names of the bundled label sets."""
+        return sorted(self.tables)
+
+    @property
+    def sample_rate(self):
+        """Rate the student reads, in Hz."""
+        return self.engine.sample_rate
+
+    def resolve_labels(self, labels):
+        """``(class names, class embeddings [C, K])`` of a label spec.
+
+        ``labels``: a bundled set's name, ``"a,b,c"`` or a list of labels.
+
+        Raises
+        ------
+        MissingTextEncoderError
+            Prompts not in the tables and no text encoder in the folder.
+        """
+        if isinstance(labels, str):
+            if labels in self.tables:
+                table = self.tables[labels]
+                return list(table["labels"]), table["embeddings"]
+            labels = [part.strip() for part in labels.split(",") if part.strip()]
+        labels = [str(label) for label in labels]
+        if not labels:
+            raise ValueError("no labels given")
+        prompts = [self.template.format(label=readable_label(label)) for label in labels]
+        missing = [p for p in prompts if p not in self._by_prompt]
+        encoded = {}
+        if missing:
+            if self._text_encoder is None:
+                raise MissingTextEncoderError(
+                    f"{len(missing)} prompt(s) are not in this folder's label tables "
+                    f"({', '.join(self.label_sets)}) and the runtime has no text encoder for "
+                    f"them: {missing[:5]}. Use labels of the bundled sets, or the full install "
+                    "(tinyclap classify / ZeroShotAudioClassifier) with a text encoder."
+                )
+            encoded = dict(zip(missing, np.asarray(self._text_encoder(missing), np.float32)))
+        return labels, np.stack([encoded.get(p, self._by_prompt.get(p)) for p in prompts])
+
+    def classify_clips(self, clips, labels):
+        """Scores ``[N, C]`` and the class names for 1-D clips at the student's rate."""
+        names, text = self.resolve_labels(labels)
+        return self.engine.embed_clips(clips) @ text.T, names
+
+    def classify_files(self, paths, labels, top=3, files_per_call=16):
+        """Zero-shot top labels of audio files (folders expanded), several files per call.
+
+        Parameters
+        ----------
+        paths : list of str
+            Audio files or folders.
+        labels : str or list of str
+            A bundled set's name, ``"a,b,c"`` or a list.
+        top : int
+            Labels kept per file.
+        files_per_call : int
+            Files whose windows are embedded together.
+
+        Returns
+        -------
+        list of dict
+            ``{"file", "top": [{"label", "score"}...]}`` per file.
+        """
+        names, text = self.resolve_labels(labels)
+        top = max(1, min(int(top), len(names)))
+        files = audio_files(paths)
+        records = []
+        for start in range(0, len(files), max(1, int(files_per_call))):
+            chunk = files[start : start + max(1, int(files_per_call))]
+            clips = [load_audio(path, self.sample_rate) for path in chunk]
+            scores = self.engine.embed_clips(clips) @ text.T
+            for path, row in zip(chunk, scores):
+                best = np.argsort(-row, kind="stable")[:top]
+                ranked = [{"label": names[i], "score": round(float(row[i]), 4)} for i in best]
+                records.append({"file": path, "top": ranked})
+        return records
+
+    def classify_folder(self, paths, labels, top=3, files_per_call=16):
+        """:meth:`classify_files` and its throughput (files, seconds, files_per_s, cpu_seconds).
+
+        ``cpu_seconds`` (this process's CPU time) is the figure to compare on a loaded machine.
+        """
+        start, cpu = time.perf_counter(), time.process_time()
+        records = self.classify_files(paths, labels, top, files_per_call)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        return records, {"files": len(records), "seconds": round(seconds, 3),
+                         "files_per_s": round(len(records) / max(seconds, 1e-9), 2),
+                         "cpu_seconds": round(cpu, 3)}  # fmt: skip

@@ -1,0 +1,202 @@
+"""The CLAP log-mel frontend in numpy, at FFT cost (no torch).
+
+:class:`HostLogMel` computes what :class:`tinyclap.audio.features.LogMel`
+computes (centred, reflect-padded frames, periodic Hann window, power
+spectrum, librosa's Slaney mel filterbank, ``10 log10(max(x, amin))``) with
+an rFFT per frame, and keeps only the FFT bins that the mel filterbank uses:
+for CLAP 2022 (50-14000 Hz at 44.1 kHz, n_fft 1024) that is 326 of 513 bins,
+so the power spectrum and the mel product touch 64% of the spectrum. The mel
+filterbank is rebuilt here in numpy exactly as ``librosa.filters.mel`` builds
+it (no librosa needed at run time; the tests compare the two).
+
+The exported ONNX audio graph computes the DFT as a dense convolution
+(``n_fft x (n_fft/2+1)`` multiplies per frame, ~370M MACs for 5 s at 44.1 kHz);
+the rFFT here costs ``O(n_fft log n_fft)`` per frame.
+"""
+
+import math
+
+import numpy as np
+
+try:  # scipy's pocketfft transforms float32 directly and is ~2x faster; optional
+    import scipy.fft as _fft
+
+    _FFT_KW = {"workers": 1, "overwrite_x": True}
+except ImportError:  # the torch-free runtime needs numpy only
+    _fft = np.fft
+    _FFT_KW = {}
+
+
+def hz_to_mel(freqs):
+    """Slaney mel scale (librosa's default, ``htk=False``).
+
+    Example
+    -------
+    >>> float(hz_to_mel(1000.0))
+    15.0
+    """
+    freqs = np.asarray(freqs, dtype=np.float64)
+    f_sp = 200.0 / 3
+    mels = freqs / f_sp
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, math.log(6.4) / 27.0
+    log_part = freqs >= min_log_hz
+    safe = np.where(log_part, freqs, min_log_hz)
+    return np.where(log_part, min_log_mel + np.log(safe / min_log_hz) / logstep, mels)
+
+
+def mel_to_hz(mels):
+    """Inverse of :func:`hz_to_mel`.
+
+    Example
+    -------
+    >>> round(float(mel_to_hz(15.0)), 6)
+    1000.0
+    """
+    mels = np.asarray(mels, dtype=np.float64)
+    f_sp = 200.0 / 3
+    freqs = f_sp * mels
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, math.log(6.4) / 27.0
+    log_part = mels >= min_log_mel
+    return np.where(log_part, min_log_hz * np.exp(logstep * (mels - min_log_mel)), freqs)
+
+
+def mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max):
+    """``[n_mels, n_fft // 2 + 1]`` Slaney-normalised triangles, as ``librosa.filters.mel``.
+
+    Example
+    -------
+    >>> mel_filterbank(44100, 1024, 64, 50.0, 14000.0).shape
+    (64, 513)
+    """
+    fftfreqs = np.fft.rfftfreq(n=int(n_fft), d=1.0 / float(sample_rate))
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), int(n_mels) + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    weights = np.zeros((int(n_mels), len(fftfreqs)), dtype=np.float32)
+    for i in range(int(n_mels)):
+        lower = -ramps[i] / fdiff[i]
+        upper = ramps[i + 2] / fdiff[i + 1]
+        weights[i] = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2 : int(n_mels) + 2] - mel_f[: int(n_mels)]))[:, None]
+    return weights
+
+
+def hann_window(length):
+    """Periodic Hann window (``torch.hann_window(length, periodic=True)``).
+
+    Example
+    -------
+    >>> hann_window(4).round(3).tolist()
+    [0.0, 0.5, 1.0, 0.5]
+    """
+    n = np.arange(int(length), dtype=np.float64)
+    return 0.5 - 0.5 * np.cos(2.0 * math.pi * n / int(length))
+
+
+class HostLogMel:
+    """Waveforms ``[B, T]`` (float32) to log-mels ``[B, frames, n_mels]``, in numpy.
+
+    Parameters
+    ----------
+    sample_rate, n_fft, hop_length, win_length, n_mels, f_min, f_max, amin, ref
+        As :class:`tinyclap.audio.features.LogMel` (same defaults: CLAP 2022).
+
+    Example
+    -------
+    >>> frontend = HostLogMel()
+    >>> frontend(np.zeros((2, 5 * 44100), np.float32)).shape
+    (2, 690, 64)
+    >>> frontend.bins  # FFT bins the filterbank uses, of 513
+    326
+    """
+
+    CHUNK = 128  # frames per FFT block
+
+    def __init__(
+        self,
+        sample_rate=44100,
+        n_fft=1024,
+        hop_length=320,
+        win_length=1024,
+        n_mels=64,
+        f_min=50.0,
+        f_max=14000.0,
+        amin=1e-10,
+        ref=1.0,
+    ):
+        self.sample_rate, self.n_fft = int(sample_rate), int(n_fft)
+        self.hop_length, self.win_length = int(hop_length), int(win_length)
+        self.n_mels, self.f_min, self.f_max = int(n_mels), float(f_min), float(f_max)
+        self.amin, self.ref = float(amin), float(ref)
+        fb = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.f_min, self.f_max)
+        used = np.flatnonzero(fb.any(axis=0))
+        self.first_bin, self.last_bin = int(used[0]), int(used[-1]) + 1
+        self.mel_fb = np.ascontiguousarray(fb[:, self.first_bin : self.last_bin].T)  # [bins, mels]
+        window = np.zeros(self.n_fft)
+        offset = (self.n_fft - self.win_length) // 2  # torch.stft centres a shorter window
+        window[offset : offset + self.win_length] = hann_window(self.win_length)
+        self.window = window.astype(np.float32)
+        self.offset_db = 10.0 * math.log10(max(self.amin, self.ref))
+
+    @classmethod
+    def from_config(cls, config):
+        """A frontend from a settings dict (``export.json["frontend"]``).
+
+        Example
+        -------
+        >>> HostLogMel.from_config({"sample_rate": 16000, "f_max": 8000.0}).bins
+        257
+        """
+        return cls(**config)
+
+    @property
+    def bins(self):
+        """Number of FFT bins computed into the mel product."""
+        return self.last_bin - self.first_bin
+
+    def num_frames(self, num_samples):
+        """Frames produced for ``num_samples`` input samples.
+
+        Example
+        -------
+        >>> HostLogMel().num_frames(5 * 44100)
+        690
+        """
+        return int(num_samples) // self.hop_length + 1
+
+    def frames(self, wavs):
+        """Centred frames ``[B, frames, n_fft]`` of ``[B, T]``: a strided view, not windowed."""
+        pad = self.n_fft // 2
+        if wavs.shape[-1] <= pad:
+            raise ValueError(f"{wavs.shape[-1]} samples: reflect padding needs more than {pad}")
+        # reflect padding (as torch.stft's pad_mode="reflect"); np.pad is slower
+        padded = np.concatenate([wavs[:, pad:0:-1], wavs, wavs[:, -2 : -pad - 2 : -1]], axis=-1)
+        view = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft, axis=-1)
+        return view[:, :: self.hop_length]
+
+    def __call__(self, wavs):
+        """Log-mels of ``wavs`` (``[B, T]`` or ``[T]``), float32.
+
+        Frames go through the FFT in blocks of :attr:`CHUNK` (a few hundred kB
+        that stay in cache), each block straight into its rows of the output.
+        """
+        wavs = np.asarray(wavs, dtype=np.float32)
+        squeeze = wavs.ndim == 1
+        if squeeze:
+            wavs = wavs[None]
+        frames = self.frames(wavs)
+        out = np.empty((frames.shape[0], frames.shape[1], self.n_mels), dtype=np.float32)
+        for b in range(frames.shape[0]):
+            for start in range(0, frames.shape[1], self.CHUNK):
+                block = frames[b, start : start + self.CHUNK] * self.window
+                spec = _fft.rfft(block, axis=-1, **_FFT_KW)[:, self.first_bin : self.last_bin]
+                power = spec.real * spec.real
+                power += spec.imag * spec.imag
+                np.matmul(power.astype(np.float32, copy=False), self.mel_fb,
+                          out=out[b, start : start + self.CHUNK])  # fmt: skip
+        np.maximum(out, self.amin, out=out)
+        np.log10(out, out=out)
+        out *= 10.0
+        if self.offset_db:
+            out -= self.offset_db
+        return out[0] if squeeze else out

@@ -1,0 +1,357 @@
+"""``tinyclap bench deploy``: teacher audio towers vs students on their deployed paths.
+
+For each teacher window (MS-CLAP 2022: 5 s at 44.1 kHz; MS-CLAP 2023: 7 s at
+44.1 kHz; LAION CLAP: 10 s at 48 kHz) one process times, in interleaved rounds
+(every round runs every candidate, so a load change on a shared machine hits
+them alike):
+
+* the teacher's audio tower in PyTorch, random weights, built with the
+  teacher's own classes (``msclap``'s ``AudioEncoder``: Cnn14 / HTSAT; a
+  ``transformers`` ``ClapAudioModelWithProjection`` at LAION's default sizes
+  behind tinyclap's log-mel frontend);
+* three PhiNet students at that window (paper a1.5 b0.75 t0 6 N7 head 2048;
+  a0.75 t0 4 N4 head 2048; edge a0.75 t0 4 N5 head 512), each on three paths:
+  ``pytorch`` (``torch.stft`` log-mels + eager student), ``runtime`` (the
+  numpy host frontend, :class:`tinyclap.runtime.frontend.HostLogMel`, feeding
+  ``student.onnx`` under onnxruntime: the default inference path) and
+  ``onnx_single_file`` (``audio_encoder.onnx``, waveform in, its frontend a
+  dense DFT convolution), as :mod:`tinyclap.deploy.onnx` exports them;
+* the two frontends alone (``torch.stft`` :class:`LogMel` and ``HostLogMel``),
+  the runtime's cost breakdown.
+
+All at batch 1 and 16 (``--batch_sizes``), one thread (torch, onnxruntime and
+numpy's BLAS). Each row: median ``ms_per_call``, ``ms_per_clip`` (per call /
+batch) and ``speedup_vs_teacher`` (the teacher's ms per clip at the same batch
+size / the row's). Weights are random: latency does not depend on them.
+
+Example
+-------
+tinyclap bench deploy --json
+tinyclap bench deploy --teachers msclap-2022 --batch_sizes 1 --rounds 3 --out results/deploy_bench
+"""
+
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from tinyclap.audio.features import CLAP2022_FRONTEND, LogMel
+
+TEACHERS = {
+    "msclap-2022": {"frontend": CLAP2022_FRONTEND, "clip_seconds": 5.0, "embedding_dim": 1024},
+    "msclap-2023": {"frontend": CLAP2022_FRONTEND, "clip_seconds": 7.0, "embedding_dim": 1024},
+    "laion": {
+        "frontend": {
+            "sample_rate": 48000,
+            "n_fft": 1024,
+            "hop_length": 480,
+            "win_length": 1024,
+            "n_mels": 64,
+            "f_min": 50.0,
+            "f_max": 14000.0,
+        },  # fmt: skip
+        "clip_seconds": 10.0,
+        "embedding_dim": 512,
+    },
+}
+# (name, alpha, beta, t_zero, num_layers, head_channels)
+STUDENTS = [
+    ("paper a1.5 b0.75 t0 6 N7 head 2048", 1.5, 0.75, 6, 7, 2048),
+    ("a0.75 b0.75 t0 4 N4 head 2048", 0.75, 0.75, 4, 4, 2048),
+    ("edge a0.75 b0.75 t0 4 N5 head 512", 0.75, 0.75, 4, 5, 512),
+]
+PATHS = ("pytorch", "runtime", "onnx_single_file")
+TARGETS = {"edge": 100.0, "paper": 30.0}
+
+
+def teacher_tower(name):
+    """``(callable [B, T] -> [B, D], params)``: a teacher's audio tower with random weights.
+
+    Example
+    -------
+    >>> tower, params = teacher_tower("msclap-2022")  # doctest: +SKIP
+    >>> params > 80e6  # doctest: +SKIP
+    True
+    """
+    torch.manual_seed(0)
+    if name.startswith("msclap"):
+        from msclap.models.clap import AudioEncoder
+
+        from tinyclap.teachers.msclap import msclap_config
+
+        cfg = msclap_config(name)
+        model = AudioEncoder(cfg["audioenc_name"], cfg["out_emb"], cfg["d_proj"],
+                             cfg["sampling_rate"], cfg["window_size"], cfg["hop_size"],
+                             cfg["mel_bins"], cfg["fmin"], cfg["fmax"],
+                             cfg["num_classes"]).eval()  # fmt: skip
+        return (lambda wavs: model(wavs)[0]), sum(p.numel() for p in model.parameters())
+    if name == "laion":
+        from transformers import ClapAudioConfig, ClapAudioModelWithProjection
+
+        from tinyclap.teachers.transformers_clap import ClapAudioTower
+
+        model = ClapAudioModelWithProjection(ClapAudioConfig()).eval()
+        tower = ClapAudioTower(
+            LogMel(**TEACHERS["laion"]["frontend"]), model.audio_model, model.audio_projection
+        ).eval()
+        return tower, sum(p.numel() for p in model.parameters())
+    raise ValueError(f"unknown teacher {name!r}: use one of {sorted(TEACHERS)}")
+
+
+def build_student(spec, teacher, clip_seconds=None):
+    """A random PhiNet student at the teacher's window (or ``clip_seconds``)."""
+    from tinyclap.students.encoder import StudentAudioEncoder
+    from tinyclap.students.phinet import PhiNetStudent
+
+    _, alpha, beta, t_zero, num_layers, head = spec
+    setup = TEACHERS[teacher]
+    seconds = float(clip_seconds or setup["clip_seconds"])
+    frontend = LogMel(**setup["frontend"])
+    frames = frontend.num_frames(int(round(seconds * frontend.sample_rate)))
+    torch.manual_seed(0)
+    student = PhiNetStudent(alpha, beta, t_zero, num_layers, n_frames=frames,
+                            n_mels=frontend.n_mels, head_channels=head,
+                            embedding_dim=setup["embedding_dim"])  # fmt: skip
+    return StudentAudioEncoder(student, setup["frontend"], seconds).eval()
+
+
+def export_graphs(encoder, folder):
+    """``student.onnx`` (log-mels in) and ``audio_encoder.onnx`` (waveform in), as export does."""
+    from tinyclap.deploy import onnx as deploy_onnx
+
+    window = int(round(encoder.clip_seconds * encoder.frontend.sample_rate))
+    example = 0.1 * torch.randn(2, window, generator=torch.Generator().manual_seed(0))
+    folder = Path(folder)
+    student = deploy_onnx._export(deploy_onnx.StudentGraph(encoder.student),
+                                  encoder.frontend(example), folder / "student.onnx",
+                                  "embedding", "logmel")  # fmt: skip
+    audio = deploy_onnx._export(deploy_onnx.AudioEmbeddingGraph(encoder.frontend, encoder.student),
+                                example, folder / "audio_encoder.onnx", "embedding")  # fmt: skip
+    return student, audio
+
+
+@contextlib.contextmanager
+def one_thread(threads=1):
+    """Limit torch and numpy's BLAS to ``threads`` (threadpoolctl when installed)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limits = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(int(threads))
+    try:
+        with limits, torch.inference_mode():
+            yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def interleaved_rounds(fns, rounds=3, target_ms=300.0, warmup=1, progress=None):
+    """Median ms per call of each ``fns[name]()``, timed in interleaved rounds.
+
+    Each round calls every candidate in turn, ``n`` times in a row where ``n``
+    fills about ``target_ms`` (from the warm-up time; at least once), so slow
+    teacher towers and fast students both get timed every round.
+
+    Example
+    -------
+    >>> sorted(interleaved_rounds({"a": lambda: None, "b": lambda: None}, rounds=2))
+    ['a', 'b']
+    """
+    calls, times = {}, {name: [] for name in fns}
+    for name, fn in fns.items():
+        start = time.perf_counter()
+        for _ in range(max(1, int(warmup))):
+            fn()
+        once = 1000 * (time.perf_counter() - start) / max(1, int(warmup))
+        calls[name] = max(1, min(50, int(target_ms / max(once, 1e-3))))
+    for index in range(int(rounds)):
+        for name, fn in fns.items():
+            for _ in range(calls[name]):
+                start = time.perf_counter()
+                fn()
+                times[name].append(1000 * (time.perf_counter() - start))
+        if progress:
+            progress(index + 1)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _candidates(teacher, batch, folder, students=STUDENTS, with_teacher=True, threads=1,
+                clip_seconds=None):  # fmt: skip
+    """``{key: (row, fn)}`` for one teacher window (or ``clip_seconds``) and batch size."""
+    from tinyclap.deploy.onnx import session
+    from tinyclap.runtime.engine import OnnxStudentEngine
+    from tinyclap.runtime.frontend import HostLogMel
+
+    setup = TEACHERS[teacher]
+    rate = setup["frontend"]["sample_rate"]
+    seconds = float(clip_seconds or setup["clip_seconds"])
+    window = int(round(seconds * rate))
+    wavs = 0.1 * torch.randn(batch, window, generator=torch.Generator().manual_seed(batch))
+    wavs_np = wavs.numpy()
+    base = {"teacher": teacher, "window_s": seconds, "sample_rate": rate,
+            "batch": batch}  # fmt: skip
+    out = {}
+    if with_teacher:
+        tower, params = teacher_tower(teacher)
+        out["teacher"] = ({**base, "model": f"{teacher} audio tower", "role": "teacher",
+                           "path": "pytorch", "params": params}, lambda: tower(wavs))  # fmt: skip
+    torch_frontend, host = LogMel(**setup["frontend"]), HostLogMel(**setup["frontend"])
+    out["frontend_torch"] = ({**base, "model": "frontend torch.stft LogMel", "role": "frontend",
+                              "path": "pytorch"}, lambda: torch_frontend(wavs))  # fmt: skip
+    host_row = {**base, "model": f"frontend HostLogMel ({host.bins} bins)", "role": "frontend"}
+    out["frontend_host"] = ({**host_row, "path": "runtime"}, lambda: host(wavs_np))
+    for spec in students:
+        encoder = build_student(spec, teacher, seconds)
+        sub = Path(folder) / teacher / spec[0].replace(" ", "_")
+        student_onnx, audio_onnx = export_graphs(encoder, sub)
+        engine = OnnxStudentEngine(student_onnx, setup["frontend"], window, threads=threads,
+                                   batch_size=max(batch, 1))  # fmt: skip
+        single = session(audio_onnx, threads=threads)
+        row = {**base, "model": spec[0], "role": "student",
+               "params": sum(p.numel() for p in encoder.student.parameters())}  # fmt: skip
+        student, frontend = encoder.student, encoder.frontend
+        out[f"{spec[0]}|pytorch"] = (
+            {**row, "path": "pytorch"},
+            lambda s=student, f=frontend: F.normalize(s(f(wavs)), dim=-1),
+        )
+        out[f"{spec[0]}|runtime"] = (
+            {**row, "path": "runtime"},
+            lambda e=engine: e.embed_windows(wavs_np),
+        )
+        out[f"{spec[0]}|onnx_single_file"] = (
+            {**row, "path": "onnx_single_file"},
+            lambda s=single: s.run(None, {"waveform": wavs_np}),
+        )
+        logmels = host(wavs_np)
+        out[f"{spec[0]}|ort_student_only"] = (
+            {**row, "path": "ort_student_only (log-mels given)"},
+            lambda e=engine, x=logmels: e.embed_logmels(x),
+        )
+    return out
+
+
+def run(teachers=tuple(TEACHERS), batch_sizes=(1, 16), rounds=3, target_ms=300.0,
+        threads=1, quick=False, clip_seconds=None):  # fmt: skip
+    """Rows of the deploy benchmark (see the module docstring).
+
+    ``quick``: the edge student only (for tests); ``clip_seconds``: one window
+    length for every teacher instead of each teacher's own (for tests).
+
+    Example
+    -------
+    >>> rows = run(["msclap-2022"], [1], rounds=1, quick=True)  # doctest: +SKIP
+    >>> sorted({r["path"] for r in rows if r["role"] == "student"})[-1]  # doctest: +SKIP
+    'runtime'
+    """
+    rows = []
+    students = [s for s in STUDENTS if s[0].startswith("edge")] if quick else STUDENTS
+    with tempfile.TemporaryDirectory() as folder, one_thread(threads):
+        for teacher in teachers:
+            for batch in batch_sizes:
+                cands = _candidates(teacher, int(batch), folder, students, True, threads,
+                                    clip_seconds)  # fmt: skip
+                print(f"bench deploy: {teacher} batch {batch}: {len(cands)} candidates, "
+                      f"{rounds} rounds", file=sys.stderr, flush=True)  # fmt: skip
+                medians = interleaved_rounds({k: fn for k, (_, fn) in cands.items()},
+                                             rounds=rounds, target_ms=target_ms)  # fmt: skip
+                ref = medians.get("teacher")
+                for key, (row, _) in cands.items():
+                    per_clip = medians[key] / int(batch)
+                    speedup = None if ref is None else round(ref / int(batch) / per_clip, 1)
+                    rows.append({**row, "ms_per_call": round(medians[key], 3),
+                                 "ms_per_clip": round(per_clip, 3),
+                                 "speedup_vs_teacher": speedup})  # fmt: skip
+    return rows
+
+
+def verdict(rows):
+    """Speedups of the fastest shipped path (runtime, single file) vs the targets, 2022 window.
+
+    Returns ``{"edge": {...}, "paper": {...}}`` with the best path's speedup per batch size
+    and whether it meets :data:`TARGETS` (edge 100x, paper 30x).
+    """
+    out = {}
+    for key, target in TARGETS.items():
+        found = {}
+        for row in rows:
+            if (row["teacher"] == "msclap-2022" and row["role"] == "student"
+                    and row["model"].startswith(key)
+                    and row["path"] in ("runtime", "onnx_single_file", "pytorch")
+                    and row["speedup_vs_teacher"] is not None):  # fmt: skip
+                best = found.get(row["batch"])
+                if best is None or row["speedup_vs_teacher"] > best["speedup_vs_teacher"]:
+                    found[row["batch"]] = row
+        out[key] = {f"batch_{b}": {"path": r["path"], "speedup_vs_teacher": r["speedup_vs_teacher"],
+                                   "meets": r["speedup_vs_teacher"] >= target}
+                    for b, r in sorted(found.items())}  # fmt: skip
+        out[key]["target"] = target
+    return out
+
+
+COLUMNS = ("teacher", "batch", "model", "path", "params", "ms_per_call", "ms_per_clip",
+           "speedup_vs_teacher")  # fmt: skip
+
+
+def markdown(rows):
+    """The rows as a markdown table."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in rows:
+        cells = []
+        for key in COLUMNS:
+            value = row.get(key)
+            if key == "params" and value is not None:
+                value = f"{value / 1e6:.2f}M"
+            cells.append("" if value is None else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(args):
+    """``tinyclap bench deploy``: print the table (or JSON) and optionally write ``--out``."""
+    rows = run(args.teachers, args.batch_sizes, args.rounds, args.target_ms, args.threads,
+               args.quick, args.clip_seconds)  # fmt: skip
+    result = {"rows": rows, "verdict": verdict(rows), "threads": args.threads,
+              "rounds": args.rounds, "command": getattr(args, "invocation", None)}  # fmt: skip
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        (out / "table.md").write_text(markdown(rows) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(markdown(rows))
+        print(json.dumps(result["verdict"], indent=2))
+    return 0
+
+
+def add_parser(bench_sub):
+    """Register ``tinyclap bench deploy`` on the bench sub-parsers."""
+    p = bench_sub.add_parser(
+        "deploy",
+        help="teacher towers vs students (PyTorch, runtime, single-file ONNX): ms per clip",
+        description="Time teacher audio towers and PhiNet students at the teacher's window, "
+        "in interleaved rounds of one process; ms_per_clip and speedup_vs_teacher per row.",
+    )
+    p.add_argument("--teachers", nargs="+", default=list(TEACHERS), choices=list(TEACHERS))
+    p.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 16])
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    p.add_argument("--target_ms", type=float, default=300.0,
+                   help="ms per candidate per round (fast ones are called repeatedly)")  # fmt: skip
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quick", action="store_true", help="edge student only (tests)")
+    p.add_argument("--clip_seconds", type=float,
+                   help="one window for all teachers, not each one's own (tests)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print JSON rows")
+    p.add_argument("--out", help="folder for results.json and table.md")
+    p.set_defaults(func=main)
+    return p
