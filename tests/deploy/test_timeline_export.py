@@ -56,9 +56,11 @@ def exported(tmp_path_factory, mini_teacher):
                  teacher=str(mini_teacher.path))  # fmt: skip
     export_student(root / "student.ckpt", root / "out", label_sets=["synth"], text_encoder=False)
     export_onnx(root / "out", repeats=5)
-    clf = ZeroShotAudioClassifier.from_hparams(source=str(root / "out"),
+    clf = ZeroShotAudioClassifier.from_hparams(source=str(root / "out"), backend="pytorch",
                                                savedir=str(root / "savedir"))  # fmt: skip
-    return {**recording, "root": root, "out": root / "out", "clf": clf}
+    fast = ZeroShotAudioClassifier.from_hparams(source=str(root / "out"), backend="onnxruntime",
+                                                savedir=str(root / "savedir_ort"))  # fmt: skip
+    return {**recording, "root": root, "out": root / "out", "clf": clf, "fast": fast}
 
 
 def _onnx_embedder(exported):
@@ -71,12 +73,13 @@ def _assert_same_timeline(a, b, min_events=1):
     diff = float((a.scores - b.scores).abs().max())
     top2 = a.scores.topk(2, dim=1).values
     margin = float((top2[:, 0] - top2[:, 1]).min())
-    # The graph's DFT-convolution frontend differs from torch.stft by up to ~0.1 dB in
-    # near-silent bins (< -80 dB, float32 cancellation), which this student (BatchNorm
-    # calibrated, not saturated) carries into scores at ~1e-3: no window's decision
-    # may hang on such a difference, or the comparison would mean nothing.
+    # The graphs' frontends differ from torch.stft by up to ~0.1 dB in near-silent bins
+    # (< -80 dB, float32 cancellation), which this student (BatchNorm calibrated, not
+    # saturated) carries into scores at ~1e-3. Every window's top-two margin must exceed
+    # twice the largest score difference, the condition under which no window's best
+    # label can differ between the backends: otherwise the comparison would mean nothing.
     assert diff <= 2e-3, diff
-    assert margin > 3 * diff, (margin, diff)
+    assert margin > 2 * diff, (margin, diff)
     assert len(a.events) >= min_events
     assert [(e.label, e.onset, e.offset) for e in a.events] == [
         (e.label, e.onset, e.offset) for e in b.events]  # fmt: skip
@@ -85,10 +88,14 @@ def _assert_same_timeline(a, b, min_events=1):
 
 def test_pytorch_and_onnx_timelines_give_the_same_events(exported):
     clf, path = exported["clf"], exported["path"]
+    assert clf.backend == "pytorch" and exported["fast"].backend == "onnxruntime"
     torch_tl = clf.classify_file(path, "synth", timeline=True, hop=HOP)
     onnx_tl = clf.classify_timeline(path, "synth", hop=HOP, embed_windows=_onnx_embedder(exported))
     assert isinstance(torch_tl, Timeline) and torch_tl.labels == clf.labels_of("synth")
-    _assert_same_timeline(torch_tl, onnx_tl)
+    _assert_same_timeline(torch_tl, onnx_tl)  # the single-file graph
+    # the default fast path: host log-mels + onnx/student.onnx under onnxruntime
+    _assert_same_timeline(torch_tl, exported["fast"].classify_file(path, "synth", timeline=True,
+                                                                   hop=HOP))  # fmt: skip
     # labels = the clips' own embeddings: several events, the same on both backends
     prototypes = F.normalize(torch.stack([
         clf.embed_windows(split_windows(clf.load_audio(p), clf.window_samples)).mean(0).cpu()
@@ -112,7 +119,8 @@ def test_classify_file_without_timeline_is_unchanged(exported):
 
 
 def test_classify_cli_timeline(exported, tmp_path, capsys):
-    clf, path, out = exported["clf"], exported["path"], exported["out"]
+    # the CLI runs the default backend: onnxruntime, as the folder has onnx/student.onnx
+    clf, path, out = exported["fast"], exported["path"], exported["out"]
     expected = clf.classify_file(path, "synth", timeline=True, hop=HOP, min_duration=1.0)
     base = ["classify", str(path), "--labels", "synth", "--model", str(out), "--timeline",
             "--hop", str(HOP), "--min_duration", "1"]  # fmt: skip

@@ -35,6 +35,21 @@ def frontend_nodes(model):
     return [n.name for n in model.graph.node if "frontend" in n.name]
 
 
+def float_input_nodes(model):
+    """Names of the nodes before the student's first ``Conv``, left in float.
+
+    They are the frontend and the student's input normalisation (the eval-mode
+    BatchNorm over mel bins, a per-mel affine map), so the log-mels are never
+    quantized. (ONNX node lists are topologically sorted.)
+    """
+    names = []
+    for node in model.graph.node:
+        if node.op_type == "Conv" and "frontend" not in node.name:
+            break
+        names.append(node.name)
+    return sorted(set(names) | set(frontend_nodes(model)))
+
+
 def quantize_dynamic_graph(path, out=None):
     """Dynamic int8 quantization of the student's MatMul/Gemm layers; returns the new path.
 
@@ -133,7 +148,7 @@ def quantize_static_graph(
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(path), str(pre))
         model = onnx.load(str(pre))
-        exclude = frontend_nodes(model) + ([] if depthwise else depthwise_convs(model))
+        exclude = float_input_nodes(model) + ([] if depthwise else depthwise_convs(model))
         quantize_static(
             str(pre),
             str(out),
