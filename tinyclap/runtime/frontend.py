@@ -4,14 +4,15 @@
 computes (centred, reflect-padded frames, periodic Hann window, power
 spectrum, librosa's Slaney mel filterbank, ``10 log10(max(x, amin))``) with
 an rFFT per frame, and keeps only the FFT bins that the mel filterbank uses:
-for CLAP 2022 (50-14000 Hz at 44.1 kHz, n_fft 1024) that is 326 of 513 bins,
-so the power spectrum and the mel product touch 64% of the spectrum. The mel
+for CLAP 2022 (50-14000 Hz at 44.1 kHz, n_fft 1024) that is 324 of 513 bins
+(2 to 325: the filterbank's non-zero columns), so the power spectrum and the mel
+product touch 63% of the spectrum. The mel
 filterbank is rebuilt here in numpy exactly as ``librosa.filters.mel`` builds
 it (no librosa needed at run time; the tests compare the two).
 
-The exported ONNX audio graph computes the DFT as a dense convolution
-(``n_fft x (n_fft/2+1)`` multiplies per frame, ~370M MACs for 5 s at 44.1 kHz);
-the rFFT here costs ``O(n_fft log n_fft)`` per frame.
+The single-file ONNX audio graph cannot call an FFT: it computes a factored
+two-stage DFT as matrix products (:mod:`tinyclap.deploy.onnx_frontends`); the
+rFFT here costs ``O(n_fft log n_fft)`` per frame.
 """
 
 import math
@@ -32,7 +33,7 @@ def hz_to_mel(freqs):
 
     Example
     -------
-    >>> float(hz_to_mel(1000.0))
+    >>> round(float(hz_to_mel(1000.0)), 9)
     15.0
     """
     freqs = np.asarray(freqs, dtype=np.float64)
@@ -107,7 +108,7 @@ class HostLogMel:
     >>> frontend(np.zeros((2, 5 * 44100), np.float32)).shape
     (2, 690, 64)
     >>> frontend.bins  # FFT bins the filterbank uses, of 513
-    326
+    324
     """
 
     CHUNK = 128  # frames per FFT block
@@ -145,7 +146,7 @@ class HostLogMel:
         Example
         -------
         >>> HostLogMel.from_config({"sample_rate": 16000, "f_max": 8000.0}).bins
-        257
+        508
         """
         return cls(**config)
 
