@@ -67,7 +67,7 @@ class SelfAttention(torch.nn.Module):
         """``x [B, L, d]``, ``mask [B, L]`` (1 = token) -> ``[B, L, d]``."""
         batch, length, d_model = x.shape
         qkv = self.qkv(x).reshape(batch, length, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each [B, H, L, hd]
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, H, L, hd]
         scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
         keep = mask[:, None, None, :].to(torch.bool)
         scores = scores.masked_fill(~keep, -1e4)
