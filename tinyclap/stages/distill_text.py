@@ -250,7 +250,11 @@ def run_distill_text(hparams, run_opts):
         tokenizer,
         teacher=getattr(teacher, "source", getattr(teacher, "name", "")),
         teacher_fingerprint=getattr(teacher, "fingerprint", ""),
-        extra={"teacher_name": getattr(teacher, "name", ""), "metrics": metrics},
+        extra={
+            "teacher_name": getattr(teacher, "name", ""),
+            "metrics": metrics,
+            "heldout_phrases": list(splits["test"]),  # for tinyclap.tools.text_student_report
+        },
     )
     return write_results(
         hparams,
