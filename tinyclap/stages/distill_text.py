@@ -111,17 +111,26 @@ def train_tokenizer(sentences, folder, vocab_size, model_type="unigram", max_len
 
     folder = Path(folder)
     corpus = write_corpus_file(sentences, folder / "corpus.txt")
-    spm = SentencePiece(
-        model_dir=str(folder),
-        vocab_size=int(vocab_size),
-        model_type=model_type,
-        text_file=str(corpus),
-        character_coverage=1.0,
-        pad_id=PAD_ID,
-        unk_id=1,
-        bos_id=-1,
-        eos_id=-1,
-    )
+    try:
+        spm = SentencePiece(
+            model_dir=str(folder),
+            vocab_size=int(vocab_size),
+            model_type=model_type,
+            text_file=str(corpus),
+            character_coverage=1.0,
+            pad_id=PAD_ID,
+            unk_id=1,
+            bos_id=-1,
+            eos_id=-1,
+        )
+    except RuntimeError as err:
+        if "Vocabulary size too high" not in str(err):
+            raise
+        raise ValueError(
+            f"vocab_size {vocab_size} is more than the text corpus supports "
+            f"({str(err).split('Vocabulary size too high')[-1].strip(' ().')}): "
+            "pass a smaller --vocab_size"
+        ) from None
     return TextTokenizer.from_file(spm.prefix_model_file + ".model", max_length)
 
 
