@@ -25,6 +25,7 @@ python -m tinyclap.tools.text_student_report \
 import argparse
 import json
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -158,8 +159,13 @@ def measure(args):
     )
     if args.onnx:
         onnx_ms = onnx_latency(student, tokenizer, kept, latency_labels, args)
+    run = Path(args.text_student).parent / "results.json"  # the stage that trained it
+    trained_by = (
+        json.loads(run.read_text(encoding="utf-8")).get("command") if run.is_file() else None
+    )
     return {
         "text_student": str(args.text_student),
+        "text_student_command": trained_by and f"python {trained_by}",
         "teacher": teacher_name,
         "teacher_checkpoint": teacher_source,
         "audio": str(args.audio),
@@ -267,6 +273,9 @@ def render_table(record):
 
 def render_readme(record, command):
     """The README beside the table: what was measured and the command."""
+    trained = record.get("text_student_command")
+    trained = f"{trained}\n" if trained else ""
+    note = f"\n{record['note']}\n" if record.get("note") else ""
     return f"""# A tiny text student: measured on the embedded default
 
 Zero-shot accuracy on `{record["manifest"]}` ({record["num_clips"]} clips,
@@ -277,13 +286,12 @@ embeddings from the teacher's text tower or from the text student
 no sentence containing a paraphrase is in the text corpus.
 
 {render_table(record)}
-Regenerate (after `make demo` and the text student of the README's "A tiny text
-student" section):
+Regenerate: `make demo`, then train the text student and measure it:
 
 ```
-{command}
+{trained}{command}
 ```
-
+{note}
 The figures are in `results.json`. Timings come from a shared, noisy machine:
 compare the ratios, and rerun on an idle one for absolute numbers.
 """
@@ -303,11 +311,14 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--no_onnx", dest="onnx", action="store_false")
+    parser.add_argument("--note", help="a sentence for the README (how the run was made)")
     args = parser.parse_args(argv)
     record = measure(args)
-    command = "python -m tinyclap.tools.text_student_report " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    record["note"] = args.note
+    given = list(argv if argv is not None else sys.argv[1:])
+    if "--note" in given:  # the note describes the run; it is not part of the measurement
+        del given[given.index("--note") : given.index("--note") + 2]
+    command = "python -m tinyclap.tools.text_student_report " + shlex.join(given)
     record["command"] = command
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
