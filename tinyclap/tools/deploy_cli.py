@@ -32,6 +32,7 @@ def export(args):
         label_sets=args.label_sets,
         text_encoder=not args.no_text_encoder,
         repo_id=args.repo_id,
+        text_student=args.text_student,
         threads=args.threads,
         command=args.invocation,
     )
@@ -245,6 +246,12 @@ def add_hub_commands(sub):
     e.add_argument("--prompt_template", default="this is the sound of {label}")
     e.add_argument("--label_sets", nargs="+", help="bundled label sets (default: all)")
     e.add_argument("--no_text_encoder", action="store_true", help="bundled label sets only")
+    e.add_argument(
+        "--text_student",
+        default="auto",
+        help="free-form text encoder: a text_student.ckpt (hparams/distill_text.yaml), 'auto' "
+        "(one beside the student or in ../text_student/) or 'none' (the teacher's text side)",
+    )
     e.add_argument("--repo_id", help="hub repo id shown in the model card")
     e.add_argument("--threads", type=int, default=1, help="CPU threads for latency")
     e.add_argument("--repeats", type=int, default=50, help="timed calls per ONNX latency figure")
