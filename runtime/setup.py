@@ -4,8 +4,9 @@ A setuptools extra can only add requirements, never drop the full package's
 (torch, SpeechBrain...), so the torch-free runtime is a second, tiny
 distribution built from the same source files: this file packages
 ``../tinyclap/runtime`` as ``tinyclap.runtime`` (``tinyclap`` is then an
-implicit namespace package) with numpy, soundfile and onnxruntime as its only
-requirements, and installs the ``tinyclap-runtime`` console script::
+implicit namespace package) with numpy, soundfile, onnxruntime and sentencepiece
+(the text student's tokenizer, for free-form labels) as its only requirements,
+and installs the ``tinyclap-runtime`` console script::
 
     pip install ./runtime            # from a checkout of the repository
 
@@ -33,6 +34,11 @@ setup(
     python_requires=">=3.9",
     packages=["tinyclap.runtime"],
     package_dir={"tinyclap.runtime": "../tinyclap/runtime"},
-    install_requires=["numpy>=1.23", "soundfile>=0.12", "onnxruntime>=1.17"],
+    install_requires=[
+        "numpy>=1.23",
+        "soundfile>=0.12",
+        "onnxruntime>=1.17",
+        "sentencepiece>=0.1.99",  # the text student's tokenizer (free-form labels)
+    ],
     entry_points={"console_scripts": ["tinyclap-runtime=tinyclap.runtime.cli:main"]},
 )

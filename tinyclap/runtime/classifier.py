@@ -11,11 +11,18 @@
 * ``onnx/student.onnx``: the student (log-mels in), run by
   :class:`tinyclap.runtime.engine.OnnxStudentEngine`.
 
-Labels are a bundled set's name (``esc50``, ``us8k``...) or free-form words
-whose prompts are in the tables. Other prompts need a text encoder: the hook
-is :meth:`RuntimeClassifier.text_encoder`, which a folder carrying
-``onnx/text_encoder.onnx`` (an ONNX text student) will fill; until then they
-raise :class:`MissingTextEncoderError` naming the prompts.
+Labels are a bundled (or adapted) set's name (``esc50``, ``us8k``,
+``adapted``...) or free-form words. Prompts found in the tables take the
+teacher's embeddings; the others are embedded by the folder's text student
+(``onnx/text_encoder.onnx`` + ``text_tokenizer.model``, see
+:mod:`tinyclap.runtime.text`; needs the ``sentencepiece`` package), exactly as
+the full install does. A folder without that graph (or without sentencepiece)
+raises :class:`MissingTextEncoderError` naming the prompts and the reason.
+
+``open_set.json`` (``tinyclap calibrate``), checked against its SHA-256 in
+``export.json``, gives the "none of these" and multi-label decisions of
+:mod:`tinyclap.runtime.decisions` (``open_set=True`` / ``multi_label=True`` of
+:meth:`RuntimeClassifier.classify_files`).
 """
 
 import hashlib
@@ -28,7 +35,13 @@ from pathlib import Path
 import numpy as np
 
 from tinyclap.runtime.audio import audio_files, load_audio
+from tinyclap.runtime.decisions import (
+    multi_label_decisions,
+    open_set_decisions,
+    read_folder_calibration,
+)
 from tinyclap.runtime.engine import OnnxStudentEngine
+from tinyclap.runtime.text import OnnxTextEncoder, readable_label
 
 DEFAULT_TEMPLATE = "this is the sound of {label}"
 TABLES_FORMAT = "tinyclap-label-embeddings"
@@ -38,17 +51,6 @@ SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64,
 
 class MissingTextEncoderError(ValueError):
     """Labels whose prompts are not in the folder's tables, and no text encoder to embed them."""
-
-
-def readable_label(name):
-    """A class name as prompt words (twin of :func:`tinyclap.data.label_sets.readable_label`).
-
-    Example
-    -------
-    >>> readable_label("door_wood_knock/knock")
-    'door wood knock or knock'
-    """
-    return " or ".join(part.replace("_", " ").strip() for part in str(name).split("/"))
 
 
 def read_safetensors(path):
@@ -115,6 +117,7 @@ def folder_config(folder):
         "pad_mode": pad_mode or "zeros",
         "prompt_template": info.get("prompt_template") or DEFAULT_TEMPLATE,
         "weights": info.get("weights") or {},
+        "info": info,
     }
 
 
@@ -130,24 +133,33 @@ class RuntimeClassifier:
     template : str
         The prompt template of the tables.
     text_encoder : callable, optional
-        ``embed_text(list of prompts) -> array [N, K]`` for prompts outside the tables.
+        ``embed_text(list of prompts) -> array [N, K]`` for prompts outside the tables
+        (:class:`tinyclap.runtime.text.OnnxTextEncoder` for a folder with a text student).
+    calibration : dict, optional
+        The folder's ``open_set.json`` (open-set and multi-label thresholds).
+    no_text_encoder : str
+        Why there is no text encoder (named in :class:`MissingTextEncoderError`).
 
     Example
     -------
     >>> clf = RuntimeClassifier.from_folder("exported/demo")  # doctest: +SKIP
-    >>> clf.classify_files(["dog.wav"], "dog barking,rain")[0]["top"][0]  # doctest: +SKIP
+    >>> clf.classify_files(["dog.wav"], "dog barking,a purring cat")[0]["top"][0]  # doctest: +SKIP
     {'label': 'dog barking', 'score': 0.41}
     """
 
-    def __init__(self, engine, tables, template=DEFAULT_TEMPLATE, text_encoder=None):
+    def __init__(self, engine, tables, template=DEFAULT_TEMPLATE, text_encoder=None,
+                 calibration=None, no_text_encoder=""):  # fmt: skip
         self.engine = engine
         self.tables = tables
         self.template = template
+        self.calibration = calibration
         self._text_encoder = text_encoder
+        self._no_text_encoder = no_text_encoder
         self._by_prompt = {}
         for table in tables.values():
             for prompt, emb in zip(table["prompts"], table["embeddings"]):
                 self._by_prompt[prompt] = emb
+        self._encoded = {}  # prompts embedded by the text encoder, cached
 
     @classmethod
     def from_folder(cls, folder, threads=1, batch_size=32):
@@ -167,7 +179,8 @@ class RuntimeClassifier:
         FileNotFoundError
             ``export.json``, ``label_embeddings.safetensors`` or ``onnx/student.onnx`` missing.
         ValueError
-            The label tables do not match the SHA-256 recorded in ``export.json``.
+            The label tables, the text graph, its tokenizer or ``open_set.json`` do not
+            match the SHA-256 recorded in ``export.json``.
         """
         folder = Path(folder)
         config = folder_config(folder)
@@ -196,17 +209,28 @@ class RuntimeClassifier:
         for name, table in sets.items():
             table["embeddings"] = tensors[name]
         template = metadata.get("template") or config["prompt_template"]
-        return cls(engine, sets, template, text_encoder=cls.text_encoder(folder))
+        encoder, why = cls.text_encoder(folder, config["info"], threads)
+        calibration = read_folder_calibration(folder, config["info"])
+        return cls(engine, sets, template, text_encoder=encoder, calibration=calibration,
+                   no_text_encoder=why)  # fmt: skip
 
     @staticmethod
-    def text_encoder(folder):
-        """The folder's text encoder for free-form prompts, or None.
+    def text_encoder(folder, info=None, threads=1):
+        """``(encoder or None, why not)``: the folder's text student for free-form prompts.
 
-        The hook for ``onnx/text_encoder.onnx`` (an ONNX text student, with its
-        tokenizer): until the runtime reads it, prompts outside the label
-        tables raise :class:`MissingTextEncoderError`.
+        The encoder is :class:`tinyclap.runtime.text.OnnxTextEncoder` of
+        ``onnx/text_encoder.onnx`` and ``text_tokenizer.model`` (checked against
+        ``export.json``); None when the folder has no text student graph or the
+        ``sentencepiece`` package is missing.
         """
-        return None
+        if info is None:
+            info = folder_config(folder)["info"]
+        return OnnxTextEncoder.from_folder(folder, info, threads=threads)
+
+    @property
+    def has_text_encoder(self):
+        """True when free-form labels outside the tables can be embedded."""
+        return self._text_encoder is not None
 
     @property
     def label_sets(self):
@@ -237,25 +261,86 @@ class RuntimeClassifier:
         if not labels:
             raise ValueError("no labels given")
         prompts = [self.template.format(label=readable_label(label)) for label in labels]
-        missing = [p for p in prompts if p not in self._by_prompt]
-        encoded = {}
+        missing = [p for p in prompts if p not in self._by_prompt and p not in self._encoded]
         if missing:
             if self._text_encoder is None:
                 raise MissingTextEncoderError(
                     f"{len(missing)} prompt(s) are not in this folder's label tables "
                     f"({', '.join(self.label_sets)}) and the runtime has no text encoder for "
-                    f"them: {missing[:5]}. Use labels of the bundled sets, or the full install "
-                    "(tinyclap classify / ZeroShotAudioClassifier) with a text encoder."
+                    f"them ({self._no_text_encoder or 'none given'}): {missing[:5]}. Use labels "
+                    "of the bundled sets, a folder exported with a text student, or the full "
+                    "install (tinyclap classify / ZeroShotAudioClassifier)."
                 )
-            encoded = dict(zip(missing, np.asarray(self._text_encoder(missing), np.float32)))
-        return labels, np.stack([encoded.get(p, self._by_prompt.get(p)) for p in prompts])
+            embedded = np.asarray(self._text_encoder(missing), np.float32)
+            width = next(iter(self.tables.values()))["embeddings"].shape[1] if self.tables else None
+            if width is not None and embedded.shape[1] != width:
+                raise ValueError(
+                    f"the text encoder gives {embedded.shape[1]} dims, the label tables "
+                    f"{width}: the folder's text graph is not this student's"
+                )
+            self._encoded.update(zip(missing, embedded))
+        return labels, np.stack([self._by_prompt.get(p, self._encoded.get(p)) for p in prompts])
+
+    def labels_of(self, labels):
+        """Class names in the order of the score columns for ``labels``."""
+        return self.resolve_labels(labels)[0]
 
     def classify_clips(self, clips, labels):
         """Scores ``[N, C]`` and the class names for 1-D clips at the student's rate."""
         names, text = self.resolve_labels(labels)
         return self.engine.embed_clips(clips) @ text.T, names
 
-    def classify_files(self, paths, labels, top=3, files_per_call=16):
+    def classify_open_set(self, clips, labels, threshold=None):
+        """Scores with "none of these" (as the full install's ``classify_open_set``).
+
+        Parameters
+        ----------
+        clips : list of array
+            1-D clips at the student's rate.
+        labels : str or list of str
+            A set's name, ``"a,b,c"`` or a list.
+        threshold : float, optional
+            Rejection threshold on the best cosine (default: ``open_set.json``'s).
+
+        Returns
+        -------
+        scores, score, index, text_lab
+            ``[N, C]`` cosines, ``[N]`` best cosine, ``[N]`` best index (-1:
+            rejected) and the label (None: rejected) of each clip.
+
+        Example
+        -------
+        >>> clf.classify_open_set([wav], "adapted")[3]  # doctest: +SKIP
+        [None]
+        """
+        scores, names = self.classify_clips(clips, labels)
+        best, index, text_lab = open_set_decisions(scores, names, self.calibration, threshold)
+        return scores, best, np.array(index), text_lab
+
+    def classify_multi_label(self, clips, labels, thresholds=None):
+        """Every label whose cosine reaches its threshold (as the full install's method).
+
+        Parameters
+        ----------
+        clips : list of array
+            1-D clips at the student's rate.
+        labels : str or list of str
+            A set's name, ``"a,b,c"`` or a list.
+        thresholds : float or list of float, optional
+            One threshold, or one per label (default: ``open_set.json``'s per-class
+            thresholds; labels it does not know get its shared one).
+
+        Returns
+        -------
+        scores, present, text_labs
+            ``[N, C]`` cosines, ``[N, C]`` booleans, the labels present per clip (best first).
+        """
+        scores, names = self.classify_clips(clips, labels)
+        present, text_labs = multi_label_decisions(scores, names, self.calibration, thresholds)
+        return scores, present, text_labs
+
+    def classify_files(self, paths, labels, top=3, files_per_call=16, open_set=False,
+                       multi_label=False, threshold=None):  # fmt: skip
         """Zero-shot top labels of audio files (folders expanded), several files per call.
 
         Parameters
@@ -268,13 +353,26 @@ class RuntimeClassifier:
             Labels kept per file.
         files_per_call : int
             Files whose windows are embedded together.
+        open_set : bool
+            Add ``"open_set"``: the best label, or None ("none of these") below the
+            rejection threshold.
+        multi_label : bool
+            Add ``"labels"``: every label at or above its threshold, best first.
+        threshold : float, optional
+            Used instead of the calibrated threshold(s) of ``open_set.json``.
 
         Returns
         -------
         list of dict
-            ``{"file", "top": [{"label", "score"}...]}`` per file.
+            ``{"file", "top": [{"label", "score"}...]}`` per file (and the decisions asked for).
         """
         names, text = self.resolve_labels(labels)
+        if open_set:  # a missing calibration is reported before any file is read
+            open_set_decisions(np.zeros((0, len(names)), np.float32), names, self.calibration,
+                               threshold)  # fmt: skip
+        if multi_label:
+            multi_label_decisions(np.zeros((0, len(names)), np.float32), names,
+                                  self.calibration, threshold)  # fmt: skip
         top = max(1, min(int(top), len(names)))
         files = audio_files(paths)
         records = []
@@ -282,19 +380,29 @@ class RuntimeClassifier:
             chunk = files[start : start + max(1, int(files_per_call))]
             clips = [load_audio(path, self.sample_rate) for path in chunk]
             scores = self.engine.embed_clips(clips) @ text.T
-            for path, row in zip(chunk, scores):
+            decided = [{} for _ in chunk]
+            if open_set:
+                chosen = open_set_decisions(scores, names, self.calibration, threshold)[2]
+                for record, label in zip(decided, chosen):
+                    record["open_set"] = label
+            if multi_label:
+                present = multi_label_decisions(scores, names, self.calibration, threshold)[1]
+                for record, found in zip(decided, present):
+                    record["labels"] = found
+            for path, row, extra in zip(chunk, scores, decided):
                 best = np.argsort(-row, kind="stable")[:top]
                 ranked = [{"label": names[i], "score": round(float(row[i]), 4)} for i in best]
-                records.append({"file": path, "top": ranked})
+                records.append({"file": path, "top": ranked, **extra})
         return records
 
-    def classify_folder(self, paths, labels, top=3, files_per_call=16):
+    def classify_folder(self, paths, labels, top=3, files_per_call=16, **decisions):
         """:meth:`classify_files` and its throughput (files, seconds, files_per_s, cpu_seconds).
 
-        ``cpu_seconds`` (this process's CPU time) is the figure to compare on a loaded machine.
+        ``cpu_seconds`` (this process's CPU time) is the figure to compare on a loaded
+        machine; ``decisions``: ``open_set``, ``multi_label``, ``threshold``.
         """
         start, cpu = time.perf_counter(), time.process_time()
-        records = self.classify_files(paths, labels, top, files_per_call)
+        records = self.classify_files(paths, labels, top, files_per_call, **decisions)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         return records, {"files": len(records), "seconds": round(seconds, 3),
                          "files_per_s": round(len(records) / max(seconds, 1e-9), 2),

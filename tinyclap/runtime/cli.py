@@ -4,6 +4,7 @@ Example
 -------
 tinyclap-runtime classify dog.wav clips/ --model exported/demo --labels esc50 --top 2
 tinyclap-runtime classify clips/ --model exported/demo --labels "rain,siren" --json
+tinyclap-runtime classify a.wav --model exported/adapted --labels adapted --open_set --multi_label
 """
 
 import argparse
@@ -21,6 +22,10 @@ def classify(args):
     """Classify files and folders; one line (or a JSON record) per file, files/s on stderr."""
     from tinyclap.runtime.classifier import MissingTextEncoderError, RuntimeClassifier
 
+    if args.threshold is not None and not (args.open_set or args.multi_label):
+        print("tinyclap-runtime: --threshold only applies with --open_set or --multi_label",
+              file=sys.stderr)  # fmt: skip
+        return 2
     source = args.model or os.environ.get(MODEL_ENV)
     if not source:
         print(f"tinyclap-runtime: no model: pass --model FOLDER or set {MODEL_ENV}",
@@ -29,7 +34,9 @@ def classify(args):
     try:
         clf = RuntimeClassifier.from_folder(source, threads=args.threads,
                                             batch_size=args.batch_size)  # fmt: skip
-        records, speed = clf.classify_folder(args.files, args.labels, args.top, args.files_per_call)
+        records, speed = clf.classify_folder(args.files, args.labels, args.top, args.files_per_call,
+                                             open_set=args.open_set, multi_label=args.multi_label,
+                                             threshold=args.threshold)  # fmt: skip
     except (FileNotFoundError, MissingTextEncoderError, ValueError, RuntimeError) as err:
         print(f"tinyclap-runtime: {err}", file=sys.stderr)
         return 2
@@ -38,10 +45,26 @@ def classify(args):
     else:
         for record in records:
             ranked = ", ".join(f"{t['label']} ({t['score']:.3f})" for t in record["top"])
-            print(f"{record['file']}: {ranked}")
+            print(f"{record['file']}: {decision_text(record)}{ranked}")
     print(f"{speed['files']} files in {speed['seconds']:.2f} s: {speed['files_per_s']:.1f} "
           f"files/s ({speed['cpu_seconds']:.2f} s of CPU)", file=sys.stderr)  # fmt: skip
     return 0
+
+
+def decision_text(record):
+    """``[label or none of these] [{labels}] `` of a record's decisions (as ``tinyclap classify``).
+
+    Example
+    -------
+    >>> decision_text({"open_set": None, "labels": ["rain", "wind"]})
+    '[none of these] [{rain, wind}] '
+    """
+    parts = []
+    if "open_set" in record:
+        parts.append(record["open_set"] or "none of these")
+    if "labels" in record:
+        parts.append("{" + ", ".join(record["labels"]) + "}")
+    return " ".join(f"[{p}]" for p in parts) + (" " if parts else "")
 
 
 def build_parser():
@@ -49,14 +72,26 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="tinyclap-runtime",
         description="Zero-shot audio classification with an exported tinyclap folder "
-        "(onnx/student.onnx + label tables), without torch.",
+        "(onnx/student.onnx + label tables, onnx/text_encoder.onnx for free-form labels, "
+        "open_set.json for 'none of these'), without torch.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("classify", help="zero-shot classification of audio files and folders")
     c.add_argument("files", nargs="+", help="audio files or folders (any format soundfile reads)")
-    c.add_argument("--labels", required=True, help="a bundled set (esc50, us8k...) or 'a,b,c'")
+    c.add_argument("--labels", required=True,
+                   help="a bundled or adapted set (esc50, us8k, adapted...) or 'a,b,c' (any "
+                   "words with a folder exported with a text student)")  # fmt: skip
     c.add_argument("--model", help=f"exported folder (default: ${MODEL_ENV})")
     c.add_argument("--top", type=int, default=3, help="labels shown per file")
+    c.add_argument("--open_set", action="store_true",
+                   help="say 'none of these' below the folder's calibrated threshold "
+                   "(open_set.json of tinyclap calibrate)")  # fmt: skip
+    c.add_argument("--multi_label", action="store_true",
+                   help="every label at or above its calibrated threshold "
+                   "(open_set.json)")  # fmt: skip
+    c.add_argument("--threshold", type=float,
+                   help="with --open_set/--multi_label: this threshold instead of the "
+                   "calibrated one(s)")  # fmt: skip
     c.add_argument("--json", action="store_true", help="print JSON")
     c.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
     c.add_argument("--batch_size", type=int, default=32, help="windows per onnxruntime call")
