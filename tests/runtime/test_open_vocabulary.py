@@ -186,50 +186,86 @@ def test_modified_files_are_refused(folders, tmp_path, name):
         RuntimeClassifier.from_folder(folder)
 
 
-def test_open_set_and_multi_label_equal_the_full_install(folders):
+def _clear_threshold(values, margin=1e-4):
+    """The midpoint of the widest gap between the sorted ``values`` (not at the ends).
+
+    The tiny random student's prototype scores all sit within 1e-5 of 1, so
+    the end-to-end comparisons use thresholds far (> ``margin``) from every score:
+    a float difference between two correct implementations cannot flip them.
+    """
+    values = np.sort(np.asarray(values, np.float64).ravel())
+    gaps = np.diff(values)
+    i = int(np.argmax(gaps))
+    assert gaps[i] > 2 * margin, values
+    return float((values[i] + values[i + 1]) / 2)
+
+
+def test_decisions_on_the_same_scores_equal_the_full_install(folders):
+    """The decision rules alone: the full install's scores through the runtime's rules."""
+    from tinyclap.runtime.decisions import multi_label_decisions, open_set_decisions
+
     clf, full = RuntimeClassifier.from_folder(folders["adapted"]), _full(folders["adapted"])
     written = json.loads((folders["adapted"] / "open_set.json").read_text())
     assert clf.calibration == full.calibration == written
-    files = folders["files"]
+    wavs = [full.load_audio(f) for f in folders["files"]]
+    for labels in ("adapted", ["a purring kitten", *CLASSES]):  # prototypes; free-form text
+        names = full.labels_of(labels)
+        scores = full.classify_batch(wavs, labels)[0]
+        best = np.sort(scores.max(-1).values.numpy())
+        middle = float(best[len(best) // 2])  # rejects some clips, accepts others
+        for threshold in (None, middle, 2.0):
+            want = full.classify_open_set(wavs, labels, threshold=threshold)
+            got = open_set_decisions(scores.numpy(), names, clf.calibration, threshold)
+            assert got[2] == want[3] and got[1] == want[2].tolist()
+        rejected = open_set_decisions(scores.numpy(), names, None, middle)[2]
+        assert None in rejected and any(label is not None for label in rejected)
+        all_scores = np.sort(scores.numpy().ravel())
+        for thresholds in (None, float(all_scores[len(all_scores) // 2]), [0.5] * len(names)):
+            want = full.classify_multi_label(wavs, labels, thresholds)
+            got = multi_label_decisions(scores.numpy(), names, clf.calibration, thresholds)
+            assert got[0].tolist() == want[1].tolist() and got[1] == want[2]
+
+
+def test_open_set_and_multi_label_end_to_end_equal_the_full_install(folders):
+    clf, full = RuntimeClassifier.from_folder(folders["adapted"]), _full(folders["adapted"])
+    files, labels = folders["files"], ["a purring kitten", *CLASSES]
     clips = [rt_audio.load_audio(f, clf.sample_rate) for f in files]
     wavs = [full.load_audio(f) for f in files]
-    for labels in ("adapted", ["a purring kitten", *CLASSES]):  # prototypes; free-form text
-        want = full.classify_open_set(wavs, labels)
-        got = clf.classify_open_set(clips, labels)
+    for spec in ("adapted", labels):
+        got, want = clf.classify_open_set(clips, spec), full.classify_open_set(wavs, spec)
         assert np.abs(got[0] - want[0].numpy()).max() < 1e-4
-        best = np.sort(want[1].numpy())
-        split = float((best[len(best) // 2 - 1] + best[len(best) // 2]) / 2)
-        for threshold in (None, split):  # calibrated, and one that rejects half the clips
-            want = full.classify_open_set(wavs, labels, threshold=threshold)
-            got = clf.classify_open_set(clips, labels, threshold=threshold)
-            assert got[3] == want[3] and got[2].tolist() == want[2].tolist()
-        assert None in got[3] and any(label is not None for label in got[3])
-        all_scores = np.sort(want[0].numpy().ravel())
-        middle = float(all_scores[len(all_scores) // 2 - 1 : len(all_scores) // 2 + 1].mean())
-        for thresholds in (None, middle):
-            if thresholds is None and labels != "adapted":
-                continue  # the calibrated thresholds are for the adapted set
-            want = full.classify_multi_label(wavs, labels, thresholds)
-            got = clf.classify_multi_label(clips, labels, thresholds)
-            assert got[1].tolist() == want[1].tolist() and got[2] == want[2]
-        assert 0 < got[1].sum() < got[1].size
+    scores = want[0].numpy()
+    reject = _clear_threshold(scores.max(-1))
+    got = clf.classify_open_set(clips, labels, threshold=reject)
+    assert got[3] == full.classify_open_set(wavs, labels, threshold=reject)[3]
+    assert None in got[3] and any(label is not None for label in got[3])
+    calibrated = clf.classify_open_set(clips, labels)[3]  # far from every free-form score
+    assert calibrated == full.classify_open_set(wavs, labels)[3]
+    present = _clear_threshold(scores)
+    got = clf.classify_multi_label(clips, labels, present)
+    want = full.classify_multi_label(wavs, labels, present)
+    assert got[1].tolist() == want[1].tolist() and got[2] == want[2]
+    assert 0 < got[1].sum() < got[1].size
 
 
 def test_runtime_cli_decisions_equal_tinyclap_classify(folders, capsys):
     from tinyclap.tools.cli import main as full_main
 
     folder, files = str(folders["adapted"]), folders["files"]
-    args = ["--labels", "adapted", "--model", folder, "--open_set", "--multi_label", "--json"]
-    assert runtime_main(["classify", *files, *args]) == 0
-    got = json.loads(capsys.readouterr().out)
-    assert full_main(["classify", *files, *args]) == 0
-    want = json.loads(capsys.readouterr().out)
-    assert [(r["open_set"], r["labels"]) for r in got] == [
-        (r["open_set"], r["labels"]) for r in want
-    ]
+    labels = ",".join(["a purring kitten", *CLASSES])
+    scores = _full(folder).classify_files(files, labels)[0].numpy()
+    for extra in ([], ["--threshold", str(_clear_threshold(scores.max(-1)))]):
+        args = ["--labels", labels, "--model", folder, "--open_set", "--multi_label", "--json"]
+        assert runtime_main(["classify", *files, *args, *extra]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert full_main(["classify", *files, *args, *extra]) == 0
+        want = json.loads(capsys.readouterr().out)
+        decisions = [(r["open_set"], r["labels"]) for r in got]
+        assert decisions == [(r["open_set"], r["labels"]) for r in want]
+    assert {d[0] for d in decisions} - {None} and None in {d[0] for d in decisions}
     assert runtime_main(["classify", files[0], "--labels", "adapted", "--model", folder,
-                         "--open_set", "--threshold", "2.0"]) == 0  # fmt: skip
-    assert "[none of these]" in capsys.readouterr().out
+                         "--open_set", "--multi_label", "--threshold", "2.0"]) == 0  # fmt: skip
+    assert "[none of these] [{}]" in capsys.readouterr().out
     assert runtime_main(["classify", files[0], "--labels", "adapted", "--model", folder,
                          "--threshold", "0.5"]) == 2  # fmt: skip
     assert "only applies with --open_set" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """The torch-free runtime: classify audio with an exported folder's ONNX student.
 
-Imports only numpy, soundfile, onnxruntime and the standard library (never
+Imports only numpy, soundfile, onnxruntime, sentencepiece (for free-form
+labels) and the standard library (never
 torch, SpeechBrain or hyperpyyaml), so it installs and starts in a fraction of
 the full package's size and time (see ``runtime/README.md`` for the install
 without torch). The pieces, lowest first:
@@ -11,8 +12,12 @@ without torch). The pieces, lowest first:
   deterministic evaluation windows (numpy twins of :mod:`tinyclap.audio`);
 * :mod:`~tinyclap.runtime.engine`: :class:`OnnxStudentEngine`, the frontend
   feeding ``onnx/student.onnx`` under onnxruntime;
+* :mod:`~tinyclap.runtime.text`: prompts and :class:`OnnxTextEncoder`, the text
+  student's SentencePiece ids feeding ``onnx/text_encoder.onnx`` (free-form labels);
+* :mod:`~tinyclap.runtime.decisions`: ``open_set.json`` and the open-set /
+  multi-label decisions;
 * :mod:`~tinyclap.runtime.classifier`: :class:`RuntimeClassifier`, an exported
-  folder's label tables and engine behind ``classify_files``;
+  folder's label tables, text graph, calibration and engine behind ``classify_files``;
 * :mod:`~tinyclap.runtime.cli`: the ``tinyclap-runtime`` console script.
 
 Example
@@ -21,9 +26,12 @@ Example
 >>> clf = RuntimeClassifier.from_folder("exported/demo")  # doctest: +SKIP
 >>> clf.classify_files(["dog.wav"], "esc50")[0]["top"][0]["label"]  # doctest: +SKIP
 'dog'
+>>> record = clf.classify_files(["cat.wav"], "a purring cat,rain", open_set=True)  # doctest: +SKIP
+>>> record[0]["open_set"]  # doctest: +SKIP
+'a purring cat'
 """
 
-__all__ = ["HostLogMel", "OnnxStudentEngine", "RuntimeClassifier"]
+__all__ = ["HostLogMel", "OnnxStudentEngine", "OnnxTextEncoder", "RuntimeClassifier"]
 
 
 def __getattr__(name):
@@ -36,6 +44,10 @@ def __getattr__(name):
         from tinyclap.runtime.engine import OnnxStudentEngine
 
         return OnnxStudentEngine
+    if name == "OnnxTextEncoder":
+        from tinyclap.runtime.text import OnnxTextEncoder
+
+        return OnnxTextEncoder
     if name == "RuntimeClassifier":
         from tinyclap.runtime.classifier import RuntimeClassifier
 
