@@ -25,12 +25,22 @@ import torch
 
 from tinyclap.data.pipelines import read_manifest
 from tinyclap.deploy.safety import sha256_file, verify_sha256
+
+# The file's format and the decision rules live in the torch-free runtime (the
+# lowest layer), so the full install and tinyclap-runtime decide alike.
+from tinyclap.runtime.decisions import (  # noqa: F401  (re-exported)
+    CALIBRATION_FILE,
+    CALIBRATION_FORMAT,
+    MissingCalibrationError,
+    check_calibration,
+    label_thresholds,
+    multi_label_decisions,
+    open_set_decisions,
+    rejection_threshold,
+)
 from tinyclap.zeroshot.open_set import calibrate_label_thresholds, calibrate_rejection
 
 logger = logging.getLogger(__name__)
-
-CALIBRATION_FILE = "open_set.json"
-CALIBRATION_FORMAT = "tinyclap-open-set"
 
 
 def clip_labels(entry):
@@ -116,20 +126,6 @@ def calibrate_classifier(classifier, manifest, labels, unknown_manifest=None, kn
     }
 
 
-def check_calibration(payload, where="open_set.json"):
-    """Raise ``ValueError`` (naming ``where``) unless ``payload`` is a calibration dict."""
-    if not isinstance(payload, dict) or payload.get("format") != CALIBRATION_FORMAT:
-        raise ValueError(f"{where}: not a tinyclap open-set calibration")
-    thresholds = payload.get("label_thresholds")
-    if not isinstance(payload.get("reject_threshold"), (int, float)) or not isinstance(
-        thresholds, dict
-    ):
-        raise ValueError(f"{where}: reject_threshold or label_thresholds missing")
-    if not all(isinstance(v, (int, float)) for v in thresholds.values()):
-        raise ValueError(f"{where}: label_thresholds must map labels to numbers")
-    return payload
-
-
 def write_calibration(folder, calibration):
     """Write ``open_set.json`` into an exported folder and record its SHA-256 in ``export.json``.
 
@@ -178,47 +174,3 @@ def read_calibration(path, recorded=None, name=None):
     except ValueError as err:
         raise ValueError(f"{name}: not valid JSON ({err})") from err
     return check_calibration(payload, name)
-
-
-def rejection_threshold(calibration, names, threshold=None):
-    """The rejection threshold for the label list ``names`` (an explicit ``threshold`` wins).
-
-    A calibration made for another label list is used with a warning: the
-    best-cosine distribution depends on the list.
-    """
-    if threshold is not None:
-        return float(threshold)
-    if calibration is None:
-        raise ValueError(
-            "this model has no open-set calibration (open_set.json): run `tinyclap calibrate "
-            "FOLDER --manifest VALID.json --labels ...` or pass threshold="
-        )
-    if sorted(calibration["labels"]) != sorted(names):
-        logger.warning(
-            "open-set threshold calibrated for %d other labels (%s...): an approximation here",
-            len(calibration["labels"]),
-            ", ".join(calibration["labels"][:3]),
-        )
-    return float(calibration["reject_threshold"])
-
-
-def label_thresholds(calibration, names, thresholds=None):
-    """``[C]`` multi-label thresholds for ``names`` (calibrated ones, else the shared one).
-
-    Example
-    -------
-    >>> cal = {"label_thresholds": {"a": 0.3}, "shared_label_threshold": 0.5}
-    >>> label_thresholds(cal, ["a", "b"]).tolist()
-    [0.30000001192092896, 0.5]
-    """
-    if thresholds is not None:
-        values = torch.as_tensor(thresholds, dtype=torch.float32).flatten()
-        return values.expand(len(names)).clone() if len(values) == 1 else values
-    if calibration is None:
-        raise ValueError(
-            "this model has no multi-label calibration (open_set.json): run `tinyclap "
-            "calibrate FOLDER --manifest VALID.json --labels ...` or pass thresholds="
-        )
-    table = calibration["label_thresholds"]
-    shared = float(calibration.get("shared_label_threshold", 0.5))
-    return torch.tensor([float(table.get(n, shared)) for n in names], dtype=torch.float32)

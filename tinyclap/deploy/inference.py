@@ -558,13 +558,13 @@ class ZeroShotAudioClassifier(Pretrained):
         >>> clf.classify_open_set([wav], "synth")[3]  # doctest: +SKIP
         [None]
         """
-        from tinyclap.deploy.calibration import rejection_threshold
+        from tinyclap.runtime.decisions import open_set_decisions
 
-        scores, score, index, text_lab = self.classify_batch(wavs, labels, wav_lens, sample_rate)
-        limit = rejection_threshold(self.calibration, self.labels_of(labels), threshold)
-        keep = score >= limit
-        index = torch.where(keep, index, torch.full_like(index, -1))
-        return scores, score, index, [n if k else None for n, k in zip(text_lab, keep.tolist())]
+        scores, score, _, _ = self.classify_batch(wavs, labels, wav_lens, sample_rate)
+        names = self.labels_of(labels)
+        _, index, text_lab = open_set_decisions(scores.cpu().numpy(), names, self.calibration,
+                                                threshold)  # fmt: skip
+        return scores, score, torch.tensor(index, device=scores.device), text_lab
 
     @torch.no_grad()
     def classify_multi_label(self, wavs, labels, thresholds=None, wav_lens=None, sample_rate=None):
@@ -585,17 +585,13 @@ class ZeroShotAudioClassifier(Pretrained):
         text_labs : list of list of str
             The labels present in each clip, best first.
         """
-        from tinyclap.deploy.calibration import label_thresholds
+        from tinyclap.runtime.decisions import multi_label_decisions
 
         names = self.labels_of(labels)
         scores = self.classify_batch(wavs, labels, wav_lens, sample_rate)[0]
-        limits = label_thresholds(self.calibration, names, thresholds).to(scores.device)
-        present = scores >= limits[None]
-        text_labs = []
-        for row, keep in zip(scores.tolist(), present.tolist()):
-            order = sorted((i for i in range(len(names)) if keep[i]), key=lambda i: -row[i])
-            text_labs.append([names[i] for i in order])
-        return scores, present, text_labs
+        present, text_labs = multi_label_decisions(scores.cpu().numpy(), names, self.calibration,
+                                                   thresholds)  # fmt: skip
+        return scores, torch.from_numpy(present).to(scores.device), text_labs
 
     def classify_files(self, paths, labels, batch_size=16):
         """Zero-shot scores of many files, ``batch_size`` files' windows per model call.

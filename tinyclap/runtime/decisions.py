@@ -1,13 +1,12 @@
 """Open set ("none of these") and multi-label decisions without torch (``open_set.json``).
 
-Numpy twins of :func:`tinyclap.deploy.calibration.read_calibration`,
-:func:`~tinyclap.deploy.calibration.rejection_threshold` and
-:func:`~tinyclap.deploy.calibration.label_thresholds`: the thresholds
-``tinyclap calibrate`` (or ``tinyclap adapt --calibrate``) stores in an exported
-folder, checked against the SHA-256 in ``export.json["calibration"]``, and the
-decisions of :meth:`ZeroShotAudioClassifier.classify_open_set` and
-:meth:`~ZeroShotAudioClassifier.classify_multi_label` on cosine scores
-(compared in float32, as the full install does).
+The one implementation of the decision rules, in numpy, shared by the runtime
+and the full install (:mod:`tinyclap.deploy.calibration` re-exports it; the
+decisions of :meth:`ZeroShotAudioClassifier.classify_open_set`,
+:meth:`~ZeroShotAudioClassifier.classify_multi_label` and ``tinyclap classify``
+are these): the thresholds ``tinyclap calibrate`` (or ``tinyclap adapt
+--calibrate``) stores in an exported folder, checked against the SHA-256 in
+``export.json["calibration"]``, applied to cosine scores in float32.
 
 Example
 -------
@@ -113,7 +112,7 @@ def rejection_threshold(calibration, names, threshold=None):
     if calibration is None:
         raise MissingCalibrationError(
             "this model has no open-set calibration (open_set.json): run `tinyclap calibrate "
-            "FOLDER --manifest VALID.json --labels ...` with the full install, or pass a threshold"
+            "FOLDER --manifest VALID.json --labels ...` (full install) or pass a threshold"
         )
     if sorted(calibration["labels"]) != sorted(names):
         logger.warning(
@@ -139,8 +138,8 @@ def label_thresholds(calibration, names, thresholds=None):
     if calibration is None:
         raise MissingCalibrationError(
             "this model has no multi-label calibration (open_set.json): run `tinyclap "
-            "calibrate FOLDER --manifest VALID.json --labels ...` with the full install, or "
-            "pass thresholds"
+            "calibrate FOLDER --manifest VALID.json --labels ...` (full install) or pass "
+            "thresholds"
         )
     table = calibration["label_thresholds"]
     shared = float(calibration.get("shared_label_threshold", 0.5))

@@ -207,17 +207,15 @@ def classify_timelines(classifier, args):
 
 def _decisions(classifier, scores, names, args):
     """``--open_set`` / ``--multi_label`` decisions of one file's scores (calibrated thresholds)."""
-    from tinyclap.deploy.calibration import label_thresholds, rejection_threshold
+    from tinyclap.runtime.decisions import multi_label_decisions, open_set_decisions
 
-    record = {}
+    record, row = {}, scores[None].cpu().numpy()
     if getattr(args, "open_set", False):
-        limit = rejection_threshold(classifier.calibration, names, args.threshold)
-        best = int(scores.argmax())
-        record["open_set"] = names[best] if float(scores[best]) >= limit else None
+        record["open_set"] = open_set_decisions(row, names, classifier.calibration,
+                                                args.threshold)[2][0]  # fmt: skip
     if getattr(args, "multi_label", False):
-        limits = label_thresholds(classifier.calibration, names, args.threshold)
-        present = [i for i in scores.argsort(descending=True).tolist() if scores[i] >= limits[i]]
-        record["labels"] = [names[i] for i in present]
+        record["labels"] = multi_label_decisions(row, names, classifier.calibration,
+                                                 args.threshold)[1][0]  # fmt: skip
     return record
 
 
