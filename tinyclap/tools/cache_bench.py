@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from tinyclap.stages.cache import TeacherEmbeddingCache
+from tinyclap.tools.bench_output import report
 from tinyclap.tools.distill_bench import random_msclap_2022, write_clips
 
 
@@ -258,37 +259,11 @@ def _random_teacher(folder):
         return random_msclap_2022(own, text_layers=1)
 
 
-def format_record(record, command):
-    """Markdown table of a :func:`run` record, with the command that made it.
-
-    Example
-    -------
-    >>> print(format_record({"time_ratio_median": 0.55}, "tinyclap bench cache"))
-    Command: `tinyclap bench cache`
-    <BLANKLINE>
-    | quantity | value |
-    |---|---|
-    | time_ratio_median | 0.55 |
-    """
-    lines = [f"Command: `{command}`", "", "| quantity | value |", "|---|---|"]
-    lines += [f"| {key} | {value} |" for key, value in record.items()]
-    return "\n".join(lines)
-
-
 def main(args):
     """``tinyclap bench cache``: run, print the table, optionally write ``--out``."""
-    record = run(args)
-    table = format_record(record, args.invocation)
-    print(table)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "cache_bench.json").write_text(
-            json.dumps({"command": args.invocation, **record}, indent=2), encoding="utf-8"
-        )
-        (out / "cache_bench.md").write_text(table + "\n", encoding="utf-8")
-        print(f"wrote {out}/cache_bench.json and cache_bench.md", file=sys.stderr)
-    return 0
+    return report(
+        run(args), args.invocation, args.out, names=("cache_bench.json", "cache_bench.md")
+    )
 
 
 def add_parser(bench_sub):

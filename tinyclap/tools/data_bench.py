@@ -35,6 +35,7 @@ import torch
 from tinyclap.data.pipelines import distill_datasets
 from tinyclap.data.resampled import resample_manifests
 from tinyclap.stages.cache import TeacherEmbeddingCache
+from tinyclap.tools.bench_output import report
 
 # (extension, sample rate, soundfile subtype, channels): the formats corpora come in
 FORMATS = [
@@ -194,18 +195,7 @@ def format_record(record, command):
 
 def main(args):
     """``tinyclap bench data``: run, print the tables, optionally write ``--out``."""
-    record = run(args)
-    table = format_record(record, args.invocation)
-    print(table)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(
-            json.dumps({"command": args.invocation, **record}, indent=2), encoding="utf-8"
-        )
-        (out / "table.md").write_text(table + "\n", encoding="utf-8")
-        print(f"wrote {out}/results.json and table.md", file=sys.stderr)
-    return 0
+    return report(run(args), args.invocation, args.out, table=format_record)
 
 
 def add_parser(bench_sub):

@@ -23,7 +23,6 @@ tinyclap bench distill --clips 64 --batch_size 16 --epochs 2 --out results/disti
 
 import functools
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from tinyclap.stages.distill import DistillBrain
 from tinyclap.stages.losses import distillation_loss
 from tinyclap.students.encoder import StudentAudioEncoder, student_frames
 from tinyclap.students.phinet import PhiNetStudent
+from tinyclap.tools.bench_output import report
 
 WORDS = ("a dog barks while rain falls on a metal roof and a car passes by in the distance "
          "someone speaks softly near a running engine with birds singing").split()  # fmt: skip
@@ -196,37 +196,9 @@ def run(args):
     }
 
 
-def format_record(record, command):
-    """A markdown table of a :func:`run` record, with the command that made it.
-
-    Example
-    -------
-    >>> print(format_record({"speedup_per_epoch": 9.5}, "tinyclap bench distill"))
-    Command: `tinyclap bench distill`
-    <BLANKLINE>
-    | quantity | value |
-    |---|---|
-    | speedup_per_epoch | 9.5 |
-    """
-    lines = [f"Command: `{command}`", "", "| quantity | value |", "|---|---|"]
-    lines += [f"| {key} | {value} |" for key, value in record.items()]
-    return "\n".join(lines)
-
-
 def main(args):
     """``tinyclap bench distill``: run, print the table, optionally write ``--out``."""
-    record = run(args)
-    table = format_record(record, args.invocation)
-    print(table)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(
-            json.dumps({"command": args.invocation, **record}, indent=2), encoding="utf-8"
-        )
-        (out / "table.md").write_text(table + "\n", encoding="utf-8")
-        print(f"wrote {out}/results.json and table.md", file=sys.stderr)
-    return 0
+    return report(run(args), args.invocation, args.out)
 
 
 def add_parser(bench_sub):
