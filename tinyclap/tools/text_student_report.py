@@ -292,8 +292,8 @@ Regenerate: `make demo`, then train the text student and measure it:
 {trained}{command}
 ```
 {note}
-The figures are in `results.json`. Timings come from a shared, noisy machine:
-compare the ratios, and rerun on an idle one for absolute numbers.
+The figures are in `results.json`. Timings on this shared 2-core machine
+vary by up to 1.5x from run to run: compare the ratios.
 """
 
 
