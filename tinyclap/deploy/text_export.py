@@ -39,7 +39,7 @@ def find_text_student(student_checkpoint):
     >>> find_text_student("/nonexistent/student/student.ckpt") is None
     True
     """
-    folder = Path(student_checkpoint).resolve().parent
+    folder = Path(student_checkpoint).parent  # as given: export.json records it
     for candidate in (
         folder / "text_student.ckpt",
         folder.parent / "text_student" / "text_student.ckpt",

@@ -162,7 +162,7 @@ class RuntimeClassifier:
         self._encoded = {}  # prompts embedded by the text encoder, cached
 
     @classmethod
-    def from_folder(cls, folder, threads=1, batch_size=32):
+    def from_folder(cls, folder, threads=1, batch_size=1):
         """Load an exported folder (``tinyclap export`` with its ``onnx/student.onnx``).
 
         Parameters
@@ -172,7 +172,8 @@ class RuntimeClassifier:
         threads : int
             onnxruntime intra-op threads.
         batch_size : int
-            Windows per onnxruntime call.
+            Windows per onnxruntime call (1, the default, is the fastest on one
+            thread; see :class:`~tinyclap.runtime.engine.OnnxStudentEngine`).
 
         Raises
         ------

@@ -94,7 +94,7 @@ def build_parser():
                    "calibrated one(s)")  # fmt: skip
     c.add_argument("--json", action="store_true", help="print JSON")
     c.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
-    c.add_argument("--batch_size", type=int, default=32, help="windows per onnxruntime call")
+    c.add_argument("--batch_size", type=int, default=1, help="windows per onnxruntime call")
     c.add_argument("--files_per_call", type=int, default=16, help="files embedded together")
     c.set_defaults(func=classify)
     return parser

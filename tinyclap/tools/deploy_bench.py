@@ -213,8 +213,8 @@ def _candidates(teacher, batch, folder, students=STUDENTS, with_teacher=True, th
         encoder = build_student(spec, teacher, seconds)
         sub = Path(folder) / teacher / spec[0].replace(" ", "_")
         student_onnx, audio_onnx = export_graphs(encoder, sub)
-        engine = OnnxStudentEngine(student_onnx, setup["frontend"], window, threads=threads,
-                                   batch_size=max(batch, 1))  # fmt: skip
+        # the runtime's own micro-batching (one window per onnxruntime call: fastest here)
+        engine = OnnxStudentEngine(student_onnx, setup["frontend"], window, threads=threads)
         single = session(audio_onnx, threads=threads)
         row = {**base, "model": spec[0], "role": "student",
                "params": sum(p.numel() for p in encoder.student.parameters())}  # fmt: skip
