@@ -147,7 +147,8 @@ def classify(args):
         for record in records:
             ranked = ", ".join(f"{t['label']} ({t['score']:.3f})" for t in record["top"])
             print(f"{record['file']}: {_decision_text(record)}{ranked}")
-    print(f"{len(files)} files in {seconds:.2f} s ({len(files) / max(seconds, 1e-9):.1f} files/s, "
+    noun = "file" if len(files) == 1 else "files"
+    print(f"{len(files)} {noun} in {seconds:.2f} s ({len(files) / max(seconds, 1e-9):.1f} files/s, "
           f"{cpu:.2f} s of CPU, backend {classifier.backend})", file=sys.stderr)  # fmt: skip
     return 0
 
