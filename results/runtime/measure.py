@@ -121,7 +121,8 @@ def main(argv=None):
         "",
         "| install | site-packages MB |",
         "|---|---|",
-        f"| runtime (`pip install ./runtime`: numpy, soundfile, onnxruntime, sentencepiece) | {rt_mb} |",
+        "| runtime (`pip install ./runtime`: numpy, soundfile, onnxruntime, sentencepiece) | "
+        f"{rt_mb} |",
         f"| full (the repo's .venv: torch CPU, SpeechBrain, msclap...) | {full_mb} |",
     ]
     (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
