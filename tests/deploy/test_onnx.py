@@ -120,3 +120,29 @@ def test_int8_graphs_stay_close_and_accuracy_is_reported(folder):
     accuracy = report["accuracy"]
     assert accuracy["pytorch"] == accuracy["audio_encoder"]
     assert accuracy["audio_encoder_int8"] == pytest.approx(expected_accuracy)
+
+
+def test_graph_checksums_are_recorded_and_checked(folder, tmp_path):
+    """The default backend runs onnx/student.onnx: a modified graph is refused, as weights are."""
+    import shutil
+
+    from tinyclap.deploy.safety import WeightsChecksumError
+    from tinyclap.runtime.classifier import RuntimeClassifier
+
+    info = json.loads((folder / "out" / "export.json").read_text())
+    graphs = info["onnx_graphs"]
+    assert set(graphs) == {f"onnx/{p.name}" for p in (folder / "out" / "onnx").glob("*.onnx")}
+    assert "onnx/student.onnx" in graphs and all(len(h) == 64 for h in graphs.values())
+    copy = tmp_path / "copy"
+    shutil.copytree(folder / "out", copy)
+    assert ZeroShotAudioClassifier.from_hparams(source=str(copy)).backend == "onnxruntime"
+    with open(copy / "onnx" / "student.onnx", "ab") as handle:
+        handle.write(b"\0")  # a graph that is not the exported one
+    with pytest.raises(WeightsChecksumError, match="student.onnx"):
+        ZeroShotAudioClassifier.from_hparams(source=str(copy), savedir=str(tmp_path / "sd"))
+    with pytest.raises(ValueError, match="student.onnx: SHA-256"):
+        RuntimeClassifier.from_folder(copy)
+    # the PyTorch backend does not read the graph: it still loads
+    clf = ZeroShotAudioClassifier.from_hparams(source=str(copy), backend="pytorch",
+                                               savedir=str(tmp_path / "sd2"))  # fmt: skip
+    assert clf.backend == "pytorch"

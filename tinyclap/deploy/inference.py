@@ -271,7 +271,7 @@ class ZeroShotAudioClassifier(Pretrained):
         pretrainer.load_collected()
         classifier = cls(modules=hparams["modules"], hparams=hparams, **kwargs)
         if classifier.backend_choice != "pytorch":
-            classifier.student_onnx = _student_graph(source, fetch_kwargs)
+            classifier.student_onnx = _student_graph(source, fetch_kwargs, info)
             classifier.runtime_engine  # noqa: B018 (decide now: session built, or a clear error)
         return classifier
 
@@ -651,18 +651,32 @@ def _no_guard():
     yield
 
 
-def _student_graph(source, fetch_kwargs):
-    """Local path of the folder's ``onnx/student.onnx`` (the fast path's graph), or None."""
+def _student_graph(source, fetch_kwargs, info=None):
+    """Local path of the folder's ``onnx/student.onnx`` (the fast path's graph), or None.
+
+    Raises
+    ------
+    WeightsChecksumError
+        The graph does not match the SHA-256 recorded in ``export.json["onnx_graphs"]``.
+    """
     local = Path(str(source)) / "onnx" / "student.onnx"
     if Path(str(source)).is_dir():
-        return local if local.is_file() else None
-    try:
-        path = _fetch_optional(
-            "onnx/student.onnx", source, save_filename="student.onnx", **fetch_kwargs
-        )
-    except (OSError, ValueError):  # a hub without the file, or offline
+        path = local if local.is_file() else None
+    else:
+        try:
+            path = _fetch_optional(
+                "onnx/student.onnx", source, save_filename="student.onnx", **fetch_kwargs
+            )
+        except (OSError, ValueError):  # a hub without the file, or offline
+            path = None
+    if path is None:
         return None
-    return Path(path) if path else None
+    recorded = ((info or {}).get("onnx_graphs") or {}).get("onnx/student.onnx")
+    if recorded:
+        verify_sha256(path, recorded, name=f"{source}/onnx/student.onnx")
+    else:
+        logger.warning("%s/onnx/student.onnx: no SHA-256 in export.json; run unverified", source)
+    return Path(path)
 
 
 def foreign_class(source, pymodule_file="custom.py", classname="ZeroShotAudioClassifier",

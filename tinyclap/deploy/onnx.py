@@ -454,4 +454,31 @@ def export_onnx(
                 )
         report["accuracy"] = {"manifest": str(eval_manifest), **accuracy}
     (out / "onnx_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    record_graph_checksums(folder)
     return report
+
+
+def record_graph_checksums(folder):
+    """Record the SHA-256 of every ``onnx/*.onnx`` of an exported folder in ``export.json``.
+
+    The default inference path runs ``onnx/student.onnx`` instead of the checked
+    safetensors weights, so the graphs are checked too, at load
+    (:meth:`ZeroShotAudioClassifier.from_hparams` and the torch-free runtime):
+    ``export.json["onnx_graphs"]`` maps ``onnx/NAME.onnx`` to its SHA-256.
+
+    Returns
+    -------
+    dict
+        The recorded checksums (empty when the folder has no ``export.json``).
+    """
+    from tinyclap.deploy.safety import sha256_file
+
+    folder = Path(folder)
+    info_path = folder / "export.json"
+    if not info_path.is_file():
+        return {}
+    graphs = {f"onnx/{p.name}": sha256_file(p) for p in sorted((folder / "onnx").glob("*.onnx"))}
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    info["onnx_graphs"] = graphs
+    info_path.write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return graphs

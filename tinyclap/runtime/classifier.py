@@ -25,7 +25,6 @@ raises :class:`MissingTextEncoderError` naming the prompts and the reason.
 :meth:`RuntimeClassifier.classify_files`).
 """
 
-import hashlib
 import json
 import re
 import struct
@@ -41,7 +40,7 @@ from tinyclap.runtime.decisions import (
     read_folder_calibration,
 )
 from tinyclap.runtime.engine import OnnxStudentEngine
-from tinyclap.runtime.text import OnnxTextEncoder, readable_label
+from tinyclap.runtime.text import OnnxTextEncoder, readable_label, sha256_of
 
 DEFAULT_TEMPLATE = "this is the sound of {label}"
 TABLES_FORMAT = "tinyclap-label-embeddings"
@@ -75,14 +74,6 @@ def read_safetensors(path):
         array = np.frombuffer(body[start:end], dtype=np.dtype(dtype).newbyteorder("<"))
         tensors[name] = array.reshape(entry["shape"]).astype(np.float32)
     return tensors, metadata
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def folder_config(folder):
@@ -191,6 +182,12 @@ class RuntimeClassifier:
                 f"{student}: not found; write it with `tinyclap export ... --onnx` "
                 "(or `tinyclap export` where the onnx package is installed)"
             )
+        recorded_graph = (config["info"].get("onnx_graphs") or {}).get("onnx/student.onnx")
+        if recorded_graph and sha256_of(student) != recorded_graph:
+            raise ValueError(
+                f"{student}: SHA-256 does not match export.json; the graph was modified or "
+                "corrupted after export: export it again or re-download the folder"
+            )
         window = int(round(config["clip_seconds"] * config["sample_rate"]))
         engine = OnnxStudentEngine(student, config["frontend"], window, config["pad_mode"],
                                    threads=threads, batch_size=batch_size)  # fmt: skip
@@ -198,7 +195,7 @@ class RuntimeClassifier:
         if not tables_path.is_file():
             raise FileNotFoundError(f"{tables_path}: not found (label tables of tinyclap export)")
         recorded = config["weights"].get("label_embeddings", {}).get("sha256")
-        if recorded and _sha256(tables_path) != recorded:
+        if recorded and sha256_of(tables_path) != recorded:
             raise ValueError(
                 f"{tables_path}: SHA-256 does not match export.json; the file was modified "
                 "or corrupted after export: download or re-export the folder"
