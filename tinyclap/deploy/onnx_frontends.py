@@ -216,6 +216,20 @@ class UsedBinsMatMulLogMel(_LogMelBase):
         )
 
 
+class _FftOpLogMel(_LogMelBase):
+    """Base of the frontends that call an ONNX FFT operator: the window, the used mel rows."""
+
+    def __init__(self, frontend):
+        super().__init__(frontend)
+        self.register_buffer("window", _window(frontend).float())
+        self.register_buffer("mel_fb", frontend.mel_fb.detach()[self.lo : self.hi].clone())
+
+    def _fft_macs(self, num_samples, per_frame=0):
+        """Frames x (radix-2 FFT estimate, 2 N log2 N real MACs, + ``per_frame`` + mel product)."""
+        fft = 2 * self.n_fft * math.log2(self.n_fft) + per_frame
+        return int(self.num_frames(num_samples) * (fft + (self.hi - self.lo) * self.n_mels))
+
+
 class _StftOp(torch.autograd.Function):
     """``torch.stft`` (not centred) in PyTorch; ONNX ``STFT`` (opset 17) when exported."""
 
@@ -232,7 +246,7 @@ class _StftOp(torch.autograd.Function):
         return g.op("STFT", signal, step, window, onesided_i=1)
 
 
-class StftOpLogMel(_LogMelBase):
+class StftOpLogMel(_FftOpLogMel):
     """ONNX's ``STFT`` operator (reflect padding done before it).
 
     Example
@@ -244,11 +258,6 @@ class StftOpLogMel(_LogMelBase):
     True
     """
 
-    def __init__(self, frontend):
-        super().__init__(frontend)
-        self.register_buffer("window", _window(frontend).float())
-        self.register_buffer("mel_fb", frontend.mel_fb.detach()[self.lo : self.hi].clone())
-
     def forward(self, wavs):
         """``[B, T]`` waveforms to ``[B, frames, n_mels]`` log-mels."""
         spec = _StftOp.apply(self._padded(wavs), self.window, self.hop_length)
@@ -258,8 +267,7 @@ class StftOpLogMel(_LogMelBase):
 
     def macs(self, num_samples):
         """Multiply-accumulates per window (radix-2 FFT estimate: 2 N log2 N real MACs)."""
-        fft = 2 * self.n_fft * math.log2(self.n_fft)
-        return int(self.num_frames(num_samples) * (fft + (self.hi - self.lo) * self.n_mels))
+        return self._fft_macs(num_samples)
 
 
 class _RfftOp(torch.autograd.Function):
@@ -286,7 +294,7 @@ def _frames(x, frames, hop, n_fft):
     return torch.cat(parts, -1)
 
 
-class DftOpLogMel(_LogMelBase):
+class DftOpLogMel(_FftOpLogMel):
     """Frames by block slices, the window, then ONNX's ``DFT`` operator.
 
     Example
@@ -298,11 +306,6 @@ class DftOpLogMel(_LogMelBase):
     True
     """
 
-    def __init__(self, frontend):
-        super().__init__(frontend)
-        self.register_buffer("window", _window(frontend).float())
-        self.register_buffer("mel_fb", frontend.mel_fb.detach()[self.lo : self.hi].clone())
-
     def forward(self, wavs):
         """``[B, T]`` waveforms to ``[B, frames, n_mels]`` log-mels."""
         frames = _frames(self._padded(wavs), wavs.shape[-1] // self.hop_length + 1,
@@ -311,9 +314,8 @@ class DftOpLogMel(_LogMelBase):
         return self._log(torch.matmul((spec * spec).sum(-1), self.mel_fb))
 
     def macs(self, num_samples):
-        """Multiply-accumulates per window (radix-2 FFT estimate: 2 N log2 N real MACs)."""
-        fft = 2 * self.n_fft * math.log2(self.n_fft) + self.n_fft
-        return int(self.num_frames(num_samples) * (fft + (self.hi - self.lo) * self.n_mels))
+        """Multiply-accumulates per window (radix-2 FFT estimate; the window's N products)."""
+        return self._fft_macs(num_samples, per_frame=self.n_fft)
 
 
 def _split(n_fft, hop):
