@@ -7,13 +7,12 @@ always gives the same embedding.
 """
 
 import math
-from pathlib import Path
 
-import numpy as np
 import scipy.signal
-import soundfile as sf
 import torch
 import torchaudio.functional as AF
+
+from tinyclap.runtime.audio import read_mono
 
 # Largest (orig / gcd) x (target / gcd) resampled with torchaudio's sinc kernel
 # (44.1 kHz -> 16 kHz is 441 x 160 = 70,560; 96001 Hz -> 16 kHz would be 1.5e9).
@@ -104,24 +103,15 @@ def load_audio(path, sample_rate=None, manifest_id=None):
 
     Example
     -------
-    >>> import tempfile, os
+    >>> import os, tempfile
+    >>> import numpy as np, soundfile as sf
     >>> f = os.path.join(tempfile.mkdtemp(), "tone.wav")
     >>> sf.write(f, np.zeros((8000, 2)), 8000)
     >>> load_audio(f, 16000).shape
     torch.Size([16000])
     """
-    source = describe_source(path, manifest_id)
-    if not Path(path).is_file():
-        raise AudioLoadError(f"audio file not found: {source}")
-    try:
-        data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # libsndfile raises several error types
-        raise AudioLoadError(f"cannot read audio file {source}: {err}") from err
-    if data.shape[0] == 0:
-        raise AudioLoadError(f"audio file has no samples: {source}")
-    if not np.isfinite(data).all():
-        raise AudioLoadError(f"audio file holds NaN or Inf samples: {source}")
-    wav = torch.from_numpy(data.mean(axis=1))
+    data, file_sr = read_mono(path, describe_source(path, manifest_id), error=AudioLoadError)
+    wav = torch.from_numpy(data)
     if sample_rate is not None:
         wav = resample(wav, file_sr, sample_rate)
     return wav.contiguous()

@@ -72,6 +72,50 @@ def resample(wav, orig_sr, target_sr):
     return np.ascontiguousarray(out[: math.ceil(new * length / orig)], dtype=np.float32)
 
 
+def read_mono(path, source=None, error=RuntimeAudioError):
+    """``(mono float32 [T], the file's rate)`` of ``path``, channels averaged, checked.
+
+    The one reader of whole files, shared with the full install's
+    :func:`tinyclap.audio.io.load_audio` (which passes its own error type and a
+    ``source`` naming the manifest entry).
+
+    Parameters
+    ----------
+    path : str or Path
+        The audio file (any format soundfile reads).
+    source : str, optional
+        How to name the file in errors (default: its path).
+    error : type
+        The exception raised.
+
+    Raises
+    ------
+    error
+        A missing, unreadable or empty file, or NaN/Inf samples.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> f = os.path.join(tempfile.mkdtemp(), "tone.wav")
+    >>> sf.write(f, np.ones((800, 2)), 8000)
+    >>> wav, rate = read_mono(f)
+    >>> wav.shape, rate
+    ((800,), 8000)
+    """
+    source = path if source is None else source
+    if not Path(path).is_file():
+        raise error(f"audio file not found: {source}")
+    try:
+        data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:  # libsndfile raises several error types
+        raise error(f"cannot read audio file {source}: {err}") from err
+    if data.shape[0] == 0:
+        raise error(f"audio file has no samples: {source}")
+    if not np.isfinite(data).all():
+        raise error(f"audio file holds NaN or Inf samples: {source}")
+    return data.mean(axis=1), file_sr
+
+
 def load_audio(path, sample_rate=None):
     """Read ``path`` as mono float32 ``[T]`` at ``sample_rate`` (channels averaged).
 
@@ -88,17 +132,7 @@ def load_audio(path, sample_rate=None):
     >>> load_audio(f, 16000).shape
     (16000,)
     """
-    if not Path(path).is_file():
-        raise RuntimeAudioError(f"audio file not found: {path}")
-    try:
-        data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as err:  # libsndfile raises several error types
-        raise RuntimeAudioError(f"cannot read audio file {path}: {err}") from err
-    if data.shape[0] == 0:
-        raise RuntimeAudioError(f"audio file has no samples: {path}")
-    if not np.isfinite(data).all():
-        raise RuntimeAudioError(f"audio file holds NaN or Inf samples: {path}")
-    wav = data.mean(axis=1)
+    wav, file_sr = read_mono(path)
     if sample_rate is not None:
         wav = resample(wav, file_sr, sample_rate)
     return np.ascontiguousarray(wav, dtype=np.float32)
