@@ -129,7 +129,8 @@ def classify(args):
     start, cpu = time.perf_counter(), time.process_time()
     all_scores = classifier.classify_files(files, args.labels, getattr(args, "batch_size", 16))[0]
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    for path, scores in zip(files, all_scores):
+    decisions = _decisions(classifier, all_scores, names, args)
+    for path, scores, decision in zip(files, all_scores, decisions):
         best = scores.topk(top)
         records.append(
             {
@@ -140,7 +141,7 @@ def classify(args):
                 ],
             }
         )
-        records[-1].update(_decisions(classifier, scores, names, args))
+        records[-1].update(decision)
     if args.json:
         print(json.dumps(records, indent=2))
     else:
@@ -207,17 +208,24 @@ def classify_timelines(classifier, args):
 
 
 def _decisions(classifier, scores, names, args):
-    """``--open_set`` / ``--multi_label`` decisions of one file's scores (calibrated thresholds)."""
+    """``--open_set`` / ``--multi_label`` decisions of every file's scores ``[N, C]``.
+
+    One record per file (calibrated thresholds, or ``--threshold``); the
+    thresholds are resolved once for the whole batch.
+    """
     from tinyclap.runtime.decisions import multi_label_decisions, open_set_decisions
 
-    record, row = {}, scores[None].cpu().numpy()
+    scores = scores.cpu().numpy()
+    records = [{} for _ in range(len(scores))]
     if getattr(args, "open_set", False):
-        record["open_set"] = open_set_decisions(row, names, classifier.calibration,
-                                                args.threshold)[2][0]  # fmt: skip
+        labels = open_set_decisions(scores, names, classifier.calibration, args.threshold)[2]
+        for record, label in zip(records, labels):
+            record["open_set"] = label
     if getattr(args, "multi_label", False):
-        record["labels"] = multi_label_decisions(row, names, classifier.calibration,
-                                                 args.threshold)[1][0]  # fmt: skip
-    return record
+        present = multi_label_decisions(scores, names, classifier.calibration, args.threshold)[1]
+        for record, labels in zip(records, present):
+            record["labels"] = labels
+    return records
 
 
 def _decision_text(record):
