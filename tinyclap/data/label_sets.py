@@ -12,6 +12,9 @@ Example
 ('door wood knock', 'cafe or restaurant')
 """
 
+# one definition, in the torch-free runtime (the lowest layer), which needs it too
+from tinyclap.runtime.text import readable_label  # noqa: F401  (re-exported)
+
 ESC50_CLASSES = (
     "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
     "rain", "sea_waves", "crackling_fire", "crickets", "chirping_birds", "water_drops",
@@ -35,17 +38,6 @@ TUT17_CLASSES = (
 )  # fmt: skip
 
 LABEL_SETS = {"esc50": ESC50_CLASSES, "us8k": US8K_CLASSES, "tut17": TUT17_CLASSES}
-
-
-def readable_label(name):
-    """A class name as words for a prompt: ``_`` -> space, ``a/b`` -> ``a or b``.
-
-    Example
-    -------
-    >>> readable_label("city_center")
-    'city center'
-    """
-    return " or ".join(part.replace("_", " ").strip() for part in str(name).split("/"))
 
 # The procedural classes of the embedded Synth dataset (:mod:`tinyclap.data.synth`).
 SYNTH_CLASSES = (

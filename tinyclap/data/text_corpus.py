@@ -33,6 +33,7 @@ import re
 from pathlib import Path
 
 from tinyclap.data.label_sets import LABEL_SETS, SYNTH_CLASSES, readable_label
+from tinyclap.runtime.text import normalise  # noqa: F401  (what the tokenizer sees, shared)
 
 AUDIOSET_LABELS = Path(__file__).resolve().parent / "audioset_labels.txt"
 
@@ -107,17 +108,6 @@ def label_variants(name):
     whole = normalise(readable_label(name))
     parts = [normalise(p) for p in whole.split(",")] if "," in whole else []
     return list(dict.fromkeys([whole, *[p for p in parts if p]]))
-
-
-def normalise(text):
-    """Lower-case, single-spaced text (what the corpus and the tokenizer see).
-
-    Example
-    -------
-    >>> normalise("  A Dog   Barks ")
-    'a dog barks'
-    """
-    return " ".join(str(text).lower().split())
 
 
 def vocabulary(include_audioset=True):

@@ -26,7 +26,6 @@ Traceback (most recent call last):
 tinyclap.deploy.safety.UntrustedCodeError: h.yaml: key 'pwn' has the tag !apply:os.system; ...
 """
 
-import hashlib
 import json
 import re
 
@@ -34,6 +33,7 @@ import torch
 import yaml
 
 from tinyclap._compat import hyperpyyaml_hook
+from tinyclap.runtime.text import sha256_of
 
 # Everything an exported folder may import: the classes and functions tinyclap
 # writes into hyperparams.yaml (tinyclap.deploy.export.HPARAMS_TEMPLATE and the
@@ -227,22 +227,7 @@ def safe_tuples():
     return hyperpyyaml_hook("_make_tuple", _safe_make_tuple)
 
 
-def sha256_file(path):
-    """Hex SHA-256 of a file.
-
-    Example
-    -------
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
-    >>> _ = p.write_bytes(b"abc")
-    >>> sha256_file(p)[:16]
-    'ba7816bf8f01cfea'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_file = sha256_of  # hex SHA-256 of a file (one reader, in the torch-free runtime)
 
 
 def verify_sha256(path, expected, name=None):

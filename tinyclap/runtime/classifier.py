@@ -40,9 +40,8 @@ from tinyclap.runtime.decisions import (
     read_folder_calibration,
 )
 from tinyclap.runtime.engine import OnnxStudentEngine
-from tinyclap.runtime.text import OnnxTextEncoder, readable_label, sha256_of
+from tinyclap.runtime.text import DEFAULT_TEMPLATE, OnnxTextEncoder, readable_label, sha256_of
 
-DEFAULT_TEMPLATE = "this is the sound of {label}"
 TABLES_FORMAT = "tinyclap-label-embeddings"
 SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64,
                       "BF16": None, "I64": np.int64, "I32": np.int32}  # fmt: skip

@@ -5,7 +5,7 @@ An exported folder with a text student carries ``onnx/text_encoder.onnx`` and
 contract (:data:`tinyclap.deploy.text_onnx.TEXT_ONNX_CONTRACT`), followed here:
 
 1. normalise: lower case, runs of whitespace to one space, stripped
-   (:func:`normalise`, twin of :func:`tinyclap.data.text_corpus.normalise`);
+   (:func:`normalise`, which the text corpus and the tokenizer use too);
 2. SentencePiece-encode; an empty result becomes ``[unk_id]``; keep at most
    ``max_length`` ids (``export.json["text_student"]["tokenizer"]["max_length"]``);
 3. ``input_ids`` int64 ``[batch, length]`` right-padded with 0, and
@@ -14,7 +14,7 @@ contract (:data:`tinyclap.deploy.text_onnx.TEXT_ONNX_CONTRACT`), followed here:
    student's kept dimensions.
 
 Prompts are built as the full install builds them: :func:`readable_label`
-(twin of :func:`tinyclap.data.label_sets.readable_label`) filled into the
+(re-exported by :mod:`tinyclap.data.label_sets`) filled into the
 folder's prompt template. sentencepiece runs without torch; the tests check
 token ids and embeddings against :mod:`tinyclap.students.text`.
 
@@ -39,7 +39,7 @@ DEFAULT_MAX_LENGTH = 32
 
 
 def readable_label(name):
-    """A class name as prompt words (twin of :func:`tinyclap.data.label_sets.readable_label`).
+    """A class name as prompt words: ``_`` -> space, ``a/b`` -> ``a or b``.
 
     Example
     -------
@@ -63,7 +63,7 @@ def class_prompts(labels, template=DEFAULT_TEMPLATE):
 
 
 def normalise(text):
-    """Lower-case, single-spaced text (twin of :func:`tinyclap.data.text_corpus.normalise`).
+    """Lower-case, single-spaced text (what the text corpus and the tokenizer see).
 
     Example
     -------

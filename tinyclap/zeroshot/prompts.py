@@ -7,8 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from tinyclap.nn.latent import restrict_embeddings
-
-DEFAULT_TEMPLATE = "this is the sound of {label}"
+from tinyclap.runtime.text import DEFAULT_TEMPLATE  # noqa: F401  (one template for all)
 
 
 def class_prompts(labels, template=DEFAULT_TEMPLATE):
