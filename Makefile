@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test test-numerics-avx2 lint format clean
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q tests tinyclap recipes
+
+# The float32 parity tests again, with the math libraries' dispatch capped at AVX2 (.ci/run).
+test-numerics-avx2: install
+	ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+		$(BIN)/python -m pytest -q -m numerics tests
 
 lint: install
 	$(BIN)/ruff check .

@@ -23,6 +23,8 @@ import sysconfig
 import time
 from pathlib import Path
 
+from tinyclap.runtime.machine import machine_info
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -107,6 +109,7 @@ def main(argv=None):
     load = os.getloadavg()
     record = {"rows": rows, "install": sizes, "rounds": args.rounds, "loadavg": load,
               "cpus": os.cpu_count(), "python": sysconfig.get_python_version(),
+              "machine": machine_info(versions=("numpy", "onnxruntime")),
               "command": "python results/runtime/measure.py " + " ".join(
                   argv if argv is not None else sys.argv[1:])}  # fmt: skip
     out = Path(args.out)

@@ -5,11 +5,11 @@ import math
 import pytest
 import torch
 
+from tests.helpers.numerics import logmel_error_bound
 from tinyclap.audio.features import LogMel
 
 stft = pytest.importorskip("torchlibrosa.stft")
-
-ATOL = 1e-4
+pytestmark = pytest.mark.numerics
 
 
 def _torchlibrosa_logmel(
@@ -47,11 +47,6 @@ def _torchlibrosa_logmel(
 
 
 @pytest.fixture(scope="module")
-def clap_reference():
-    return _torchlibrosa_logmel()
-
-
-@pytest.fixture(scope="module")
 def clap_logmel():
     return LogMel().eval()
 
@@ -67,11 +62,20 @@ def _sine_plus_noise(samples, sr, freq=1000.0, seed=1, amp=0.1, noise=0.1):
     return (sine + _noise(1, samples, seed, scale=noise)[0]).unsqueeze(0)
 
 
-def _check_parity(ours, ref):
-    assert ours.shape == ref.shape
+def _check_parity(frontend, wavs, **settings):
+    """``frontend(wavs)`` equals torchlibrosa's float64 log-mels within float32 DFT rounding.
+
+    The bound (tests/helpers/numerics.py) is derived per cell from a float32 DFT's
+    error model, not measured on one CPU; a wrong window, hop or filterbank breaks it
+    (test_the_bound_fails_a_broken_frontend). Returns the float32 output.
+    """
+    ours = frontend(wavs)
+    exact = _torchlibrosa_logmel(dtype=torch.float64, **settings)(wavs)
+    assert ours.shape == exact.shape
     assert torch.isfinite(ours).all()
-    diff = (ours - ref).abs().max().item()
-    assert diff <= ATOL, f"max abs diff {diff:.3g} > {ATOL}"
+    excess = (ours.double() - exact).abs() - logmel_error_bound(frontend, wavs)
+    assert float(excess.max()) <= 0, f"exceeds the float32 bound by {float(excess.max()):.3g} dB"
+    return ours
 
 
 def test_defaults_are_clap_2022(clap_logmel):
@@ -89,57 +93,75 @@ def test_defaults_are_clap_2022(clap_logmel):
 
 
 @pytest.mark.parametrize("seconds", [5, 1])
-def test_parity_random_audio(clap_logmel, clap_reference, seconds):
+def test_parity_random_audio(clap_logmel, seconds):
     wavs = _noise(2, seconds * 44100, seed=seconds)
-    ours = clap_logmel(wavs)
+    ours = _check_parity(clap_logmel, wavs)
     assert ours.shape == (2, clap_logmel.num_frames(wavs.shape[-1]), 64)
-    _check_parity(ours, clap_reference(wavs))
 
 
 @pytest.mark.parametrize("seconds", [5, 1])
-def test_parity_sine_plus_noise(clap_logmel, clap_reference, seconds):
+def test_parity_sine_plus_noise(clap_logmel, seconds):
     wavs = _sine_plus_noise(seconds * 44100, 44100)
-    ours = clap_logmel(wavs)
-    _check_parity(ours, clap_reference(wavs))
+    ours = _check_parity(clap_logmel, wavs)
     # The tone dominates: the loudest band is the one whose filter peaks at 1 kHz.
     tone_bin = round(1000.0 * clap_logmel.n_fft / 44100)
     expected_band = clap_logmel.mel_fb[tone_bin].argmax().item()
     assert abs(ours[0].mean(0).argmax().item() - expected_band) <= 1
 
 
-def test_loud_tone_float32_error_no_worse_than_torchlibrosa(clap_logmel, clap_reference):
-    # A loud tone over faint noise spans ~90 dB; in float32 neither frontend is
-    # exact in the quiet bands (torchlibrosa's conv-DFT is the less accurate one),
-    # so compare both against torchlibrosa run in float64.
-    wavs = _sine_plus_noise(44100, 44100, amp=0.5, noise=0.01)
+def _loud_tone():
+    return _sine_plus_noise(44100, 44100, amp=0.5, noise=0.01)
+
+
+def test_loud_tone_error_within_the_float32_dft_bound(clap_logmel):
+    # A loud tone over faint noise spans ~90 dB: in the quiet bands a float32 DFT's rounding
+    # (relative to the frame's energy) is a large share of the band's power, so no fixed
+    # tolerance fits every CPU's kernels. Each cell is held to the bound its float32 DFT
+    # rounding allows (tests/helpers/numerics.py), against torchlibrosa in float64.
+    wavs = _loud_tone()
     exact = _torchlibrosa_logmel(dtype=torch.float64)(wavs)
-    ours_err = (clap_logmel(wavs).double() - exact).abs().max().item()
-    ref_err = (clap_reference(wavs).double() - exact).abs().max().item()
-    assert ours_err <= 1e-3
-    assert ours_err <= ref_err
+    bound = logmel_error_bound(clap_logmel, wavs)
+    err = (clap_logmel(wavs).double() - exact).abs()
+    assert (err <= bound).all(), float((err - bound).max())
+    assert float(bound.median()) < 0.1  # dB: tight where the signal is
+
+
+@pytest.mark.parametrize("defect", ["hamming window", "hop one sample long", "window 1000"])
+def test_the_bound_fails_a_broken_frontend(clap_logmel, defect):
+    wavs = _loud_tone()
+    exact = _torchlibrosa_logmel(dtype=torch.float64)(wavs)
+    if defect == "hamming window":
+        broken = LogMel()
+        broken.window = torch.hamming_window(1024)
+    elif defect == "window 1000":
+        broken = LogMel(win_length=1000)
+    else:
+        broken = LogMel(hop_length=321)
+    out = broken(wavs).double()
+    frames = min(out.shape[1], exact.shape[1])
+    outside = (out[:, :frames] - exact[:, :frames]).abs() > logmel_error_bound(clap_logmel, wavs)[
+        :, :frames
+    ]
+    assert float(outside.float().mean()) > 0.5
 
 
 def test_parity_16k_config():
     ours_fe = LogMel(sample_rate=16000, n_fft=512, hop_length=160, win_length=512, f_max=8000)
-    ref_fe = _torchlibrosa_logmel(sr=16000, n_fft=512, hop=160, fmax=8000)
     wavs = torch.cat([_noise(1, 16000, seed=3), _sine_plus_noise(16000, 16000, freq=440.0)])
-    ours = ours_fe(wavs)
+    ours = _check_parity(ours_fe, wavs, sr=16000, n_fft=512, hop=160, fmax=8000)
     assert ours.shape == (2, 101, 64)
-    _check_parity(ours, ref_fe(wavs))
 
 
 def test_parity_16k_default_fft():
     ours_fe = LogMel(sample_rate=16000, f_max=8000)
-    ref_fe = _torchlibrosa_logmel(sr=16000, fmax=8000)
-    wavs = _noise(1, 2 * 16000, seed=4)
-    _check_parity(ours_fe(wavs), ref_fe(wavs))
+    _check_parity(ours_fe, _noise(1, 2 * 16000, seed=4), sr=16000, fmax=8000)
 
 
-def test_silence_hits_amin_floor(clap_logmel, clap_reference):
+def test_silence_hits_amin_floor(clap_logmel):
     wavs = torch.zeros(1, 44100)
     ours = clap_logmel(wavs)
     assert torch.allclose(ours, torch.full_like(ours, -100.0))
-    _check_parity(ours, clap_reference(wavs))
+    _check_parity(clap_logmel, wavs)
 
 
 @pytest.mark.parametrize(
@@ -160,18 +182,23 @@ def test_one_dim_input(clap_logmel):
     wav = _noise(1, 44100, seed=5)
     single = clap_logmel(wav[0])
     assert single.shape == (138, 64)
-    assert torch.allclose(single, clap_logmel(wav)[0], atol=1e-5)
+    # one item or a batch of one may take other kernels: each is within the float32 bound
+    # of the exact values, so they differ by at most twice that
+    bound = logmel_error_bound(clap_logmel, wav)[0]
+    assert ((single - clap_logmel(wav)[0]).abs() <= 2 * bound).all()
 
 
 def test_batch_items_are_independent(clap_logmel):
     wavs = _noise(3, 44100, seed=6)
     batched = clap_logmel(wavs)
-    for i in range(3):
-        assert torch.allclose(batched[i], clap_logmel(wavs[i : i + 1])[0], atol=1e-4)
+    bound = logmel_error_bound(clap_logmel, wavs)
+    for i in range(3):  # batched and alone: each within the float32 bound of the exact values
+        assert ((batched[i] - clap_logmel(wavs[i : i + 1])[0]).abs() <= 2 * bound[i]).all()
 
 
 def test_ref_shifts_output():
     wavs = _noise(1, 8000, seed=7)
     base = LogMel(sample_rate=16000, f_max=8000)(wavs)
     shifted = LogMel(sample_rate=16000, f_max=8000, ref=10.0)(wavs)
+    # the same power, two float32 log10s of |dB| <= 100 apart: ~13 ulps of 100 (7.6e-6) is 1e-4
     assert torch.allclose(base - shifted, torch.full_like(base, 10.0), atol=1e-4)

@@ -9,6 +9,8 @@ from tinyclap.audio.io import AudioLoadError, load_audio
 from tinyclap.audio.stream import READ_BLOCK, AudioStream, WindowStream, resample_context
 from tinyclap.audio.windows import split_windows
 
+pytestmark = pytest.mark.numerics
+
 
 def _write(path, seconds, rate, channels=1, seed=0):
     rng = np.random.default_rng(seed)

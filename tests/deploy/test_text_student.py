@@ -26,6 +26,8 @@ from tinyclap.students.text import (
 from tinyclap.teachers import load_teacher
 from tinyclap.zeroshot.prompts import class_prompts
 
+pytestmark = pytest.mark.numerics
+
 CORPUS = [
     f"{t} {w}"
     for t in ("this is the sound of", "a recording of", "the sound of", "")

@@ -1,5 +1,6 @@
 """Timelines through an exported folder: PyTorch and the ONNX graph agree; the CLI."""
 
+import copy
 import csv
 import json
 
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 
 from tests.helpers.recordings import write_recording
 from tinyclap.audio.io import load_audio
+from tinyclap.audio.stream import WindowStream
 from tinyclap.audio.windows import split_windows
 from tinyclap.deploy.export import export_student
 from tinyclap.deploy.inference import ZeroShotAudioClassifier
@@ -16,6 +18,8 @@ from tinyclap.students.encoder import StudentAudioEncoder, save_student
 from tinyclap.students.phinet import PhiNetStudent
 from tinyclap.tools.cli import main
 from tinyclap.zeroshot.timeline import Timeline, file_timeline
+
+pytestmark = pytest.mark.numerics
 
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
 HOP = 0.5
@@ -69,21 +73,39 @@ def _onnx_embedder(exported):
     return OnnxWindowEmbedder(exported["out"] / "onnx" / "audio_encoder.onnx")
 
 
+# How far two float32 backends' window scores (cosines) may differ. Not derivable tightly:
+# the frontends' float32 error is largest in near-floor mel cells (< -80 dB, where a DFT's
+# rounding relative to a frame's energy is a large share of the band's power;
+# tests/helpers/numerics.logmel_error_bound), and carried through this student's
+# Jacobian the rigorous first-order bound is ~5 (useless for a cosine). Measured, the
+# backends lie within 1.3e-3 of a float64 reference on AVX-512 and within 2.1e-3 of each
+# other on an AMX Xeon; 5e-3 leaves 2.4x over the worst seen, and a real defect is 75x
+# above it (test_a_broken_frontend_is_caught: a Hamming window or a hop one sample long
+# moves scores by >= 0.38 and flips best labels).
+SCORE_TOL = 5e-3
+
+
 def _assert_same_timeline(a, b, min_events=1):
+    """The same decisions wherever rounding cannot change them, and scores within SCORE_TOL.
+
+    A window whose top-two margin exceeds ``2 * SCORE_TOL`` keeps its best label under
+    any error within the tolerance; on the others (near-ties) either backend's label is
+    right, so ``b``'s events are compared with its scores there taken from ``a``.
+    """
     diff = float((a.scores - b.scores).abs().max())
+    assert diff <= SCORE_TOL, diff
     top2 = a.scores.topk(2, dim=1).values
-    margin = float((top2[:, 0] - top2[:, 1]).min())
-    # The graphs' frontends differ from torch.stft by up to ~0.1 dB in near-silent bins
-    # (< -80 dB, float32 cancellation), which this student (BatchNorm calibrated, not
-    # saturated) carries into scores at ~1e-3. Every window's top-two margin must exceed
-    # twice the largest score difference, the condition under which no window's best
-    # label can differ between the backends: otherwise the comparison would mean nothing.
-    assert diff <= 2e-3, diff
-    assert margin > 2 * diff, (margin, diff)
+    stable = (top2[:, 0] - top2[:, 1]) > 2 * SCORE_TOL
+    assert float(stable.float().mean()) >= 0.75, "too few decisive windows to compare"
+    assert torch.equal(a.scores.argmax(1)[stable], b.scores.argmax(1)[stable])
+    aligned = Timeline(b.labels, b.starts, torch.where(stable[:, None], b.scores, a.scores),
+                       b.sample_rate, b.window_samples, b.hop_samples, b.num_samples,
+                       threshold=b.threshold, min_duration=b.min_duration)  # fmt: skip
     assert len(a.events) >= min_events
     assert [(e.label, e.onset, e.offset) for e in a.events] == [
-        (e.label, e.onset, e.offset) for e in b.events]  # fmt: skip
-    assert [e.score for e in a.events] == pytest.approx([e.score for e in b.events], abs=2e-3)
+        (e.label, e.onset, e.offset) for e in aligned.events]  # fmt: skip
+    assert [e.score for e in a.events] == pytest.approx([e.score for e in aligned.events],
+                                                        abs=SCORE_TOL)  # fmt: skip
 
 
 def test_pytorch_and_onnx_timelines_give_the_same_events(exported):
@@ -107,6 +129,24 @@ def test_pytorch_and_onnx_timelines_give_the_same_events(exported):
         file_timeline(_onnx_embedder(exported), path, names, prototypes, **kw),
         min_events=4,
     )
+
+
+@pytest.mark.parametrize("defect", ["hamming window", "hop one sample long"])
+def test_a_broken_frontend_is_caught(exported, defect):
+    """SCORE_TOL still fails a real frontend defect: it moves scores by far more."""
+    clf = exported["clf"]
+    stream = WindowStream(exported["path"], clf.sample_rate, clf.window_samples,
+                          int(HOP * clf.sample_rate), "zeros")  # fmt: skip
+    windows = torch.cat([w for _, w in stream.batches(64)])
+    text = clf.encode_text("synth")
+    broken = copy.deepcopy(clf.mods.frontend)
+    if defect == "hamming window":
+        broken.window = torch.hamming_window(broken.n_fft)
+    else:
+        broken.hop_length += 1
+    with torch.no_grad():
+        scores = F.normalize(clf.mods.student(broken(windows)), dim=-1) @ text.T
+    assert float((scores - clf.embed_windows(windows) @ text.T).abs().max()) > 10 * SCORE_TOL
 
 
 def test_classify_file_without_timeline_is_unchanged(exported):

@@ -37,6 +37,8 @@ from tinyclap.students.text import TextStudent, embed_texts, load_text_student, 
 from tinyclap.teachers import load_teacher
 from tinyclap.zeroshot.prompts import class_prompts
 
+pytestmark = pytest.mark.numerics
+
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 

@@ -27,6 +27,8 @@ from tinyclap.teachers import TeacherLoadError, load_teacher
 from tinyclap.teachers.msclap import check_keys, msclap_config
 from tinyclap.zeroshot.scoring import encode_clips
 
+pytestmark = pytest.mark.numerics
+
 TEXT_DIM = 64
 SR = 44100
 LABELS = ["this is the sound of a dog barking", "a siren wails in the street", "rain"]

@@ -25,6 +25,8 @@ from tinyclap.audio.io import load_audio
 from tinyclap.teachers import TeacherLoadError, load_teacher
 from tinyclap.zeroshot.scoring import encode_clips
 
+pytestmark = pytest.mark.numerics
+
 SR = 48000
 DIM = 48
 LABELS = ["this is the sound of a dog barking", "a siren wails in the street", "rain"]

@@ -1,6 +1,7 @@
 """Embeddings are deterministic: across calls, batch compositions and save/load."""
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
@@ -11,6 +12,8 @@ from tinyclap.teachers import load_teacher
 from tinyclap.teachers.mini import save_mini_teacher
 from tinyclap.teachers.mini_clap import MiniCLAP
 from tinyclap.zeroshot.scoring import encode_clips
+
+pytestmark = pytest.mark.numerics
 
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
 

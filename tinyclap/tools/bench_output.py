@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from tinyclap.runtime.machine import cpu_line, machine_info
+
 
 def quantity_table(record, command):
     """A markdown ``quantity | value`` table of ``record``, headed by the command that made it."""
@@ -43,7 +45,9 @@ def report(record, command, out=None, table=quantity_table, names=("results.json
     int
         0 (the bench command's exit status).
     """
-    text = table(record, command)
+    record = {"machine": machine_info(), **record}
+    text = table({k: v for k, v in record.items() if k != "machine"}, command)
+    print(cpu_line(record["machine"]))
     print(text)
     if out:
         out = Path(out)

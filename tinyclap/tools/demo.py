@@ -27,7 +27,6 @@ python -m tinyclap.tools.demo --runs runs/demo --results results/demo
 
 import argparse
 import json
-import platform
 import shlex
 import shutil
 import signal
@@ -36,9 +35,8 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from tinyclap.nn.complexity import format_table, profile_audio_encoder
+from tinyclap.runtime.machine import machine_info
 from tinyclap.students.encoder import load_student
 from tinyclap.teachers import load_teacher
 from tinyclap.tools.training_curves import plot_training_curves
@@ -289,11 +287,7 @@ def _main(args):
         "latency_threads": args.threads,
         "wall_seconds": None,  # below
         "last_run_seconds": None,
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "processor": platform.processor() or platform.machine(),
-        },
+        "machine": machine_info(),
         "command": "make demo",
     }
     last_run = time.time() - start

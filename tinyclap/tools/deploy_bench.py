@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from tinyclap.audio.features import CLAP2022_FRONTEND, LogMel
+from tinyclap.runtime.machine import cpu_line, machine_info
 
 TEACHERS = {
     "msclap-2022": {"frontend": CLAP2022_FRONTEND, "clip_seconds": 5.0, "embedding_dim": 1024},
@@ -320,7 +321,9 @@ def main(args):
     rows = run(args.teachers, args.batch_sizes, args.rounds, args.target_ms, args.threads,
                args.quick, args.clip_seconds)  # fmt: skip
     result = {"rows": rows, "verdict": verdict(rows), "threads": args.threads,
-              "rounds": args.rounds, "command": getattr(args, "invocation", None)}  # fmt: skip
+              "rounds": args.rounds, "command": getattr(args, "invocation", None),
+              "machine": machine_info()}  # fmt: skip
+    print(cpu_line(result["machine"]), file=sys.stderr if args.json else sys.stdout)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

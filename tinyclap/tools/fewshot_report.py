@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from tinyclap.data.label_sets import SYNTH_CLASSES
 from tinyclap.data.pipelines import read_manifest
+from tinyclap.runtime.machine import machine_info
 from tinyclap.zeroshot.prototypes import class_prototype, mix_with_text
 
 
@@ -195,7 +196,13 @@ def write_report(out, a_rows, b_rows, checks, info):
         ]
         lines.append(f"| {r['k'] or '-'} | {r['method']} | " + " | ".join(cells) + " |")
     (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    payload = {**info, "study_a": a_rows, "study_b": b_rows, "adapt_checks": checks}
+    payload = {
+        **info,
+        "machine": machine_info(),
+        "study_a": a_rows,
+        "study_b": b_rows,
+        "adapt_checks": checks,
+    }
     (out / "results.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
     _plot(out / "plot.png", a_rows, b_rows, info)
 

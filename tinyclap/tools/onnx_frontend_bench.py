@@ -32,6 +32,7 @@ from tinyclap.deploy.onnx import (
     session,
 )
 from tinyclap.deploy.onnx_frontends import DEFAULT_FRONTEND, FRONTENDS, onnx_frontend
+from tinyclap.runtime.machine import cpu_line, machine_info
 from tinyclap.students.phinet import PhiNetStudent
 
 CONFIGS = {
@@ -179,12 +180,14 @@ def main(argv=None):
                     name, DEFAULT_FRONTEND, tmp, args.threads, args.repeats
                 )
     table = markdown(rows, levels)
+    print(cpu_line())
     print(table)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "table.md").write_text(table, encoding="utf-8")
-        report = {"threads": args.threads, "rows": rows, "optimisation_levels": levels}
+        report = {"threads": args.threads, "rows": rows, "optimisation_levels": levels,
+                  "machine": machine_info()}  # fmt: skip
         (out / "bench.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return 0
 

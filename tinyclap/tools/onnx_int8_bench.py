@@ -40,6 +40,7 @@ from tinyclap.deploy.onnx import (
     session,
 )
 from tinyclap.deploy.quantize import quantize_dynamic_graph, quantize_static_graph
+from tinyclap.runtime.machine import cpu_line, machine_info
 
 RECIPES = ("dynamic", "static", "static_pointwise")
 
@@ -227,7 +228,9 @@ def main(argv=None):
                                args.threads, args.repeats, args.calibration_windows)}  # fmt: skip
     else:
         parser.error("give an exported folder and --calibration_manifest, or --configs")
+    print(cpu_line())
     for stem, report in reports.items():
+        report["machine"] = machine_info()
         table = markdown(report)
         print(table)
         if args.out:

@@ -33,6 +33,7 @@ from tinyclap.deploy.calibration import (
     manifest_scores,
     write_calibration,
 )
+from tinyclap.runtime.machine import machine_info
 from tinyclap.zeroshot.open_set import (
     REJECTED,
     calibrate_rejection,
@@ -154,7 +155,7 @@ def write_report(out, open_rows, open_info, ml_rows, ml_info, info):
             f"| {pct(r['exact_match'])} | {r['labels_per_clip']:.2f} |"
         )
     (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    payload = {**info, "open_set": open_rows, "open_set_info": open_info,
+    payload = {**info, "machine": machine_info(), "open_set": open_rows, "open_set_info": open_info,
                "multi_label": ml_rows, "multi_label_info": ml_info}  # fmt: skip
     (out / "results.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
 

@@ -28,15 +28,13 @@ tinyclap report runs/sweep --teacher runs/demo/teacher/teacher.ckpt --out result
 import csv
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 from tinyclap.nn.complexity import format_markdown_table, profile_models
+from tinyclap.runtime.machine import machine_info
 from tinyclap.tools.sweep import MANIFEST, format_value, read_top_level
 
 __all__ = [
@@ -405,10 +403,7 @@ def _machine(threads, repeats):
     """Where and how latency was measured."""
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
+        **machine_info(),
         "latency_threads": threads,
         "latency_repeats": repeats,
         "load_average_1_5_15": [round(x, 2) for x in load] if load else None,

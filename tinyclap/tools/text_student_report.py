@@ -24,7 +24,6 @@ python -m tinyclap.tools.text_student_report \
 
 import argparse
 import json
-import platform
 import shlex
 import statistics
 import sys
@@ -37,6 +36,7 @@ from tinyclap.audio.io import load_audio
 from tinyclap.data.pipelines import manifest_classes, read_manifest
 from tinyclap.data.text_corpus import SYNTH_PARAPHRASES, vocabulary
 from tinyclap.nn.complexity import count_params
+from tinyclap.runtime.machine import machine_info
 from tinyclap.stages.evaluate import load_encoder
 from tinyclap.students.text import embed_texts, load_text_student
 from tinyclap.teachers import load_teacher
@@ -189,7 +189,7 @@ def measure(args):
         "latency": {"threads": args.threads, "rounds": args.rounds, "batch": 1},
         "text_student_config": payload.get("config"),
         "stage_metrics": payload.get("metrics", {}),
-        "machine": {"python": platform.python_version(), "torch": torch.__version__},
+        "machine": machine_info(),
     }
 
 

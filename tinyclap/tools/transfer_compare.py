@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from tinyclap.runtime.machine import machine_info
+
 # name -> (description, overrides of hparams/transfer.yaml)
 VARIANTS = {
     "ce": ("CE only", ["--transfer_lambda", "0"]),
@@ -173,7 +175,8 @@ def write_tables(rows, out, command, seconds):
         writer.writeheader()
         writer.writerows(rows)
     (out / "table.md").write_text(markdown_table(rows), encoding="utf-8")
-    record = {"command": command, "wall_minutes": round(seconds / 60, 1), "rows": rows}
+    record = {"command": command, "wall_minutes": round(seconds / 60, 1), "rows": rows,
+              "machine": machine_info()}  # fmt: skip
     (out / "comparison.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
 
 
