@@ -21,7 +21,7 @@ $(STAMP): setup.py constraints.txt
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/python -m tinyclap.tools.demo
+	$(BIN)/python -m tinyclap.studies.demo
 
 test: install
 	$(BIN)/python -m pytest -q tests tinyclap recipes

@@ -46,5 +46,5 @@ setup(
         # `tinyclap export --onnx` and its tests (onnxruntime for parity, latency, int8).
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
     },
-    entry_points={"console_scripts": ["tinyclap=tinyclap.tools.cli:main"]},
+    entry_points={"console_scripts": ["tinyclap=tinyclap.cli.main:main"]},
 )

@@ -83,7 +83,7 @@ def tiny_student(tmp_path_factory, mini_teacher):
 @pytest.fixture(scope="session")
 def synth_tree(tmp_path_factory):
     """A tiny Synth tree (2/1/1 clips per class, 0.5 s): ``{"folder", "manifests"}``."""
-    from tinyclap.datasets.synth import prepare_synth
+    from tinyclap.prepare.synth import prepare_synth
 
     folder = tmp_path_factory.mktemp("synth")
     manifests = prepare_synth(folder, folder, n_train=2, n_valid=1, n_test=1, duration=0.5,

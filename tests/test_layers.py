@@ -16,17 +16,20 @@ LAYERS = [
     {"nn"},
     {"audio"},
     {"data"},
-    {"datasets"},
+    {"prepare"},  # per-benchmark preparation into manifests
     {"teachers", "students"},
     {"zeroshot"},
     {"pruning"},
-    {"stages"},
+    {"training"},  # what the stages share: loaders, losses, caches, checkpoints, checks
+    {"stages"},  # one Brain (runner) per hparams/<stage>.yaml
     {"deploy", "inference"},  # tinyclap.inference: the public alias of deploy.inference
-    {"tools"},
+    {"bench", "studies"},  # benchmarks; experiment runners and reports
+    {"cli"},  # the command line: wiring only, imported by nothing below it
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 # siblings of one layer that may import each other in one direction only
-SIBLING_ORDER = {("students", "teachers"): "never"}
+SIBLING_ORDER = {("students", "teachers"): "never", ("bench", "studies"): "never",
+                 ("studies", "bench"): "never"}  # fmt: skip
 
 
 def _modules():

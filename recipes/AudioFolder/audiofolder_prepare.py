@@ -3,11 +3,11 @@
 
 Usage: ``python recipes/AudioFolder/audiofolder_prepare.py --data_folder DIR``.
 
-The preparation lives in the library (:mod:`tinyclap.datasets.audiofolder`), so that
+The preparation lives in the library (:mod:`tinyclap.prepare.audiofolder`), so that
 hparams files and the installed ``tinyclap`` command reach it from anywhere.
 """
 
-from tinyclap.datasets.audiofolder import main
+from tinyclap.prepare.audiofolder import main
 
 if __name__ == "__main__":
     main()

@@ -10,7 +10,7 @@ import torch
 
 from tinyclap.audio.io import load_audio
 from tinyclap.data.resampled import resample_manifests, resample_report
-from tinyclap.stages.data import data_summary, prepare_data
+from tinyclap.training.data import data_summary, prepare_data
 
 RATE = 16000
 # id -> (extension, rate, subtype, channels); "ready" is already a mono WAV at RATE

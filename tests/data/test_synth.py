@@ -12,7 +12,7 @@ from scipy import signal
 
 from tinyclap.data import synth
 from tinyclap.data.manifests import mark_prepared, skip_if_prepared, write_manifest
-from tinyclap.datasets.synth import prepare_synth
+from tinyclap.prepare.synth import prepare_synth
 
 CLASSES = synth.SYNTH_CLASSES
 

@@ -13,13 +13,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from tinyclap.data.synth import example_rng, render_example
+from tinyclap.cli.main import main
+from tinyclap.data.synth_sounds import example_rng, render_example
 from tinyclap.deploy.adapt import adapt_export
 from tinyclap.deploy.calibration import CALIBRATION_FILE
 from tinyclap.deploy.export import export_files, export_student
 from tinyclap.deploy.inference import ZeroShotAudioClassifier
 from tinyclap.deploy.safety import WeightsChecksumError, sha256_file
-from tinyclap.tools.cli import main
 
 CLASSES = ["church bell", "clock ticking", "rain", "siren"]  # sorted, as the folders are read
 K_SHOTS = 3

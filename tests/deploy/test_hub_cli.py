@@ -8,11 +8,11 @@ import pytest
 import soundfile as sf
 import torch
 
+from tinyclap.cli.main import main
 from tinyclap.deploy import export as hub
 from tinyclap.deploy.inference import ModelSourceError, ZeroShotAudioClassifier
 from tinyclap.students.official import load_any_student, load_official_student, parse_official_name
 from tinyclap.students.phinet import PhiNetStudent
-from tinyclap.tools.cli import main
 
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
 
@@ -119,7 +119,7 @@ def test_cli_bugs_keep_their_traceback(monkeypatch):
     def broken(args):
         raise KeyError("bug")
 
-    monkeypatch.setattr("tinyclap.tools.cli.add_hub_commands",
+    monkeypatch.setattr("tinyclap.cli.main.add_hub_commands",
                         lambda sub: sub.add_parser("boom").set_defaults(func=broken))  # fmt: skip
     with pytest.raises(KeyError, match="bug"):
         main(["boom"])

@@ -9,11 +9,11 @@ import torch
 
 from tests.helpers.numerics import assert_logmels_agree
 from tinyclap.audio.features import LogMel
+from tinyclap.cli.main import main
 from tinyclap.deploy.inference import ZeroShotAudioClassifier
 from tinyclap.deploy.onnx import OnnxLogMel, export_onnx, onnx_clip_embeddings, session
 from tinyclap.students.encoder import StudentAudioEncoder, save_student
 from tinyclap.students.phinet import PhiNetStudent
-from tinyclap.tools.cli import main
 
 pytest.importorskip("onnxruntime")
 

@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 from safetensors.torch import load_file, save_file
 
+from tinyclap.cli.main import main
 from tinyclap.deploy import export as hub
 from tinyclap.deploy.inference import ZeroShotAudioClassifier
 from tinyclap.deploy.safety import (
@@ -19,7 +20,6 @@ from tinyclap.deploy.safety import (
     hparams_problems,
     safe_tuples,
 )
-from tinyclap.tools.cli import main
 
 PROBE = 'pwn: !apply:os.system ["touch pwned"]\n'
 

@@ -157,7 +157,7 @@ def test_classify_offline_with_no_teacher_files(exported, text_run, tmp_path):
     wav = tmp_path / "clip.wav"
     sf.write(wav, 0.2 * np.random.default_rng(0).standard_normal(24000), 16000)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": f"{blocked}{os.pathsep}{REPO}"}
-    command = [sys.executable, "-m", "tinyclap.tools.cli", "classify", str(wav),
+    command = [sys.executable, "-m", "tinyclap.cli.main", "classify", str(wav),
                "--labels", "any words, a creaking door", "--model", str(folder), "--json"]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]

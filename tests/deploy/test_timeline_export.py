@@ -12,11 +12,11 @@ from tests.helpers.recordings import write_recording
 from tinyclap.audio.io import load_audio
 from tinyclap.audio.stream import WindowStream
 from tinyclap.audio.windows import split_windows
+from tinyclap.cli.main import main
 from tinyclap.deploy.export import export_student
 from tinyclap.deploy.inference import ZeroShotAudioClassifier
 from tinyclap.students.encoder import StudentAudioEncoder, save_student
 from tinyclap.students.phinet import PhiNetStudent
-from tinyclap.tools.cli import main
 from tinyclap.zeroshot.timeline import Timeline, file_timeline
 
 pytestmark = pytest.mark.numerics

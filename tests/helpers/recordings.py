@@ -3,7 +3,7 @@
 import numpy as np
 import soundfile as sf
 
-from tinyclap.data.synth import generate_clip
+from tinyclap.data.synth_sounds import generate_clip
 
 CLASSES = ["siren", "rain", "engine idling", "bees buzzing"]
 ORDER = [0, 1, 2, 3, 0]  # the first clip comes back at the end

@@ -21,7 +21,7 @@ import torch
 
 from tests.helpers.tiny import REPO
 from tinyclap.data.label_sets import readable_label as full_readable_label
-from tinyclap.data.synth import example_rng, render_example
+from tinyclap.data.synth_sounds import example_rng, render_example
 from tinyclap.data.text_corpus import normalise as full_normalise
 from tinyclap.deploy.adapt import adapt_export
 from tinyclap.deploy.export import export_student
@@ -251,7 +251,7 @@ def test_open_set_and_multi_label_end_to_end_equal_the_full_install(folders):
 
 
 def test_runtime_cli_decisions_equal_tinyclap_classify(folders, capsys):
-    from tinyclap.tools.cli import main as full_main
+    from tinyclap.cli.main import main as full_main
 
     folder, files = str(folders["adapted"]), folders["files"]
     labels = ",".join(["a purring kitten", *CLASSES])

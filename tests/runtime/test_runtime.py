@@ -17,10 +17,10 @@ from tests.helpers.tiny import FRONTEND, REPO
 from tinyclap.audio.features import CLAP2022_FRONTEND, LogMel
 from tinyclap.audio.io import resample
 from tinyclap.audio.windows import split_windows
+from tinyclap.cli.main import main
 from tinyclap.deploy.inference import ZeroShotAudioClassifier
 from tinyclap.runtime import audio as rt_audio
 from tinyclap.runtime.frontend import HostLogMel, mel_filterbank
-from tinyclap.tools.cli import main
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from tests.helpers.tiny import REPO
-from tinyclap.stages.cache import TeacherEmbeddingCache
+from tinyclap.training.cache import TeacherEmbeddingCache
 
 
 def test_torchrun_debug_distill_builds_the_cache_in_shards(debug_teacher, tmp_path):

@@ -8,10 +8,10 @@ import speechbrain as sb
 import torch
 
 from tinyclap.audio.features import LogMel
-from tinyclap.stages.checkpoints import AtomicCheckpointer
 from tinyclap.stages.distill import DistillBrain
-from tinyclap.stages.losses import distillation_loss
 from tinyclap.students.phinet import PhiNetStudent
+from tinyclap.training.checkpoints import AtomicCheckpointer
+from tinyclap.training.losses import distillation_loss
 
 FRONTEND = {"sample_rate": 16000, "f_max": 8000.0}
 WINDOW = 16000

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from tinyclap.data.pipelines import read_manifest
-from tinyclap.datasets.synth import prepare_synth_mixtures
-from tinyclap.stages.data import exclude_classes
+from tinyclap.prepare.synth import prepare_synth_mixtures
+from tinyclap.training.data import exclude_classes
 
 
 def test_excluded_classes_leave_train_and_valid_only(synth_tree, tmp_path):

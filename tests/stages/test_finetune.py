@@ -8,8 +8,8 @@ import torch
 
 from tinyclap.audio.features import LogMel
 from tinyclap.stages.distill import ProjectionFinetuneBrain
-from tinyclap.stages.losses import distillation_loss
 from tinyclap.students.phinet import PhiNetStudent
+from tinyclap.training.losses import distillation_loss
 
 
 def test_only_the_projection_changes():

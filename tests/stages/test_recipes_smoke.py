@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.tiny import SMALL_TEACHER, TINY_DATA
-from tinyclap.data.synth import SYNTH_CLASSES
+from tinyclap.data.synth_sounds import SYNTH_CLASSES
 from tinyclap.stages.run import main
 from tinyclap.students.encoder import load_student
+from tinyclap.studies.training_curves import parse_train_log
 from tinyclap.teachers import TeacherLoadError
-from tinyclap.tools.training_curves import parse_train_log
 
 REPO = Path(__file__).resolve().parents[2]
 HPARAMS = sorted((REPO / "hparams").glob("*.yaml"))
@@ -254,7 +254,7 @@ def _assert_same_weights(expected_path, actual_path):
 
 
 def test_demo_writes_summary_with_required_fields(workspace, tmp_path):
-    from tinyclap.tools.demo import main as demo_main
+    from tinyclap.studies.demo import main as demo_main
 
     summary = demo_main(
         [
@@ -277,7 +277,7 @@ def test_demo_writes_summary_with_required_fields(workspace, tmp_path):
 
 
 def _check_summary(summary):
-    from tinyclap.tools.demo import SUMMARY_FIELDS
+    from tinyclap.studies.demo import SUMMARY_FIELDS
 
     for model in ("teacher", "student"):
         entry = summary[model]

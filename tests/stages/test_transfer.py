@@ -7,19 +7,19 @@ import pytest
 import torch
 
 from tinyclap.data.folds import assign_folds, labeled_subset, single_label_pool
-from tinyclap.data.synth import SYNTH_CLASSES
-from tinyclap.datasets.synth import prepare_synth
-from tinyclap.stages.compression import LearnedCompression, PCACompression, build_compression
-from tinyclap.stages.losses import (
+from tinyclap.data.synth_sounds import SYNTH_CLASSES
+from tinyclap.prepare.synth import prepare_synth
+from tinyclap.stages.run import main
+from tinyclap.stages.transfer import read_pool
+from tinyclap.studies.training_curves import parse_train_log
+from tinyclap.training.compression import LearnedCompression, PCACompression, build_compression
+from tinyclap.training.losses import (
     cosine_loss,
     dcor_loss,
     distance_correlation,
     fitnet_loss,
     regression_loss,
 )
-from tinyclap.stages.run import main
-from tinyclap.stages.transfer import read_pool
-from tinyclap.tools.training_curves import parse_train_log
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -324,7 +324,7 @@ def test_transfer_bad_configs_fail_clearly(workspace):
 
 
 def test_comparison_table(tmp_path):
-    from tinyclap.tools.transfer_compare import aggregate, write_tables
+    from tinyclap.studies.transfer_compare import aggregate, write_tables
 
     def record(acc, **variant):
         return {"accuracy": {"mean": acc}, "params": 1000, "variant": variant}
@@ -338,7 +338,7 @@ def test_comparison_table(tmp_path):
     }  # fmt: skip
     rows = aggregate(records)
     assert rows[1]["delta_vs_ce"] == pytest.approx(0.015) and rows[1]["wins_vs_ce"] == 1
-    write_tables(rows, tmp_path, "python -m tinyclap.tools.transfer_compare", 60.0)
+    write_tables(rows, tmp_path, "python -m tinyclap.studies.transfer_compare", 60.0)
     table = (tmp_path / "table.md").read_text().splitlines()
     assert table[2] == "| CE only | 0.0 | - | - | - | 50.0 | 60.0 | 55.0 ± 7.1 | - |"
     assert (
@@ -350,7 +350,7 @@ def test_comparison_table(tmp_path):
 
 def test_comparison_reruns_a_variant_made_with_other_settings(tmp_path, monkeypatch):
     """A finished run is reused only if made with the same options, seed and extra args."""
-    from tinyclap.tools import transfer_compare as tc
+    from tinyclap.studies import transfer_compare as tc
 
     calls = []
 

@@ -37,9 +37,9 @@ def test_student_with_wrong_keys_lists_them(tmp_path):
 
 
 def test_corrupt_student_checkpoint_is_not_reported_as_a_teacher(tmp_path, mini_teacher):
+    from tinyclap.cli.main import load_model
     from tinyclap.students.encoder import is_student_checkpoint
     from tinyclap.students.official import load_any_student
-    from tinyclap.tools.cli import load_model
 
     student = PhiNetStudent(0.5, 0.75, 4, 3, n_frames=51, n_mels=64, head_channels=32,
                             embedding_dim=16)  # fmt: skip

@@ -327,7 +327,7 @@ def test_unknown_teacher_name():
 
 def test_distill_and_evaluate_from_msclap_2022_debug(clap2022, tmp_path):
     """`--teacher msclap-2022` is a plain override of distill.yaml and evaluate.yaml."""
-    from tinyclap.datasets.synth import prepare_synth
+    from tinyclap.prepare.synth import prepare_synth
     from tinyclap.stages.run import main
     from tinyclap.students.encoder import load_student
 
@@ -362,7 +362,7 @@ def test_distill_and_evaluate_from_msclap_2022_debug(clap2022, tmp_path):
 
 def test_bench_profiles_the_msclap_audio_tower(clap2022, capsys):
     """`tinyclap bench model msclap-2022` profiles the tower like any other model."""
-    from tinyclap.tools.cli import main as cli_main
+    from tinyclap.cli.main import main as cli_main
 
     assert cli_main(["bench", "model", "msclap-2022", "--teacher_checkpoint",
                      str(clap2022["checkpoint"]), "--text_model", str(clap2022["text"]),
@@ -379,7 +379,7 @@ def test_bench_profiles_the_msclap_audio_tower(clap2022, capsys):
 
 def test_evaluate_scores_an_official_tinyclap_checkpoint(clap2022, tmp_path):
     """`evaluate.yaml --model phinet_alpha_*.ckpt` (a plain official state dict) runs."""
-    from tinyclap.datasets.synth import prepare_synth
+    from tinyclap.prepare.synth import prepare_synth
     from tinyclap.stages.run import main
     from tinyclap.students import PhiNetStudent
     from tinyclap.students.official import load_official_student

@@ -176,7 +176,7 @@ def test_student_frontend_matches_the_extractor(clap):
 
 def test_audio_tower_profiles_like_the_others(clap, capsys):
     """`tinyclap bench model DIR` profiles the tower (params, MACs, latency)."""
-    from tinyclap.tools.cli import main as cli_main
+    from tinyclap.cli.main import main as cli_main
 
     assert cli_main(["bench", "model", str(clap), "--json", "--repeats", "1",
                      "--batch_sizes", "1"]) == 0  # fmt: skip
@@ -277,7 +277,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def distilled(clap, tmp_path_factory):
     """A --debug distill run from the tiny LAION-layout teacher on a few Synth clips."""
-    from tinyclap.datasets.synth import prepare_synth
+    from tinyclap.prepare.synth import prepare_synth
     from tinyclap.stages.run import main
 
     root = tmp_path_factory.mktemp("laion_stages")
@@ -357,7 +357,7 @@ def test_transfer(distilled):
 
 def test_export_then_classify(distilled, clap, tmp_path, capsys):
     """The exported folder bundles label tables and points at the teacher for free text."""
-    from tinyclap.tools.cli import main as cli_main
+    from tinyclap.cli.main import main as cli_main
 
     out = tmp_path / "exported"
     assert cli_main(["export", distilled["result"]["student_checkpoint"], "--out", str(out),

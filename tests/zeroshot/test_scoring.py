@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from tinyclap.data.pipelines import manifest_classes, read_manifest, unpad
-from tinyclap.tools.training_curves import parse_train_log, plot_training_curves
+from tinyclap.studies.training_curves import parse_train_log, plot_training_curves
 from tinyclap.zeroshot.prompts import class_prompts
 from tinyclap.zeroshot.report import confusion_matrix, summarise, write_report
 from tinyclap.zeroshot.scoring import clip_embeddings

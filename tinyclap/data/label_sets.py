@@ -39,7 +39,7 @@ TUT17_CLASSES = (
 
 LABEL_SETS = {"esc50": ESC50_CLASSES, "us8k": US8K_CLASSES, "tut17": TUT17_CLASSES}
 
-# The procedural classes of the embedded Synth dataset (:mod:`tinyclap.data.synth`).
+# The procedural classes of the embedded Synth dataset (:mod:`tinyclap.data.synth_sounds`).
 SYNTH_CLASSES = (
     "siren",
     "rain",

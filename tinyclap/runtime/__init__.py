@@ -3,7 +3,7 @@
 Imports only numpy, soundfile, onnxruntime, sentencepiece (for free-form
 labels) and the standard library (never
 torch, SpeechBrain or hyperpyyaml), so it installs and starts in a fraction of
-the full package's size and time (see ``runtime/README.md`` for the install
+the full package's size and time (see ``tinyclap-runtime/README.md`` for the install
 without torch). The pieces, lowest first:
 
 * :mod:`~tinyclap.runtime.frontend`: :class:`HostLogMel`, the CLAP log-mel

@@ -16,7 +16,7 @@ import speechbrain as sb
 import torch
 
 from tinyclap.data.pipelines import unpad
-from tinyclap.stages.data import data_summary
+from tinyclap.training.data import data_summary
 from tinyclap.zeroshot.scoring import clip_embeddings
 
 logger = logging.getLogger(__name__)

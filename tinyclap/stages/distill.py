@@ -26,11 +26,11 @@ from tinyclap.data.pipelines import (
 )
 from tinyclap.nn.complexity import count_params
 from tinyclap.stages.base import TinyClapBrain, register_run_state, unwrap, write_results
-from tinyclap.stages.cache import build_stage_cache, cached_manifest, debug_max_clips
-from tinyclap.stages.checks import check_embedding_dim
-from tinyclap.stages.data import prepare_data
 from tinyclap.stages.evaluate import evaluate_zero_shot
 from tinyclap.students.encoder import StudentAudioEncoder, save_student, student_output_dim
+from tinyclap.training.cache import build_stage_cache, cached_manifest, debug_max_clips
+from tinyclap.training.checks import check_embedding_dim
+from tinyclap.training.data import prepare_data
 from tinyclap.zeroshot.prompts import ensemble_prompt_embeddings
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class DistillBrain(TinyClapBrain):
     Modules: ``student`` (any module ``[B, frames, n_mels] -> [B, D]``) and
     ``frontend`` (the teacher's LogMel settings). Hparams: ``teacher_model``
     (its window and padding) and ``loss`` (e.g.
-    :func:`tinyclap.stages.losses.distillation_loss`). Batches carry cached
+    :func:`tinyclap.training.losses.distillation_loss`). Batches carry cached
     ``teacher_emb``. Set
     ``class_text_embs`` (teacher prompt embeddings) for the zero-shot
     validation accuracy, and ``kept_dims`` for a pruned student: the targets
@@ -127,10 +127,10 @@ def build_caches(teacher, manifests, hparams, run_opts):
 
     In a multi-process run every process embeds a shard of each split and
     the main process merges them (:meth:`TeacherEmbeddingCache.build
-    <tinyclap.stages.cache.TeacherEmbeddingCache.build>` is collective), then
+    <tinyclap.training.cache.TeacherEmbeddingCache.build>` is collective), then
     every process opens the finished caches. A ``--debug`` run
     caches only the clips its few batches read
-    (:func:`tinyclap.stages.cache.debug_max_clips`) and trains on the
+    (:func:`tinyclap.training.cache.debug_max_clips`) and trains on the
     manifests restricted to them.
 
     Returns

@@ -6,7 +6,7 @@ corpora, prompt templates over every bundled label set and the AudioSet
 vocabulary) trains a SentencePiece tokenizer
 (``speechbrain.tokenizers.SentencePiece``, in ``<output_folder>/tokenizer``);
 the teacher's text embeddings of every sentence are computed once and cached
-(:mod:`tinyclap.stages.text_cache`); :class:`TextDistillBrain` then trains the
+(:mod:`tinyclap.training.text_cache`); :class:`TextDistillBrain` then trains the
 ``text_student`` (any module ``(ids [B, L], mask [B, L]) -> [B, D]``;
 :class:`tinyclap.students.text.TextStudent` by default) with
 ``-cos(teacher_text(x), student_text(x))``. The best checkpoint (valid loss)
@@ -33,11 +33,11 @@ from tinyclap.data.text_corpus import (
 )
 from tinyclap.nn.complexity import count_params
 from tinyclap.stages.base import TinyClapBrain, register_run_state, unwrap, write_results
-from tinyclap.stages.cache import debug_max_clips
-from tinyclap.stages.checks import check_embedding_dim
-from tinyclap.stages.data import prepare_data
-from tinyclap.stages.text_cache import TextEmbeddingCache
 from tinyclap.students.text import PAD_ID, TextTokenizer, embed_texts, save_text_student
+from tinyclap.training.cache import debug_max_clips
+from tinyclap.training.checks import check_embedding_dim
+from tinyclap.training.data import prepare_data
+from tinyclap.training.text_cache import TextEmbeddingCache
 from tinyclap.zeroshot.prompts import class_prompts
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class TextDistillBrain(TinyClapBrain):
     """Text-only distillation: minimise ``-cos(teacher_text, student_text)``.
 
     Modules: ``text_student`` (``(ids [B, L], mask [B, L]) -> [B, D]``).
-    Hparams: ``loss`` (e.g. :func:`tinyclap.stages.losses.distillation_loss`).
+    Hparams: ``loss`` (e.g. :func:`tinyclap.training.losses.distillation_loss`).
     Batches carry ``tokens`` (padded with 0) and the cached ``teacher_emb``.
     """
 
@@ -262,7 +262,7 @@ def run_distill_text(hparams, run_opts):
         extra={
             "teacher_name": getattr(teacher, "name", ""),
             "metrics": metrics,
-            "heldout_phrases": list(splits["test"]),  # for tinyclap.tools.text_student_report
+            "heldout_phrases": list(splits["test"]),  # for tinyclap.studies.text_student
         },
     )
     return write_results(

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from tinyclap.data.pipelines import eval_dataset, manifest_classes
 from tinyclap.errors import ConfigError
 from tinyclap.stages.base import TinyClapBrain, write_results
-from tinyclap.stages.checks import check_student_fits_teacher
-from tinyclap.stages.data import prepare_data
 from tinyclap.students.official import is_any_student, load_any_student
 from tinyclap.teachers import load_teacher
+from tinyclap.training.checks import check_student_fits_teacher
+from tinyclap.training.data import prepare_data
 from tinyclap.zeroshot.prompts import ensemble_prompt_embeddings
 from tinyclap.zeroshot.report import summarise, write_report
 

@@ -23,13 +23,13 @@ from tinyclap.pruning.ranking import RANKINGS, rank_dimensions
 from tinyclap.pruning.report import plot_pruning_curve, write_pruning_table
 from tinyclap.pruning.surgery import MaskedAudioEncoder, shrink_encoder
 from tinyclap.stages.base import register_run_state, write_results
-from tinyclap.stages.checkpoints import config_hash, read_finished, write_finished
-from tinyclap.stages.checks import check_ks, check_student_fits_teacher
-from tinyclap.stages.data import prepare_data
 from tinyclap.stages.distill import ProjectionFinetuneBrain, distillation_data, fit
 from tinyclap.stages.evaluate import evaluate_zero_shot
 from tinyclap.students.encoder import load_student, save_student
 from tinyclap.teachers import file_fingerprint
+from tinyclap.training.checkpoints import config_hash, read_finished, write_finished
+from tinyclap.training.checks import check_ks, check_student_fits_teacher
+from tinyclap.training.data import prepare_data
 from tinyclap.zeroshot.prompts import ensemble_prompt_embeddings
 from tinyclap.zeroshot.scoring import encode_clips
 

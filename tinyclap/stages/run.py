@@ -19,7 +19,7 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 
 from tinyclap.nn.specs import recording_constructions
-from tinyclap.stages.data import check_audio, prepare_data
+from tinyclap.training.data import check_audio, prepare_data
 
 
 def load_hparams(hparams_file, overrides=None):

@@ -6,8 +6,8 @@ with the loss of :class:`tinyclap.stages.transfer.TransferBrain`::
 
     (1 - lam) * CE + lam * L_reg(student feature, C(teacher embedding))
 
-(Ding & Lerch 2024; ``L_reg`` in :mod:`tinyclap.stages.losses`, ``C`` in
-:mod:`tinyclap.stages.compression`). Evaluation is fold-wise, ESC-50 style: the clips
+(Ding & Lerch 2024; ``L_reg`` in :mod:`tinyclap.training.losses`, ``C`` in
+:mod:`tinyclap.training.compression`). Evaluation is fold-wise, ESC-50 style: the clips
 of the manifests named by ``pool_splits`` form a pool with folds
 (:mod:`tinyclap.data.folds`); for every fold in ``folds`` the student trains on a
 labelled subset of the other folds (``labeled_per_class`` clips per class, or
@@ -33,12 +33,12 @@ from tinyclap.data.folds import assign_folds, labeled_subset, single_label_pool
 from tinyclap.data.pipelines import read_manifest, transfer_datasets, unpad
 from tinyclap.nn.complexity import count_params
 from tinyclap.stages.base import TinyClapBrain, write_results
-from tinyclap.stages.cache import build_stage_cache
-from tinyclap.stages.checkpoints import config_hash, read_finished, write_finished
-from tinyclap.stages.compression import build_compression
-from tinyclap.stages.data import prepare_data
-from tinyclap.stages.losses import regression_loss
-from tinyclap.stages.random_state import StepCounters
+from tinyclap.training.cache import build_stage_cache
+from tinyclap.training.checkpoints import config_hash, read_finished, write_finished
+from tinyclap.training.compression import build_compression
+from tinyclap.training.data import prepare_data
+from tinyclap.training.losses import regression_loss
+from tinyclap.training.random_state import StepCounters
 from tinyclap.zeroshot.report import summarise, write_report
 
 
@@ -56,7 +56,7 @@ class TransferBrain(TinyClapBrain):
 
     Modules: ``student`` (:class:`tinyclap.students.phinet.PhiNetClassifier`),
     ``regressor`` (a linear map to ``C``'s size, or ``Identity`` for dCor),
-    ``compression`` (:mod:`tinyclap.stages.compression`), ``frontend`` (LogMel).
+    ``compression`` (:mod:`tinyclap.training.compression`), ``frontend`` (LogMel).
     Hparams: ``transfer_lambda``, ``reg_loss_fn``, ``teacher_model`` (its window and padding),
     ``epoch_counter``, ``lr_annealing`` (per-epoch, e.g.
     ``LinearScheduler``), ``train_logger``. Set ``labels`` (class names) for
@@ -359,7 +359,7 @@ def run_transfer(hparams, run_opts):
     """The ``transfer`` stage: fold-wise EAsT training and testing.
 
     Its options are checked when the hparams are loaded, before any data or
-    model work (:func:`tinyclap.stages.checks.check_transfer_options`).
+    model work (:func:`tinyclap.training.checks.check_transfer_options`).
     """
     teacher = hparams["teacher_model"]
     manifests = prepare_data(hparams, tuple(hparams["pool_splits"]))

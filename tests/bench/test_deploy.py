@@ -1,0 +1,43 @@
+"""``tinyclap bench deploy``: rows, ratios and the written table (a quick, short-window run)."""
+
+import json
+
+import pytest
+
+from tinyclap.bench import deploy as deploy_bench
+from tinyclap.cli.main import main
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+
+def test_bench_deploy_quick_json(tmp_path, capsys):
+    capsys.readouterr()
+    args = ["bench", "deploy", "--quick", "--teachers", "msclap-2022", "--clip_seconds", "0.5",
+            "--batch_sizes", "1", "2", "--rounds", "1", "--target_ms", "1", "--json",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = result["rows"]
+    assert result["command"].startswith("tinyclap bench deploy --quick")
+    for batch in (1, 2):
+        (teacher,) = [r for r in rows if r["role"] == "teacher" and r["batch"] == batch]
+        assert teacher["speedup_vs_teacher"] == 1.0 and teacher["params"] > 80e6  # Cnn14
+        students = [r for r in rows if r["role"] == "student" and r["batch"] == batch]
+        assert {r["path"] for r in students} >= {"pytorch", "runtime", "onnx_single_file"}
+        for row in students:
+            assert row["ms_per_clip"] == pytest.approx(row["ms_per_call"] / batch, rel=1e-2)
+            expected = teacher["ms_per_clip"] / row["ms_per_clip"]
+            assert row["speedup_vs_teacher"] == pytest.approx(expected, rel=0.05, abs=0.1)
+    verdict = result["verdict"]["edge"]
+    assert verdict["target"] == 100.0 and set(verdict) == {"target", "batch_1", "batch_2"}
+    assert (tmp_path / "table.md").read_text().startswith("| teacher | batch | model |")
+    assert json.loads((tmp_path / "results.json").read_text())["rows"] == rows
+
+
+def test_interleaved_rounds_calls_every_candidate_every_round():
+    calls = []
+    medians = deploy_bench.interleaved_rounds(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+        rounds=3, target_ms=0, warmup=1)  # fmt: skip
+    assert set(medians) == {"a", "b"} and calls.count("a") == calls.count("b") == 4
