@@ -9,6 +9,8 @@ every part: label tables, free-form labels, open-set and multi-label thresholds.
 import functools
 import http.server
 import json
+import shutil
+import subprocess
 import threading
 
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from tests.helpers.tiny import REPO
 from tinyclap.data.synth import example_rng, render_example
 
 CORPUS = [
@@ -125,3 +128,23 @@ def python_scores(folder, files, labels):
     clips = [load_audio(f, clf.sample_rate) for f in files]
     scores, names = clf.classify_clips(clips, labels)
     return names, np.asarray(scores, np.float64)
+
+
+STATIC = REPO / "tinyclap" / "deploy" / "web" / "static"
+
+
+def run_node(script, payload):
+    """Run an ES-module ``script`` under node with ``payload`` as JSON on stdin; its JSON out.
+
+    The script sees ``STATIC`` (the page's modules folder, a file URL) and ``input``.
+    """
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    prelude = (f"const STATIC = {json.dumps(STATIC.as_uri())};\n"
+               "const input = JSON.parse(require('fs').readFileSync(0, 'utf8'));\n")  # fmt: skip
+    source = prelude.replace("require('fs')", "(await import('node:fs')).default") + script
+    run = subprocess.run([node, "--input-type=module", "-e", source], input=json.dumps(payload),
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout)
