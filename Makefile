@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test lint format clean browser
 
 install: $(STAMP)
 
@@ -23,8 +23,16 @@ $(STAMP): setup.py constraints.txt
 demo: install
 	$(BIN)/python -m tinyclap.tools.demo
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q tests tinyclap recipes
+
+# The web page's tests drive Debian's chromium (+ chromium-driver) headless; install them as
+# root when missing (elsewhere the tests skip, naming the packages).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    chromium chromium-driver >/dev/null; } || \
+	  echo "chromium / chromium-driver not installed: the browser tests will skip"
 
 lint: install
 	$(BIN)/ruff check .
