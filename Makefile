@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install demo test test-numerics-avx2 lint format clean
+.PHONY: install demo test test-numerics-avx2 lint format clean browser
 
 install: $(STAMP)
 
@@ -23,13 +23,22 @@ $(STAMP): setup.py constraints.txt
 demo: install
 	$(BIN)/python -m tinyclap.studies.demo
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q tests tinyclap recipes
 
 # The float32 parity tests again, with the math libraries' dispatch capped at AVX2 (.ci/run).
 test-numerics-avx2: install
 	ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
 		$(BIN)/python -m pytest -q -m numerics tests
+
+# The web page's tests drive Debian's chromium (+ chromium-driver) headless; install them as
+# root when missing (elsewhere the tests skip, naming the packages).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && export DEBIAN_FRONTEND=noninteractive && \
+	    { apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }; }; } || \
+	  echo "chromium / chromium-driver not installed: the browser tests will skip"
 
 lint: install
 	$(BIN)/ruff check .

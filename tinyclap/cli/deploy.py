@@ -8,6 +8,7 @@ tinyclap classify street.wav --labels us8k --model exported/demo --timeline --ho
 tinyclap push exported/demo user/tinyclap-demo --dry_run
 """
 
+import argparse
 import json
 import os
 import sys
@@ -56,6 +57,24 @@ def export(args):
     if "exported_eval" in info:
         summary["zs_accuracy"] = info["exported_eval"]["accuracy"]
     print(json.dumps(summary))
+    if getattr(args, "web", False):
+        return web(argparse.Namespace(folder=args.out, out=None, npm_cache=None))
+    return 0
+
+
+def web(args):
+    """``tinyclap web FOLDER``: the static page of an exported folder; print its files."""
+    from tinyclap.deploy.web.ortweb import OrtWebError
+    from tinyclap.deploy.web.site import WebBuildError, build_site
+
+    try:
+        site = build_site(args.folder, args.out, args.npm_cache)
+    except (WebBuildError, OrtWebError, FileNotFoundError, ValueError) as err:
+        print(f"tinyclap web: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(site))
+    print(f"serve it: python -m http.server -d {site['out']} (then open http://localhost:8000/)",
+          file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -266,6 +285,8 @@ def add_hub_commands(sub):
                    help="write ONNX graphs (onnx/); the default when onnx and onnxruntime "
                    "are installed")  # fmt: skip
     e.add_argument("--no_onnx", action="store_true", help="do not write ONNX graphs")
+    e.add_argument("--web", action="store_true",
+                   help="also write a static web page running the student (DIR/web/)")  # fmt: skip
     e.add_argument(
         "--onnx_labels",
         help="a label set name or 'a,b,c': also write a graph ending in these class scores",
@@ -286,6 +307,12 @@ def add_hub_commands(sub):
         help="the graphs' log-mel frontend (tinyclap.deploy.onnx_frontends.FRONTENDS)",
     )
     e.set_defaults(func=export)
+
+    w = sub.add_parser("web", help="write the static web page of an exported folder (DIR/web/)")
+    w.add_argument("folder", help="a folder written by tinyclap export (with its ONNX graphs)")
+    w.add_argument("--out", help="the site's folder (default: FOLDER/web)")
+    w.add_argument("--npm_cache", help="where the onnxruntime-web tarball is kept")
+    w.set_defaults(func=web)
 
     p = sub.add_parser("push", help="upload an exported folder to the Hugging Face hub")
     p.add_argument("folder", help="a folder written by tinyclap export")
