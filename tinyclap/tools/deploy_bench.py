@@ -406,7 +406,7 @@ def add_parser(bench_sub):
     p.add_argument("--clip_seconds", type=float,
                    help="one window for all teachers, not each one's own (tests)")  # fmt: skip
     p.add_argument("--no_int8", action="store_true",
-                   help="skip the static int8 rows (runtime_int8, ort_student_only_int8)")  # fmt: skip
+                   help="skip the static int8 rows (runtime_int8, ...)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON rows")
     p.add_argument("--out", help="folder for results.json and table.md")
     p.set_defaults(func=main)
