@@ -203,7 +203,8 @@ class HostLogMel:
                 chunk = frames[b, start : start + rows]
                 n = len(chunk)
                 np.multiply(chunk, self.window, out=block[:n])
-                spec = _fft.rfft(block[:n], axis=-1, **_FFT_KW).view(np.float32)[:, lo:hi]
+                spec = _fft.rfft(block[:n], axis=-1, **_FFT_KW)  # numpy's: complex128
+                spec = spec.astype(np.complex64, copy=False).view(np.float32)[:, lo:hi]
                 np.square(spec, out=spec)  # re^2, im^2 side by side
                 target = out[b, start : start + n]
                 for m0, m1, b0, b1, weights in self.bands:
