@@ -12,9 +12,14 @@ dynamic range does not survive int8):
   ``QLinearAdd`` ...); the projection (``MatMul`` / ``Gemm``) stays float.
 
 Which one ``tinyclap export --quantize`` writes is :data:`DEFAULT_INT8`:
-dynamic, because static int8 was measured no faster than fp32 here (about
-1.0-1.2x for the PhiNet students on this CPU, whose fp32 convolutions run in
-onnxruntime's blocked NCHWc kernels; see ``results/onnx_frontend/README.md``).
+dynamic, because static int8 needs calibration clips (``--int8_mode static
+--calibration_manifest``). Static int8 pays once the graph's channel counts are
+padded to 16 (:mod:`tinyclap.deploy.onnx_layout`, applied by every export):
+onnxruntime's int8 depthwise kernel was 3x slower than fp32 on 36 channels, and
+on 16-aligned channels the edge student's static int8 graph runs ~1.5x faster
+than its (equally padded) fp32 graph at batch 1, one thread, on an AVX-512 VNNI
+CPU (``results/deploy_bench/README.md``, ``docs/how-to/fast-cpu-inference.md``).
+Unpadded, static int8 was 1.0-1.2x.
 """
 
 from pathlib import Path

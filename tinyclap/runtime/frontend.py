@@ -6,7 +6,8 @@ spectrum, librosa's Slaney mel filterbank, ``10 log10(max(x, amin))``) with
 an rFFT per frame, and keeps only the FFT bins that the mel filterbank uses:
 for CLAP 2022 (50-14000 Hz at 44.1 kHz, n_fft 1024) that is 324 of 513 bins
 (2 to 325: the filterbank's non-zero columns), so the power spectrum and the mel
-product touch 63% of the spectrum. The mel
+product touch 63% of the spectrum, and the mel product runs in bands of
+mels over only the bins each band uses (:func:`mel_bands`). The mel
 filterbank is rebuilt here in numpy exactly as ``librosa.filters.mel`` builds
 it (no librosa needed at run time; the tests compare the two).
 
@@ -112,6 +113,7 @@ class HostLogMel:
     """
 
     CHUNK = 128  # frames per FFT block
+    MELS_PER_BAND = 8  # mel product in bands of 8 mels over the bins they use (7x fewer MACs)
 
     def __init__(
         self,
@@ -133,6 +135,7 @@ class HostLogMel:
         used = np.flatnonzero(fb.any(axis=0))
         self.first_bin, self.last_bin = int(used[0]), int(used[-1]) + 1
         self.mel_fb = np.ascontiguousarray(fb[:, self.first_bin : self.last_bin].T)  # [bins, mels]
+        self.bands = mel_bands(self.mel_fb, self.MELS_PER_BAND)
         window = np.zeros(self.n_fft)
         offset = (self.n_fft - self.win_length) // 2  # torch.stft centres a shorter window
         window[offset : offset + self.win_length] = hann_window(self.win_length)
@@ -179,7 +182,11 @@ class HostLogMel:
         """Log-mels of ``wavs`` (``[B, T]`` or ``[T]``), float32.
 
         Frames go through the FFT in blocks of :attr:`CHUNK` (a few hundred kB
-        that stay in cache), each block straight into its rows of the output.
+        that stay in cache), windowed into one reused buffer; each block's
+        spectrum is squared in place as interleaved float32 (re, im) pairs and
+        multiplied, band by band (:func:`mel_bands`), by the filterbank rows
+        repeated for re and im, so ``re^2 @ W + im^2 @ W`` is the power's mel
+        product without a complex-to-real pass.
         """
         wavs = np.asarray(wavs, dtype=np.float32)
         squeeze = wavs.ndim == 1
@@ -187,17 +194,53 @@ class HostLogMel:
             wavs = wavs[None]
         frames = self.frames(wavs)
         out = np.empty((frames.shape[0], frames.shape[1], self.n_mels), dtype=np.float32)
+        rows = min(self.CHUNK, frames.shape[1])
+        block = np.empty((rows, self.n_fft), np.float32)
+        band_out = np.empty((rows, self.MELS_PER_BAND), np.float32)
+        lo, hi = 2 * self.first_bin, 2 * self.last_bin
         for b in range(frames.shape[0]):
-            for start in range(0, frames.shape[1], self.CHUNK):
-                block = frames[b, start : start + self.CHUNK] * self.window
-                spec = _fft.rfft(block, axis=-1, **_FFT_KW)[:, self.first_bin : self.last_bin]
-                power = np.abs(spec)  # |X|^2 as abs() squared: 1.8x faster than re^2 + im^2
-                power *= power
-                np.matmul(power.astype(np.float32, copy=False), self.mel_fb,
-                          out=out[b, start : start + self.CHUNK])  # fmt: skip
+            for start in range(0, frames.shape[1], rows):
+                chunk = frames[b, start : start + rows]
+                n = len(chunk)
+                np.multiply(chunk, self.window, out=block[:n])
+                spec = _fft.rfft(block[:n], axis=-1, **_FFT_KW)  # numpy's: complex128
+                spec = spec.astype(np.complex64, copy=False).view(np.float32)[:, lo:hi]
+                np.square(spec, out=spec)  # re^2, im^2 side by side
+                target = out[b, start : start + n]
+                for m0, m1, b0, b1, weights in self.bands:
+                    np.matmul(spec[:, b0:b1], weights, out=band_out[:n, : m1 - m0])
+                    target[:, m0:m1] = band_out[:n, : m1 - m0]
         np.maximum(out, self.amin, out=out)
         np.log10(out, out=out)
         out *= 10.0
         if self.offset_db:
             out -= self.offset_db
         return out[0] if squeeze else out
+
+
+def mel_bands(mel_fb, mels_per_band=8):
+    """The filterbank ``[bins, mels]`` cut into bands of mels, each over the bins it uses.
+
+    Returns ``[(m0, m1, b0, b1, W)]``: mels ``m0:m1`` read interleaved spectrum
+    columns ``b0:b1`` (twice the bin range: re and im) through ``W``, the
+    filterbank rows of those bins each repeated twice. A mel triangle spans a
+    few neighbouring bins, so the banded product does about 7x fewer
+    multiply-adds than the dense one at CLAP 2022's settings.
+
+    Example
+    -------
+    >>> fb = mel_filterbank(44100, 1024, 64, 50.0, 14000.0)[:, 2:326].T
+    >>> bands = mel_bands(fb, 8)
+    >>> len(bands), bands[0][:4]
+    (8, (0, 8, 0, 22))
+    """
+    bands = []
+    for m0 in range(0, mel_fb.shape[1], int(mels_per_band)):
+        m1 = min(m0 + int(mels_per_band), mel_fb.shape[1])
+        used = np.flatnonzero(mel_fb[:, m0:m1].any(axis=1))
+        if len(used) == 0:
+            used = np.array([0])
+        b0, b1 = int(used[0]), int(used[-1]) + 1
+        weights = np.repeat(mel_fb[b0:b1, m0:m1], 2, axis=0)  # rows for re^2 and im^2
+        bands.append((m0, m1, 2 * b0, 2 * b1, np.ascontiguousarray(weights, np.float32)))
+    return bands
