@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from tinyclap.deploy.web.site import STATIC, WebBuildError, build_site
 from tinyclap.cli.main import main as cli_main
+from tinyclap.deploy.web.site import STATIC, WebBuildError, build_site
 
 
 def test_site_files_and_model_settings(web_site, web_folder):
