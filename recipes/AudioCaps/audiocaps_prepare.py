@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Prepare AudioCaps manifests: ``python recipes/AudioCaps/audiocaps_prepare.py --data_folder DIR``.
+"""Prepare AudioCaps manifests (SpeechBrain JSON).
+
+Usage: ``python recipes/AudioCaps/audiocaps_prepare.py --data_folder DIR [options]``.
 
 The preparation lives in the library (:mod:`tinyclap.prepare.audiocaps`), so that
-hparams files and the installed ``tinyclap`` command reach it from anywhere.
+hparams files and the installed ``tinyclap`` command reach it from anywhere;
+``python -m tinyclap.prepare audiocaps ...`` is the same command.
 """
 
-from tinyclap.prepare.audiocaps import main
+from tinyclap.prepare import main
 
 if __name__ == "__main__":
-    main()
+    main("audiocaps")

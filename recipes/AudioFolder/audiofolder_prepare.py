@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Prepare AudioFolder manifests (SpeechBrain JSON); ``--help`` lists the options.
+"""Prepare AudioFolder manifests (SpeechBrain JSON).
 
-Usage: ``python recipes/AudioFolder/audiofolder_prepare.py --data_folder DIR``.
+Usage: ``python recipes/AudioFolder/audiofolder_prepare.py --data_folder DIR [options]``.
 
 The preparation lives in the library (:mod:`tinyclap.prepare.audiofolder`), so that
-hparams files and the installed ``tinyclap`` command reach it from anywhere.
+hparams files and the installed ``tinyclap`` command reach it from anywhere;
+``python -m tinyclap.prepare audiofolder ...`` is the same command.
 """
 
-from tinyclap.prepare.audiofolder import main
+from tinyclap.prepare import main
 
 if __name__ == "__main__":
-    main()
+    main("audiofolder")

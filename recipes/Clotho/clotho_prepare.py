@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Prepare Clotho manifests: ``python recipes/Clotho/clotho_prepare.py --data_folder DIR``.
+"""Prepare Clotho manifests (SpeechBrain JSON).
+
+Usage: ``python recipes/Clotho/clotho_prepare.py --data_folder DIR [options]``.
 
 The preparation lives in the library (:mod:`tinyclap.prepare.clotho`), so that
-hparams files and the installed ``tinyclap`` command reach it from anywhere.
+hparams files and the installed ``tinyclap`` command reach it from anywhere;
+``python -m tinyclap.prepare clotho ...`` is the same command.
 """
 
-from tinyclap.prepare.clotho import main
+from tinyclap.prepare import main
 
 if __name__ == "__main__":
-    main()
+    main("clotho")

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Prepare ESC50 manifests: ``python recipes/ESC50/esc50_prepare.py --data_folder DIR``.
+"""Prepare ESC50 manifests (SpeechBrain JSON).
+
+Usage: ``python recipes/ESC50/esc50_prepare.py --data_folder DIR [options]``.
 
 The preparation lives in the library (:mod:`tinyclap.prepare.esc50`), so that
-hparams files and the installed ``tinyclap`` command reach it from anywhere.
+hparams files and the installed ``tinyclap`` command reach it from anywhere;
+``python -m tinyclap.prepare esc50 ...`` is the same command.
 """
 
-from tinyclap.prepare.esc50 import main
+from tinyclap.prepare import main
 
 if __name__ == "__main__":
-    main()
+    main("esc50")

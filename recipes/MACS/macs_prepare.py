@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Prepare MACS manifests: ``python recipes/MACS/macs_prepare.py --data_folder DIR``.
+"""Prepare MACS manifests (SpeechBrain JSON).
+
+Usage: ``python recipes/MACS/macs_prepare.py --data_folder DIR [options]``.
 
 The preparation lives in the library (:mod:`tinyclap.prepare.macs`), so that
-hparams files and the installed ``tinyclap`` command reach it from anywhere.
+hparams files and the installed ``tinyclap`` command reach it from anywhere;
+``python -m tinyclap.prepare macs ...`` is the same command.
 """
 
-from tinyclap.prepare.macs import main
+from tinyclap.prepare import main
 
 if __name__ == "__main__":
-    main()
+    main("macs")

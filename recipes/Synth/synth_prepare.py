@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Prepare Synth manifests: ``python recipes/Synth/synth_prepare.py --data_folder DIR``.
+"""Prepare Synth manifests (SpeechBrain JSON).
+
+Usage: ``python recipes/Synth/synth_prepare.py --data_folder DIR [options]``.
 
 The preparation lives in the library (:mod:`tinyclap.prepare.synth`), so that
-hparams files and the installed ``tinyclap`` command reach it from anywhere.
+hparams files and the installed ``tinyclap`` command reach it from anywhere;
+``python -m tinyclap.prepare synth ...`` is the same command.
 """
 
-from tinyclap.prepare.synth import main
+from tinyclap.prepare import main
 
 if __name__ == "__main__":
-    main()
+    main("synth")

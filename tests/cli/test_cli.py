@@ -109,9 +109,9 @@ def test_wheel_packages_every_module_and_the_console_script(tmp_path):
     missing_init = sorted(
         str(d.relative_to(repo))
         for d in (repo / "tinyclap").rglob("*")
-        if d.is_dir() and d.name != "__pycache__" and not (d / "__init__.py").is_file()
+        if d.is_dir() and any(d.glob("*.py")) and not (d / "__init__.py").is_file()
     )
-    assert missing_init == []  # find_packages skips folders without one
+    assert missing_init == []  # find_packages skips folders of modules without one
     src = tmp_path / "src"  # a copy: the build writes build/ and *.egg-info next to setup.py
     shutil.copytree(repo / "tinyclap", src / "tinyclap",
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
@@ -130,5 +130,6 @@ def test_wheel_packages_every_module_and_the_console_script(tmp_path):
         scripts = archive.read(entry_points).decode()
     assert sorted(n for n in names if n.startswith("tinyclap/") and n.endswith(".py")) == source
     assert "tinyclap/data/audioset_labels.txt" in names  # the text corpus' vocabulary
+    assert "tinyclap/deploy/web/static/index.html" in names  # the page of export --web
     assert "[console_scripts]" in scripts
     assert "tinyclap = tinyclap.cli.main:main" in scripts.splitlines()

@@ -246,3 +246,10 @@ def build_audiofolder(root):
     write_tone(root / "rain" / ".hidden.wav", 0.3)  # hidden file: skipped
     (root / "rain" / "notes.txt").write_text("not audio\n")
     return sorted(clips)
+
+
+def load_json(path):
+    """The JSON document at ``path`` (a manifest, a report)."""
+    import json
+
+    return json.loads(Path(path).read_text())

@@ -23,6 +23,16 @@ CLAP2022_FRONTEND = {
     "f_min": 50.0,
     "f_max": 14000.0,
 }
+# LAION CLAP's frontend (ClapFeatureExtractor: 48 kHz, hop 480, 64 mels) in LogMel's terms.
+LAION_FRONTEND = {
+    "sample_rate": 48000,
+    "n_fft": 1024,
+    "hop_length": 480,
+    "win_length": 1024,
+    "n_mels": 64,
+    "f_min": 50.0,
+    "f_max": 14000.0,
+}
 
 
 def window_frames(frontend_config, clip_seconds):

@@ -44,26 +44,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tinyclap.audio.features import CLAP2022_FRONTEND, LogMel
+from tinyclap.audio.features import LogMel
 from tinyclap.runtime.machine import cpu_line, machine_info
+from tinyclap.teachers.registry import FAMILIES, bench_family
 
+# the benched teachers, read from the teacher table (frontend, window, latent size)
 TEACHERS = {
-    "msclap-2022": {"frontend": CLAP2022_FRONTEND, "clip_seconds": 5.0, "embedding_dim": 1024},
-    "msclap-2023": {"frontend": CLAP2022_FRONTEND, "clip_seconds": 7.0, "embedding_dim": 1024},
-    "laion": {
-        "frontend": {
-            "sample_rate": 48000,
-            "n_fft": 1024,
-            "hop_length": 480,
-            "win_length": 1024,
-            "n_mels": 64,
-            "f_min": 50.0,
-            "f_max": 14000.0,
-        },  # fmt: skip
-        "clip_seconds": 10.0,
-        "embedding_dim": 512,
-    },
-}
+    f.bench_name: {"frontend": f.frontend, "clip_seconds": f.clip_seconds,
+                   "embedding_dim": f.embedding_dim}
+    for f in FAMILIES if f.audio_tower
+}  # fmt: skip
 # (name, alpha, beta, t_zero, num_layers, head_channels)
 STUDENTS = [
     ("paper a1.5 b0.75 t0 6 N7 head 2048", 1.5, 0.75, 6, 7, 2048),
@@ -86,29 +76,7 @@ def teacher_tower(name):
     >>> params > 80e6  # doctest: +SKIP
     True
     """
-    torch.manual_seed(0)
-    if name.startswith("msclap"):
-        from msclap.models.clap import AudioEncoder
-
-        from tinyclap.teachers.msclap import msclap_config
-
-        cfg = msclap_config(name)
-        model = AudioEncoder(cfg["audioenc_name"], cfg["out_emb"], cfg["d_proj"],
-                             cfg["sampling_rate"], cfg["window_size"], cfg["hop_size"],
-                             cfg["mel_bins"], cfg["fmin"], cfg["fmax"],
-                             cfg["num_classes"]).eval()  # fmt: skip
-        return (lambda wavs: model(wavs)[0]), sum(p.numel() for p in model.parameters())
-    if name == "laion":
-        from transformers import ClapAudioConfig, ClapAudioModelWithProjection
-
-        from tinyclap.teachers.transformers_clap import ClapAudioTower
-
-        model = ClapAudioModelWithProjection(ClapAudioConfig()).eval()
-        tower = ClapAudioTower(
-            LogMel(**TEACHERS["laion"]["frontend"]), model.audio_model, model.audio_projection
-        ).eval()
-        return tower, sum(p.numel() for p in model.parameters())
-    raise ValueError(f"unknown teacher {name!r}: use one of {sorted(TEACHERS)}")
+    return bench_family(name).random_tower()
 
 
 def build_student(spec, teacher, clip_seconds=None):

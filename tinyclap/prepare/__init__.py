@@ -9,25 +9,29 @@ uses as an object, e.g.::
         data_folder: !ref <data_folder>
 
 or names a preparation function directly (``!name:my_corpus.prepare``): the
-stages only call it. A new benchmark is one module here with its
-``prepare_<name>`` function, one line in :data:`PREPARATIONS`, a README under
-``recipes/`` and a test.
+stages only call it.
+
+**A new benchmark** is three files and a test: ``tinyclap/prepare/<name>.py``
+with its ``prepare_<name>`` function (found by name: no table to edit) and, for
+options beyond ``--data_folder`` / ``--save_folder`` / ``--allow_missing``, an
+``add_arguments(parser)``; ``recipes/<Name>/<name>_prepare.py`` (one line:
+``main("<name>")``) and ``recipes/<Name>/README.md``; and
+``tests/prepare/test_<name>.py`` building the official layout with small audio.
+
+Every preparation runs from the command line as
+``python -m tinyclap.prepare NAME --data_folder DIR [--save_folder DIR] [options]``.
 """
 
 import importlib
 import inspect
+import pkgutil
+import sys
 
-# dataset name -> "module:function"
+# dataset name -> "module:function": every module here with a prepare_<module> function
 PREPARATIONS = {
-    "synth": "tinyclap.prepare.synth:prepare_synth",
-    "esc50": "tinyclap.prepare.esc50:prepare_esc50",
-    "us8k": "tinyclap.prepare.us8k:prepare_us8k",
-    "tut17": "tinyclap.prepare.tut17:prepare_tut17",
-    "audiocaps": "tinyclap.prepare.audiocaps:prepare_audiocaps",
-    "clotho": "tinyclap.prepare.clotho:prepare_clotho",
-    "macs": "tinyclap.prepare.macs:prepare_macs",
-    "fsd50k": "tinyclap.prepare.fsd50k:prepare_fsd50k",
-    "audiofolder": "tinyclap.prepare.audiofolder:prepare_audiofolder",
+    info.name: f"{__name__}.{info.name}:prepare_{info.name}"
+    for info in pkgutil.iter_modules(__path__)
+    if not info.name.startswith("_")
 }
 
 
@@ -93,3 +97,35 @@ class Preparation:
 
     def __repr__(self):
         return f"Preparation({self.name!r}, {self.data_folder!r}, {self.save_folder!r})"
+
+
+def main(name=None, argv=None):
+    """``python -m tinyclap.prepare NAME --data_folder DIR ...``: run one preparation.
+
+    Parameters
+    ----------
+    name : str, optional
+        The dataset (default: the first of ``argv``).
+    argv : list of str, optional
+        The remaining arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    dict
+        ``{split: manifest_path}``, also printed one split per line.
+    """
+    from tinyclap.data.manifests import prepare_cli
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if name is None:
+        if not argv or argv[0].startswith("-"):
+            known = ", ".join(sorted(PREPARATIONS))
+            raise SystemExit(f"usage: python -m tinyclap.prepare NAME --data_folder DIR ...\n"
+                             f"NAME: one of {known}")  # fmt: skip
+        name, argv = argv[0], argv[1:]
+    function = preparation_function(name)
+    module = sys.modules[function.__module__]
+    if hasattr(module, "main"):  # a preparation with a command line of its own (synth)
+        return module.main(argv)
+    description = (module.__doc__ or "").split("\n\n")[0]
+    return prepare_cli(function, argv, description, getattr(module, "add_arguments", None))

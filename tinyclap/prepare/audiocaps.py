@@ -21,10 +21,9 @@ python recipes/AudioCaps/audiocaps_prepare.py --data_folder /data/AudioCaps
 """
 
 import csv
-import sys
 from pathlib import Path
 
-from tinyclap.data.manifests import ManifestBuilder, metadata_stamp, prepare_cli, prepare_once
+from tinyclap.data.manifests import ManifestBuilder, metadata_stamp, prepare_once
 
 FORMAT_VERSION = 1
 DEFAULT_PATTERN = "{youtube_id}_{start_time}.wav"
@@ -118,14 +117,6 @@ def prepare_audiocaps(data_folder, save_folder, audio_pattern=DEFAULT_PATTERN, a
     return prepare_once("audiocaps", save_folder, options, build, allow_missing)
 
 
-def _add_arguments(parser):
+def add_arguments(parser):
+    """The options of `python -m tinyclap.prepare audiocaps` beyond the shared ones."""
     parser.add_argument("--audio_pattern", default=DEFAULT_PATTERN, help="clip file name")
-
-
-def main(argv=None):
-    """Command-line entry point."""
-    prepare_cli(prepare_audiocaps, argv, __doc__.split("\n\n")[0], _add_arguments)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

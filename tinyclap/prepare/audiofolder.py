@@ -17,11 +17,10 @@ python recipes/AudioFolder/audiofolder_prepare.py --data_folder /data/my_audio
 """
 
 import os
-import sys
 from pathlib import Path
 
 from tinyclap.data.label_sets import readable_label
-from tinyclap.data.manifests import ManifestBuilder, hash_split, prepare_cli, prepare_once
+from tinyclap.data.manifests import ManifestBuilder, hash_split, prepare_once
 
 FORMAT_VERSION = 1
 EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".w64")
@@ -130,15 +129,7 @@ def prepare_audiofolder(
     return prepare_once("audiofolder", save_folder, options, build, allow_missing)
 
 
-def _add_arguments(parser):
+def add_arguments(parser):
+    """The options of `python -m tinyclap.prepare audiofolder` beyond the shared ones."""
     parser.add_argument("--valid_fraction", type=float, default=0.05)
     parser.add_argument("--label_from_folder", action="store_true")
-
-
-def main(argv=None):
-    """Command-line entry point."""
-    prepare_cli(prepare_audiofolder, argv, __doc__.split("\n\n")[0], _add_arguments)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -14,10 +14,9 @@ python recipes/Clotho/clotho_prepare.py --data_folder /data/Clotho
 """
 
 import csv
-import sys
 from pathlib import Path
 
-from tinyclap.data.manifests import ManifestBuilder, metadata_stamp, prepare_cli, prepare_once
+from tinyclap.data.manifests import ManifestBuilder, metadata_stamp, prepare_once
 
 FORMAT_VERSION = 1
 SUBSETS = {"development": "train", "validation": "valid", "evaluation": "test"}
@@ -88,12 +87,3 @@ def prepare_clotho(data_folder, save_folder, allow_missing=False):
         return builder
 
     return prepare_once("clotho", save_folder, options, build, allow_missing)
-
-
-def main(argv=None):
-    """Command-line entry point."""
-    prepare_cli(prepare_clotho, argv, __doc__.split("\n\n")[0])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

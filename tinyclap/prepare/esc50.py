@@ -16,7 +16,6 @@ python recipes/ESC50/esc50_prepare.py --data_folder /data/ESC-50-master
 """
 
 import csv
-import sys
 from pathlib import Path
 
 from tinyclap.data.label_sets import ESC50_CLASSES, readable_label
@@ -27,7 +26,6 @@ from tinyclap.data.manifests import (
     fold_options,
     fold_split,
     metadata_stamp,
-    prepare_cli,
     prepare_once,
 )
 
@@ -95,10 +93,4 @@ def prepare_esc50(data_folder, save_folder, test_folds=None, valid_folds=None, a
     return prepare_once("esc50", save_folder, options, build, allow_missing)
 
 
-def main(argv=None):
-    """Command-line entry point."""
-    prepare_cli(prepare_esc50, argv, __doc__.split("\n\n")[0], add_fold_arguments)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+add_arguments = add_fold_arguments  # the options of `python -m tinyclap.prepare esc50`

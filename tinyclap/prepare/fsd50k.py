@@ -16,10 +16,9 @@ python recipes/FSD50K/fsd50k_prepare.py --data_folder /data/FSD50K
 """
 
 import csv
-import sys
 from pathlib import Path
 
-from tinyclap.data.manifests import ManifestBuilder, metadata_stamp, prepare_cli, prepare_once
+from tinyclap.data.manifests import ManifestBuilder, metadata_stamp, prepare_once
 
 FORMAT_VERSION = 1
 GROUND_TRUTH = "FSD50K.ground_truth"
@@ -83,12 +82,3 @@ def prepare_fsd50k(data_folder, save_folder, allow_missing=False):
         return builder
 
     return prepare_once("fsd50k", save_folder, options, build, allow_missing)
-
-
-def main(argv=None):
-    """Command-line entry point."""
-    prepare_cli(prepare_fsd50k, argv, __doc__.split("\n\n")[0])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,7 +17,6 @@ Example
 python recipes/MACS/macs_prepare.py --data_folder /data/MACS
 """
 
-import sys
 from pathlib import Path
 
 import yaml
@@ -27,7 +26,6 @@ from tinyclap.data.manifests import (
     ManifestBuilder,
     hash_split,
     metadata_stamp,
-    prepare_cli,
     prepare_once,
 )
 
@@ -114,15 +112,7 @@ def prepare_macs(
     return prepare_once("macs", save_folder, options, build, allow_missing)
 
 
-def _add_arguments(parser):
+def add_arguments(parser):
+    """The options of `python -m tinyclap.prepare macs` beyond the shared ones."""
     parser.add_argument("--audio_folder", default=None, help="TAU 2019 development audio/")
     parser.add_argument("--valid_fraction", type=float, default=0.1)
-
-
-def main(argv=None):
-    """Command-line entry point."""
-    prepare_cli(prepare_macs, argv, __doc__.split("\n\n")[0], _add_arguments)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,7 +26,6 @@ Example
 python recipes/TUT17/tut17_prepare.py --data_folder /data/TUT17
 """
 
-import sys
 from pathlib import Path
 
 from tinyclap.data.label_sets import TUT17_CLASSES, readable_label
@@ -36,7 +35,6 @@ from tinyclap.data.manifests import (
     fold_options,
     fold_split,
     metadata_stamp,
-    prepare_cli,
     prepare_once,
 )
 
@@ -201,15 +199,7 @@ def prepare_tut17(
     return prepare_once("tut17", save_folder, options, build, allow_missing)
 
 
-def _add_arguments(parser):
+def add_arguments(parser):
+    """The options of `python -m tinyclap.prepare tut17` beyond the shared ones."""
     parser.add_argument("--test_set", default="auto", choices=("auto", "evaluation", "development"))
     add_fold_arguments(parser)
-
-
-def main(argv=None):
-    """Command-line entry point."""
-    prepare_cli(prepare_tut17, argv, __doc__.split("\n\n")[0], _add_arguments)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,7 +17,6 @@ python recipes/US8K/us8k_prepare.py --data_folder /data/UrbanSound8K
 """
 
 import csv
-import sys
 from pathlib import Path
 
 from tinyclap.data.label_sets import US8K_CLASSES, readable_label
@@ -28,7 +27,6 @@ from tinyclap.data.manifests import (
     fold_options,
     fold_split,
     metadata_stamp,
-    prepare_cli,
     prepare_once,
 )
 
@@ -97,10 +95,4 @@ def prepare_us8k(data_folder, save_folder, test_folds=None, valid_folds=None, al
     return prepare_once("us8k", save_folder, options, build, allow_missing)
 
 
-def main(argv=None):
-    """Command-line entry point."""
-    prepare_cli(prepare_us8k, argv, __doc__.split("\n\n")[0], add_fold_arguments)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+add_arguments = add_fold_arguments  # the options of `python -m tinyclap.prepare us8k`

@@ -7,17 +7,23 @@ gradients off: ``mini`` (the embedded teacher trained by
 files or the Hugging Face hub), a ``transformers`` CLAP (LAION CLAP: a hub repo
 id such as ``laion/clap-htsat-unfused``, or a folder written by
 ``ClapModel.save_pretrained`` + ``ClapProcessor.save_pretrained``), or a
-mini-teacher checkpoint path.
+mini-teacher checkpoint path. Which family takes a name is decided by the teacher
+table, :mod:`tinyclap.teachers.registry` (a new teacher: its module + one row there).
 """
 
-from pathlib import Path
-
 from tinyclap.teachers.base import Teacher, TeacherLoadError, file_fingerprint
-from tinyclap.teachers.transformers_clap import is_transformers_clap
+from tinyclap.teachers.registry import FAMILIES, family_of, named_families
 
-MSCLAP_NAMES = ("msclap-2022", "msclap-2023")
+MSCLAP_NAMES = named_families()
 
-__all__ = ["MSCLAP_NAMES", "Teacher", "TeacherLoadError", "file_fingerprint", "load_teacher"]
+__all__ = [
+    "FAMILIES",
+    "MSCLAP_NAMES",
+    "Teacher",
+    "TeacherLoadError",
+    "file_fingerprint",
+    "load_teacher",
+]
 
 
 def load_teacher(name_or_path, checkpoint=None, device="cpu", mini_checkpoint=None, **kwargs):
@@ -57,35 +63,8 @@ def load_teacher(name_or_path, checkpoint=None, device="cpu", mini_checkpoint=No
     tinyclap.teachers.base.TeacherLoadError: the mini teacher needs checkpoint=PATH ...
     """
     name = str(name_or_path)
-    if name in MSCLAP_NAMES:
-        from tinyclap.teachers.msclap import load_msclap_teacher
-
-        teacher = load_msclap_teacher(name, checkpoint=checkpoint, device=device, **kwargs)
-    elif name == "mini":
-        checkpoint = checkpoint or mini_checkpoint
-        if checkpoint is None:
-            raise TeacherLoadError(
-                "the mini teacher needs checkpoint=PATH (train one with "
-                "`python train.py hparams/train_teacher.yaml`)"
-            )
-        teacher = _mini(checkpoint, device)
-    elif is_transformers_clap(name):
-        from tinyclap.teachers.transformers_clap import load_transformers_clap_teacher
-
-        teacher = load_transformers_clap_teacher(name, checkpoint, device, **kwargs)
-    else:
-        path = Path(checkpoint or name)
-        if not path.is_file():
-            raise TeacherLoadError(
-                f"unknown teacher {name!r}: not one of mini, {', '.join(MSCLAP_NAMES)}, "
-                f"a transformers CLAP folder or repo id, and no file at {path}"
-            )
-        teacher = _mini(path, device)
-    teacher.source = str(checkpoint or name)
+    if family_of(name).name == "mini":
+        kwargs["mini_checkpoint"] = mini_checkpoint
+    teacher = family_of(name).load(name, checkpoint=checkpoint, device=device, **kwargs)
+    teacher.source = str(checkpoint or (mini_checkpoint if name == "mini" else None) or name)
     return teacher
-
-
-def _mini(path, device):
-    from tinyclap.teachers.mini import load_mini_teacher
-
-    return load_mini_teacher(path, device)

@@ -135,3 +135,37 @@ def load_mini_teacher(path, device="cpu"):
         fingerprint=file_fingerprint(path),
     )
     return teacher.to(device).eval().requires_grad_(False)
+
+
+def load_named_mini_teacher(name, checkpoint=None, device="cpu", mini_checkpoint=None, **_):
+    """The teacher table's loader for ``mini``: ``name`` is ``mini`` or a checkpoint path.
+
+    ``mini`` needs ``checkpoint`` (or the hparams files' ``mini_checkpoint``);
+    any other name is a mini-teacher checkpoint path. Options of the other
+    teachers (``text_model``, ``trust_checkpoint``, ...) mean nothing here and
+    are ignored, so that one hparams file serves every teacher.
+
+    Example
+    -------
+    >>> load_named_mini_teacher("mini")
+    Traceback (most recent call last):
+    ...
+    tinyclap.teachers.base.TeacherLoadError: the mini teacher needs checkpoint=PATH ...
+    """
+    from tinyclap.teachers.registry import named_families
+
+    if str(name) == "mini":
+        checkpoint = checkpoint or mini_checkpoint
+        if checkpoint is None:
+            raise TeacherLoadError(
+                "the mini teacher needs checkpoint=PATH (train one with "
+                "`python train.py hparams/train_teacher.yaml`)"
+            )
+        return load_mini_teacher(checkpoint, device)
+    path = Path(checkpoint or name)
+    if not path.is_file():
+        raise TeacherLoadError(
+            f"unknown teacher {name!r}: not one of mini, {', '.join(named_families())}, "
+            f"a transformers CLAP folder or repo id, and no file at {path}"
+        )
+    return load_mini_teacher(path, device)

@@ -424,3 +424,25 @@ def load_msclap_teacher(
         tokenizer.add_special_tokens({"pad_token": "!"})  # as msclap
     teacher = MSCLAPTeacher(name, clap, tokenizer, cfg, fingerprint=file_fingerprint(path))
     return teacher.to(device).eval().requires_grad_(False)
+
+
+def random_audio_tower(name):
+    """``(callable [B, T] -> [B, D], params)``: msclap's audio tower with random weights.
+
+    For the deploy bench (timing needs the architecture, not the weights).
+
+    Example
+    -------
+    >>> tower, params = random_audio_tower("msclap-2022")  # doctest: +SKIP
+    >>> params > 80e6  # doctest: +SKIP
+    True
+    """
+    from msclap.models.clap import AudioEncoder
+
+    cfg = msclap_config(name)
+    torch.manual_seed(0)
+    model = AudioEncoder(cfg["audioenc_name"], cfg["out_emb"], cfg["d_proj"],
+                         cfg["sampling_rate"], cfg["window_size"], cfg["hop_size"],
+                         cfg["mel_bins"], cfg["fmin"], cfg["fmax"],
+                         cfg["num_classes"]).eval()  # fmt: skip
+    return (lambda wavs: model(wavs)[0]), sum(p.numel() for p in model.parameters())

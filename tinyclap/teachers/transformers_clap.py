@@ -424,9 +424,26 @@ def load_transformers_clap_teacher(
     return teacher.to(device).eval().requires_grad_(False)
 
 
+def random_audio_tower(name="transformers-clap"):
+    """``(ClapAudioTower, params)``: LAION CLAP's default audio tower with random weights.
+
+    For the deploy bench; the frontend is the teacher table's (48 kHz, hop 480, 64 mels).
+    """
+    from transformers import ClapAudioConfig, ClapAudioModelWithProjection
+
+    from tinyclap.audio.features import LAION_FRONTEND, LogMel
+
+    del name
+    torch.manual_seed(0)
+    model = ClapAudioModelWithProjection(ClapAudioConfig()).eval()
+    tower = ClapAudioTower(LogMel(**LAION_FRONTEND), model.audio_model, model.audio_projection)
+    return tower.eval(), sum(p.numel() for p in model.parameters())
+
+
 __all__ = [
     "ClapAudioTower",
     "TransformersClapTeacher",
     "is_transformers_clap",
     "load_transformers_clap_teacher",
+    "random_audio_tower",
 ]
