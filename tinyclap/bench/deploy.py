@@ -42,8 +42,9 @@ import torch
 import torch.nn.functional as F
 
 from tinyclap.audio.features import CLAP2022_FRONTEND, LogMel
-from tinyclap.runtime.machine import cpu_line, machine_info
 
+NAME = "deploy"
+HELP = "teacher towers vs students (PyTorch, runtime, single-file ONNX): ms per clip"
 TEACHERS = {
     "msclap-2022": {"frontend": CLAP2022_FRONTEND, "clip_seconds": 5.0, "embedding_dim": 1024},
     "msclap-2023": {"frontend": CLAP2022_FRONTEND, "clip_seconds": 7.0, "embedding_dim": 1024},
@@ -240,7 +241,7 @@ def _candidates(teacher, batch, folder, students=STUDENTS, with_teacher=True, th
     return out
 
 
-def run(teachers=tuple(TEACHERS), batch_sizes=(1, 16), rounds=3, target_ms=300.0,
+def measure(teachers=tuple(TEACHERS), batch_sizes=(1, 16), rounds=3, target_ms=300.0,
         threads=1, quick=False, clip_seconds=None):  # fmt: skip
     """Rows of the deploy benchmark (see the module docstring).
 
@@ -316,35 +317,23 @@ def markdown(rows):
     return "\n".join(lines)
 
 
-def main(args):
-    """``tinyclap bench deploy``: print the table (or JSON) and optionally write ``--out``."""
-    rows = run(args.teachers, args.batch_sizes, args.rounds, args.target_ms, args.threads,
-               args.quick, args.clip_seconds)  # fmt: skip
-    result = {"rows": rows, "verdict": verdict(rows), "threads": args.threads,
-              "rounds": args.rounds, "command": getattr(args, "invocation", None),
-              "machine": machine_info()}  # fmt: skip
-    print(cpu_line(result["machine"]), file=sys.stderr if args.json else sys.stdout)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-        (out / "table.md").write_text(markdown(rows) + "\n", encoding="utf-8")
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(markdown(rows))
-        print(json.dumps(result["verdict"], indent=2))
-    return 0
+def run(args):
+    """Time every candidate; return ``{"rows", "verdict", "threads", "rounds"}``."""
+    rows = measure(args.teachers, args.batch_sizes, args.rounds, args.target_ms, args.threads,
+                   args.quick, args.clip_seconds)  # fmt: skip
+    return {"rows": rows, "verdict": verdict(rows), "threads": args.threads,
+            "rounds": args.rounds}  # fmt: skip
 
 
-def add_parser(bench_sub):
-    """Register ``tinyclap bench deploy`` on the bench sub-parsers."""
-    p = bench_sub.add_parser(
-        "deploy",
-        help="teacher towers vs students (PyTorch, runtime, single-file ONNX): ms per clip",
-        description="Time teacher audio towers and PhiNet students at the teacher's window, "
-        "in interleaved rounds of one process; ms_per_clip and speedup_vs_teacher per row.",
-    )
+def table(record, command):
+    """The rows as a markdown table, then the verdict against the speed-up targets."""
+    return "\n".join([f"Command: `{command}`", "", markdown(record["rows"]), "",
+                      "Verdict (fastest shipped path vs the targets, MS-CLAP 2022 window):", "",
+                      "```json", json.dumps(record["verdict"], indent=2), "```"])  # fmt: skip
+
+
+def add_arguments(p):
+    """The options of ``tinyclap bench deploy``."""
     p.add_argument("--teachers", nargs="+", default=list(TEACHERS), choices=list(TEACHERS))
     p.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 16])
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
@@ -354,7 +343,3 @@ def add_parser(bench_sub):
     p.add_argument("--quick", action="store_true", help="edge student only (tests)")
     p.add_argument("--clip_seconds", type=float,
                    help="one window for all teachers, not each one's own (tests)")  # fmt: skip
-    p.add_argument("--json", action="store_true", help="print JSON rows")
-    p.add_argument("--out", help="folder for results.json and table.md")
-    p.set_defaults(func=main)
-    return p
