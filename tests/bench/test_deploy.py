@@ -31,7 +31,11 @@ def test_bench_deploy_quick_json(tmp_path, capsys):
             assert row["speedup_vs_teacher"] == pytest.approx(expected, rel=0.05, abs=0.1)
     verdict = result["verdict"]["edge"]
     assert verdict["target"] == 100.0 and set(verdict) == {"target", "batch_1", "batch_2"}
-    assert (tmp_path / "table.md").read_text().startswith("| teacher | batch | model |")
+    table = (tmp_path / "table.md").read_text()
+    assert (
+        table.startswith("Command: `tinyclap bench deploy --quick")
+        and "| teacher | batch |" in table
+    )
     assert json.loads((tmp_path / "results.json").read_text())["rows"] == rows
 
 

@@ -41,6 +41,7 @@ from tinyclap.deploy.onnx import (
     session,
 )
 from tinyclap.deploy.quantize import quantize_dynamic_graph, quantize_static_graph
+from tinyclap.errors import UsageError
 
 NAME = "onnx_int8"
 HELP = "int8 recipes of a student graph: speed, per-op time, accuracy"
@@ -234,7 +235,7 @@ def run(args):
         return {"reports": {f"int8_{name}": run_config(name, args.threads, args.repeats)
                             for name in args.configs.split(",")}}  # fmt: skip
     if not (args.folder and args.calibration_manifest):
-        raise ValueError("give an exported folder and --calibration_manifest, or --configs")
+        raise UsageError("give an exported folder and --calibration_manifest, or --configs")
     return {"reports": {"int8": run_folder(args.folder, args.eval_manifest,
                                            args.calibration_manifest, args.threads,
                                            args.repeats, args.calibration_windows)}}  # fmt: skip

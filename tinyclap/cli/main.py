@@ -85,7 +85,8 @@ class Parser(argparse.ArgumentParser):
         hints = [h for h in hints if h in self.known_options]
         if hints:
             message += f" (options use underscores: {', '.join(hints)})"
-        super().error(message)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog.split()[0]}: error: {message}\n")  # `tinyclap`, not `tinyclap x`
 
 
 def studies():
@@ -119,7 +120,7 @@ def build_parser():
     b = sub.add_parser("bench", help="benchmarks: tinyclap bench NAME (results/NAME_bench)",
                        description="Run a benchmark (tinyclap bench NAME --help).")  # fmt: skip
     add_commands(b.add_subparsers(dest="bench", required=True, metavar="NAME"), benches(),
-                 results_folder)  # fmt: skip
+                 results_folder, writer=True)  # fmt: skip
     found = studies()
     s = sub.add_parser("study", help="studies: tinyclap study NAME (results/NAME)",
                        description="Run a study (tinyclap study NAME --help).")  # fmt: skip

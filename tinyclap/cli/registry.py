@@ -10,7 +10,7 @@ Example
 >>> import argparse
 >>> from tinyclap.bench.registry import benches, results_folder
 >>> sub = argparse.ArgumentParser(prog="tinyclap bench").add_subparsers()
->>> parsers = add_commands(sub, benches(), results_folder)
+>>> parsers = add_commands(sub, benches(), results_folder, writer=True)
 >>> sorted(parsers)[:2]
 ['cache', 'data']
 """
@@ -48,18 +48,19 @@ def description(module):
     return doc.strip()
 
 
-def add_commands(sub, modules, folder_of):
+def add_commands(sub, modules, folder_of, writer=False):
     """One sub-parser per module; returns ``{NAME: parser}``.
 
-    Modules with a ``table`` get ``--out DIR | --save`` and ``--json``, and end in
-    :func:`run_through_writer`; the others' ``run(args)`` returns the exit status.
+    With ``writer`` (every bench), or for modules with a ``table``, the command gets
+    ``--out DIR | --save`` and ``--json`` and ends in :func:`run_through_writer`;
+    otherwise ``run(args)`` writes its own folder and returns the exit status.
     """
     parsers = {}
     for name, module in modules.items():
         p = sub.add_parser(name, help=module.HELP, description=description(module),
                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
         module.add_arguments(p)
-        if hasattr(module, "table"):
+        if writer or hasattr(module, "table"):
             out = p.add_argument_group("output (results.json + table.md)")
             where = out.add_mutually_exclusive_group()
             where.add_argument("--out", help="folder for results.json and table.md")
