@@ -10,7 +10,7 @@ interrupted comparison resumes, but only if made with the same settings
 ``compare_settings.json`` next to ``results.json``); otherwise the run is
 made again (its finished folds are reused only if their settings match too,
 see :mod:`tinyclap.stages.transfer`). It then writes
-``table.md``, ``table.csv`` and ``comparison.json`` (with the exact command) to
+``table.md``, ``table.csv`` and ``results.json`` (with the exact command) to
 ``--out``: per variant, the accuracy of each seed (mean over the evaluated
 folds), their mean and standard deviation, and the mean paired difference to
 cross-entropy only (same seed).
@@ -170,7 +170,7 @@ def markdown_table(rows):
 
 
 def write_tables(rows, out, command, seconds):
-    """Write ``table.md``, ``table.csv`` and ``comparison.json`` (command, rows)."""
+    """Write ``table.md``, ``table.csv`` and ``results.json`` (command, rows)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "table.csv", "w", newline="", encoding="utf-8") as f:
@@ -180,7 +180,7 @@ def write_tables(rows, out, command, seconds):
     (out / "table.md").write_text(markdown_table(rows), encoding="utf-8")
     record = {"command": command, "wall_minutes": round(seconds / 60, 1), "rows": rows,
               "machine": machine_info()}  # fmt: skip
-    (out / "comparison.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    (out / "results.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
 
 
 def add_arguments(parser):
