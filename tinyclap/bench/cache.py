@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from tinyclap.bench.distill import random_msclap_2022, write_clips
+from tinyclap.bench.output import quantity_table
 from tinyclap.training.cache import TeacherEmbeddingCache
 
 NAME = "cache"
@@ -259,6 +260,11 @@ def _random_teacher(folder):
     Path(folder).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as own:  # each process writes its text model
         return random_msclap_2022(own, text_layers=1)
+
+
+def table(record, command):
+    """The record as a ``quantity | value`` markdown table."""
+    return quantity_table(record, command)
 
 
 def add_arguments(p):

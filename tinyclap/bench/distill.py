@@ -32,6 +32,7 @@ import soundfile as sf
 import speechbrain as sb
 import torch
 
+from tinyclap.bench.output import quantity_table
 from tinyclap.data.pipelines import distill_datasets, teacher_datasets
 from tinyclap.nn.complexity import count_params
 from tinyclap.stages.distill import DistillBrain
@@ -196,6 +197,11 @@ def run(args):
         "online_last_train_loss": round(online["loss"], 4),
         "cached_last_train_loss": round(cached["loss"], 4),
     }
+
+
+def table(record, command):
+    """The record as a ``quantity | value`` markdown table."""
+    return quantity_table(record, command)
 
 
 def add_arguments(p):

@@ -41,9 +41,10 @@ Options
     spellings are accepted (``--dry-run`` is a usage error that names
     ``--dry_run``).
 Working directory
-    Commands read only the paths they are given and write under their ``--out``
-    (relative paths are relative to the working directory); ``tinyclap train``
-    also takes the name of a bundled stage (``tinyclap train distill``).
+    Commands read the paths they are given and write under their ``--out``
+    (relative paths are relative to the working directory). Not yet: ``demo``,
+    ``sweep`` and ``transfer_compare`` run ``train.py`` and ``hparams/*.yaml`` of a
+    checkout, so they run from its root.
 
 Example
 -------
