@@ -33,7 +33,11 @@ def test_bench_deploy_quick_json(tmp_path, capsys):
             assert 0 < row["ms_per_clip_min"] <= row["ms_per_clip"] + 1e-3  # min <= median
     verdict = result["verdict"]["edge"]
     assert verdict["target"] == 150.0 and set(verdict) == {"target", "batch_1", "batch_2"}
-    assert (tmp_path / "table.md").read_text().startswith("| teacher | batch | model |")
+    table = (tmp_path / "table.md").read_text()
+    assert (
+        table.startswith("Command: `tinyclap bench deploy --quick")
+        and "| teacher | batch |" in table
+    )
     written = json.loads((tmp_path / "results.json").read_text())
     assert written["rows"] == rows and written["machine"]["cpu"]
 

@@ -21,7 +21,10 @@ PROFILE_KEYS = {"model", "params", "backbone_params", "projection_params", "macs
 def test_bench_grid_prints_json(capsys):
     main(["bench", "--alpha", "0.25", "0.5", "--num_layers", "3", "--head_channels", "32",
           "--embedding_dim", "16", "--repeats", "2", "--json"])  # fmt: skip
-    rows = json.loads(capsys.readouterr().out)
+    record = json.loads(capsys.readouterr().out)
+    assert record["command"].startswith("tinyclap bench model --alpha")  # bench alone = model
+    assert record["machine"]["cpu"] and record["threads"] == 1
+    rows = record["rows"]
     assert [r["model"] for r in rows] == ["phinet a0.25 b0.75 t0 4 N3", "phinet a0.5 b0.75 t0 4 N3"]
     assert all(set(r) == PROFILE_KEYS for r in rows)
     assert rows[0]["params"] < rows[1]["params"]  # alpha widens the network
@@ -37,17 +40,18 @@ def test_bench_table_for_a_5s_44k_input(capsys):
     main(["bench", "--alpha", "0.25", "--num_layers", "3", "--head_channels", "32",
           "--embedding_dim", "16", "--sample_rate", "44100", "--f_max", "14000",
           "--clip_seconds", "5", "--repeats", "2", "--batch_sizes", "1", "2"])  # fmt: skip
-    out = capsys.readouterr().out
-    header = out.splitlines()[0].split()
-    assert header == ["model", "params", "backbone", "projection", "MACs", "ms", "b1", "ms",
-                      "b2", "peak", "MB"]  # fmt: skip
-    assert "phinet a0.25" in out and "1 thread(s)" in out
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("CPU: ") and out[1].startswith("Command: `tinyclap bench model")
+    header = [cell.strip() for cell in out[3].strip("|").split("|")]
+    assert header == ["model", "params", "backbone", "projection", "MACs", "ms b1", "ms b2",
+                      "peak MB"]  # fmt: skip
+    assert "phinet a0.25" in out[5] and "1 thread(s)" in out[-1]
 
 
 def test_bench_model_student_and_teacher_checkpoints(tiny_student, mini_teacher, capsys):
     main(["bench", "model", str(tiny_student.path), str(mini_teacher.path),
           "--repeats", "2", "--json"])  # fmt: skip
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["rows"]
     student, mini = tiny_student.model().student, mini_teacher.model()
     assert [r["model"].split()[0] for r in rows] == ["student", "teacher"]
     assert rows[0]["params"] == sum(p.numel() for p in student.parameters())
@@ -66,9 +70,9 @@ def test_bench_model_official_checkpoint(tmp_path, capsys):
                              embedding_dim=24)  # fmt: skip
     path = tmp_path / "phinet_alpha_0.50_beta_0.75_t0_4_N_3.ckpt"
     torch.save(official.state_dict(), path)
-    for argv in (["bench", "model", str(path)], ["bench", "--student", str(path)]):
+    for argv in (["bench", "model", str(path)], ["bench", str(path)]):
         assert main([*argv, "--repeats", "1", "--batch_sizes", "1", "--json"]) == 0
-        (row,) = json.loads(capsys.readouterr().out)
+        (row,) = json.loads(capsys.readouterr().out)["rows"]
         assert row["model"] == f"student {path}"
         assert row["params"] == sum(p.numel() for p in official.parameters())
 

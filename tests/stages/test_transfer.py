@@ -344,7 +344,7 @@ def test_comparison_table(tmp_path):
     assert (
         table[3] == "| EAsT dCor, PCA k | 0.5 | dcor | pca | 16 | 55.0 | 58.0 | 56.5 ± 2.1 | +1.5 |"
     )
-    assert json.loads((tmp_path / "comparison.json").read_text())["wall_minutes"] == 1.0
+    assert json.loads((tmp_path / "results.json").read_text())["wall_minutes"] == 1.0
     assert (tmp_path / "table.csv").read_text().count("\n") == 3
 
 

@@ -367,7 +367,7 @@ def test_bench_profiles_the_msclap_audio_tower(clap2022, capsys):
     assert cli_main(["bench", "model", "msclap-2022", "--teacher_checkpoint",
                      str(clap2022["checkpoint"]), "--text_model", str(clap2022["text"]),
                      "--json", "--repeats", "1", "--batch_sizes", "1"]) == 0  # fmt: skip
-    (row,) = json.loads(capsys.readouterr().out)
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
     teacher = load_teacher("msclap-2022", checkpoint=clap2022["checkpoint"],
                            text_model=clap2022["text"])  # fmt: skip
     tower = teacher.clap.audio_encoder

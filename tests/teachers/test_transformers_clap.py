@@ -180,7 +180,7 @@ def test_audio_tower_profiles_like_the_others(clap, capsys):
 
     assert cli_main(["bench", "model", str(clap), "--json", "--repeats", "1",
                      "--batch_sizes", "1"]) == 0  # fmt: skip
-    (row,) = json.loads(capsys.readouterr().out)
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
     teacher = load_teacher(str(clap))
     audio = [teacher.model.audio_model, teacher.model.audio_projection]
     assert row["params"] == sum(p.numel() for m in audio for p in m.parameters())

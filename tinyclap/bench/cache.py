@@ -17,7 +17,7 @@ a sharded build in several processes.
 
 Example
 -------
-tinyclap bench cache --clips 32 --rounds 2 --out results/scaleout
+tinyclap bench cache --clips 32 --rounds 2 --out results/cache_bench
 """
 
 import functools
@@ -35,8 +35,11 @@ import numpy as np
 import torch
 
 from tinyclap.bench.distill import random_msclap_2022, write_clips
-from tinyclap.bench.output import report
+from tinyclap.bench.output import quantity_table
 from tinyclap.training.cache import TeacherEmbeddingCache
+
+NAME = "cache"
+HELP = "teacher-cache build time: 1 process vs N processes building shards"
 
 
 def free_port():
@@ -259,36 +262,15 @@ def _random_teacher(folder):
         return random_msclap_2022(own, text_layers=1)
 
 
-def main(args):
-    """``tinyclap bench cache``: run, print the table, optionally write ``--out``."""
-    return report(
-        run(args), args.invocation, args.out, names=("cache_bench.json", "cache_bench.md")
-    )
+def table(record, command):
+    """The record as a ``quantity | value`` markdown table."""
+    return quantity_table(record, command)
 
 
-def add_parser(bench_sub):
-    """Register ``tinyclap bench cache`` on the bench sub-parsers."""
-    p = bench_sub.add_parser(
-        "cache",
-        help="teacher-cache build time: 1 process vs N processes building shards",
-        description=__doc__.split("\n\n")[1],
-    )
+def add_arguments(p):
+    """The options of ``tinyclap bench cache``."""
     p.add_argument("--clips", type=int, default=32, help="generated clips")
     p.add_argument("--clip_seconds", type=float, default=5.0)
     p.add_argument("--processes", type=int, default=2, help="processes of the sharded build")
     p.add_argument("--batch_size", type=int, default=8, help="windows per teacher pass")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
-    p.add_argument("--out", help="folder for cache_bench.json and cache_bench.md")
-    p.set_defaults(func=main)
-    return p
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m tinyclap.bench.cache")
-    sub = parser.add_subparsers(required=True)
-    add_parser(sub)
-    cli_args = parser.parse_args(["cache", *sys.argv[1:]])
-    cli_args.invocation = "python -m tinyclap.bench.cache " + " ".join(sys.argv[1:])
-    sys.exit(main(cli_args))

@@ -32,7 +32,6 @@ import soundfile as sf
 import speechbrain as sb
 import torch
 
-from tinyclap.bench.output import report
 from tinyclap.data.pipelines import distill_datasets
 from tinyclap.data.resampled import resample_manifests
 from tinyclap.training.cache import TeacherEmbeddingCache
@@ -44,6 +43,9 @@ FORMATS = [
     ("wav", 44100, "PCM_24", 1),
     ("flac", 48000, "PCM_24", 2),
 ]
+
+NAME = "data"
+HELP = "training-loader clips/s per worker on real formats, resampled once or not"
 
 
 class NullTeacher:
@@ -167,13 +169,13 @@ def run(args):
     }
 
 
-def format_record(record, command):
+def table(record, command):
     """Markdown tables of a :func:`run` record, with the command that made it.
 
     Example
     -------
     >>> rec = {"corpus": {"clips": 4}, "rows": [{"num_workers": 0, "gain (x)": 2.0}]}
-    >>> print(format_record(rec, "tinyclap bench data"))
+    >>> print(table(rec, "tinyclap bench data"))
     Command: `tinyclap bench data`
     <BLANKLINE>
     | num_workers | gain (x) |
@@ -193,18 +195,8 @@ def format_record(record, command):
     return "\n".join(lines)
 
 
-def main(args):
-    """``tinyclap bench data``: run, print the tables, optionally write ``--out``."""
-    return report(run(args), args.invocation, args.out, table=format_record)
-
-
-def add_parser(bench_sub):
-    """Register ``tinyclap bench data`` on the bench sub-parsers."""
-    p = bench_sub.add_parser(
-        "data",
-        help="training-loader clips/s per worker on real formats, resampled once or not",
-        description=__doc__.split("\n\n")[1],
-    )
+def add_arguments(p):
+    """The options of ``tinyclap bench data``."""
     p.add_argument("--clips", type=int, default=48, help="generated clips")
     p.add_argument("--seconds", type=float, default=10.0, help="length of each clip")
     p.add_argument("--sample_rate", type=int, default=44100, help="the teacher's rate")
@@ -212,6 +204,3 @@ def add_parser(bench_sub):
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="num_workers")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
-    p.add_argument("--out", help="folder for results.json and table.md")
-    p.set_defaults(func=main)
-    return p

@@ -45,9 +45,10 @@ import torch
 import torch.nn.functional as F
 
 from tinyclap.audio.features import LogMel
-from tinyclap.runtime.machine import cpu_line, machine_info
 from tinyclap.teachers.registry import FAMILIES, bench_family
 
+NAME = "deploy"
+HELP = "teacher towers vs students (PyTorch, runtime, single-file ONNX): ms per clip"
 # the benched teachers, read from the teacher table (frontend, window, latent size)
 TEACHERS = {
     f.bench_name: {"frontend": f.frontend, "clip_seconds": f.clip_seconds,
@@ -254,8 +255,8 @@ def _candidates(teacher, batch, folder, students=STUDENTS, with_teacher=True, th
     return out
 
 
-def run(teachers=tuple(TEACHERS), batch_sizes=(1, 16), rounds=3, target_ms=300.0,
-        threads=1, quick=False, clip_seconds=None, int8=True):  # fmt: skip
+def measure(teachers=tuple(TEACHERS), batch_sizes=(1, 16), rounds=3, target_ms=300.0,
+            threads=1, quick=False, clip_seconds=None, int8=True):  # fmt: skip
     """Rows of the deploy benchmark (see the module docstring).
 
     ``quick``: the edge student only (for tests); ``clip_seconds``: one window
@@ -263,7 +264,7 @@ def run(teachers=tuple(TEACHERS), batch_sizes=(1, 16), rounds=3, target_ms=300.0
 
     Example
     -------
-    >>> rows = run(["msclap-2022"], [1], rounds=1, quick=True)  # doctest: +SKIP
+    >>> rows = measure(["msclap-2022"], [1], rounds=1, quick=True)  # doctest: +SKIP
     >>> sorted({r["path"] for r in rows if r["role"] == "student"})[-1]  # doctest: +SKIP
     'runtime'
     """
@@ -334,36 +335,23 @@ def markdown(rows):
     return "\n".join(lines)
 
 
-def main(args):
-    """``tinyclap bench deploy``: print the table (or JSON) and optionally write ``--out``."""
-    rows = run(args.teachers, args.batch_sizes, args.rounds, args.target_ms, args.threads,
-               args.quick, args.clip_seconds, not args.no_int8)  # fmt: skip
-    result = {"rows": rows, "verdict": verdict(rows), "threads": args.threads,
-              "rounds": args.rounds, "command": getattr(args, "invocation", None),
-              "machine": machine_info()}  # fmt: skip
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-        (out / "table.md").write_text(markdown(rows) + "\n", encoding="utf-8")
-    if args.json:
-        print(cpu_line(result["machine"]), file=sys.stderr)
-        print(json.dumps(result, indent=2))
-    else:
-        print(cpu_line(result["machine"]))
-        print(markdown(rows))
-        print(json.dumps(result["verdict"], indent=2))
-    return 0
+def run(args):
+    """Time every candidate; return ``{"rows", "verdict", "threads", "rounds"}``."""
+    rows = measure(args.teachers, args.batch_sizes, args.rounds, args.target_ms, args.threads,
+                   args.quick, args.clip_seconds, not args.no_int8)  # fmt: skip
+    return {"rows": rows, "verdict": verdict(rows), "threads": args.threads,
+            "rounds": args.rounds}  # fmt: skip
 
 
-def add_parser(bench_sub):
-    """Register ``tinyclap bench deploy`` on the bench sub-parsers."""
-    p = bench_sub.add_parser(
-        "deploy",
-        help="teacher towers vs students (PyTorch, runtime, single-file ONNX): ms per clip",
-        description="Time teacher audio towers and PhiNet students at the teacher's window, "
-        "in interleaved rounds of one process; ms_per_clip and speedup_vs_teacher per row.",
-    )
+def table(record, command):
+    """The rows as a markdown table, then the verdict against the speed-up targets."""
+    return "\n".join([f"Command: `{command}`", "", markdown(record["rows"]), "",
+                      "Verdict (fastest shipped path vs the targets, MS-CLAP 2022 window):", "",
+                      "```json", json.dumps(record["verdict"], indent=2), "```"])  # fmt: skip
+
+
+def add_arguments(p):
+    """The options of ``tinyclap bench deploy``."""
     p.add_argument("--teachers", nargs="+", default=list(TEACHERS), choices=list(TEACHERS))
     p.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 16])
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
@@ -375,7 +363,3 @@ def add_parser(bench_sub):
                    help="one window for all teachers, not each one's own (tests)")  # fmt: skip
     p.add_argument("--no_int8", action="store_true",
                    help="skip the static int8 rows (runtime_int8, ...)")  # fmt: skip
-    p.add_argument("--json", action="store_true", help="print JSON rows")
-    p.add_argument("--out", help="folder for results.json and table.md")
-    p.set_defaults(func=main)
-    return p

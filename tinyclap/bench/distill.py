@@ -32,7 +32,7 @@ import soundfile as sf
 import speechbrain as sb
 import torch
 
-from tinyclap.bench.output import report
+from tinyclap.bench.output import quantity_table
 from tinyclap.data.pipelines import distill_datasets, teacher_datasets
 from tinyclap.nn.complexity import count_params
 from tinyclap.stages.distill import DistillBrain
@@ -43,6 +43,9 @@ from tinyclap.training.losses import distillation_loss
 
 WORDS = ("a dog barks while rain falls on a metal roof and a car passes by in the distance "
          "someone speaks softly near a running engine with birds singing").split()  # fmt: skip
+
+NAME = "distill"
+HELP = "distillation s/epoch: cached teacher embeddings vs teacher on every batch"
 
 
 class OnlineDistillBrain(DistillBrain):
@@ -196,18 +199,13 @@ def run(args):
     }
 
 
-def main(args):
-    """``tinyclap bench distill``: run, print the table, optionally write ``--out``."""
-    return report(run(args), args.invocation, args.out)
+def table(record, command):
+    """The record as a ``quantity | value`` markdown table."""
+    return quantity_table(record, command)
 
 
-def add_parser(bench_sub):
-    """Register ``tinyclap bench distill`` on the bench sub-parsers."""
-    p = bench_sub.add_parser(
-        "distill",
-        help="distillation s/epoch: cached teacher embeddings vs teacher on every batch",
-        description=__doc__.split("\n\n")[1],
-    )
+def add_arguments(p):
+    """The options of ``tinyclap bench distill``."""
     p.add_argument("--clips", type=int, default=64, help="training clips")
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--epochs", type=int, default=2, help="epochs timed per way")
@@ -223,6 +221,3 @@ def add_parser(bench_sub):
     p.add_argument("--teacher_checkpoint", help="real CLAP_weights_2022.pth (else random)")
     p.add_argument("--text_model", help="local bert-base-uncased folder (with a checkpoint)")
     p.add_argument("--text_layers", type=int, default=12, help="random BERT depth (12: base)")
-    p.add_argument("--out", help="folder for results.json and table.md")
-    p.set_defaults(func=main)
-    return p

@@ -7,13 +7,13 @@ t0 4 N5) and each frontend option, it exports the waveform -> embedding graph
 checks the frontend's log-mels against :class:`tinyclap.audio.features.LogMel`
 under onnxruntime (max dB error), and times every graph under onnxruntime (one
 thread, batch 1 and 16) in interleaved rounds of one process, with the student
-alone (log-mels in) as the floor. Writes ``table.md`` and ``bench.json``::
+alone (log-mels in) as the floor.
 
-    python -m tinyclap.bench.onnx_frontend --out results/onnx_frontend
+Example
+-------
+tinyclap bench onnx_frontend --repeats 40 --out results/onnx_frontend_bench
 """
 
-import argparse
-import json
 import tempfile
 from functools import partial
 from pathlib import Path
@@ -32,9 +32,10 @@ from tinyclap.deploy.onnx import (
     session,
 )
 from tinyclap.deploy.onnx_frontends import DEFAULT_FRONTEND, FRONTENDS, onnx_frontend
-from tinyclap.runtime.machine import cpu_line, machine_info
 from tinyclap.students.phinet import PhiNetStudent
 
+NAME = "onnx_frontend"
+HELP = "single-file ONNX log-mel frontends: dB error and ms per window"
 CONFIGS = {
     "clap2022": {"frontend": {}, "seconds": 5.0,
                  "student": dict(alpha=0.75, beta=0.75, t_zero=4, num_layers=4,
@@ -159,18 +160,28 @@ def markdown(rows, levels):
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
-    """Run the benchmark; print the table; write ``table.md`` and ``bench.json`` to ``--out``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=None, help="folder for table.md and bench.json")
-    parser.add_argument("--configs", default="clap2022,demo")
-    parser.add_argument("--frontends", default=",".join(FRONTENDS))
+def add_arguments(parser):
+    """The options of ``tinyclap bench onnx_frontend``."""
+    parser.add_argument("--configs", default="clap2022,demo", help="of CONFIGS, comma-separated")
+    parser.add_argument("--frontends", default=",".join(FRONTENDS),
+                        help="frontend options, comma-separated")  # fmt: skip
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=30, help="timed runs at batch 1")
     parser.add_argument("--no_levels", action="store_true",
                         help="skip the optimisation-level comparison")  # fmt: skip
-    args = parser.parse_args(argv)
+
+
+def run(args):
+    """Export and time every frontend of every config; return the record."""
     kinds = [k for k in args.frontends.split(",") if k]
+    unknown = sorted(set(kinds) - set(FRONTENDS)) + sorted(
+        set(args.configs.split(",")) - set(CONFIGS)
+    )
+    if unknown:
+        raise ValueError(
+            f"--frontends / --configs: unknown {', '.join(unknown)} "
+            f"(frontends: {', '.join(FRONTENDS)}; configs: {', '.join(CONFIGS)})"
+        )
     rows, levels = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.configs.split(","):
@@ -179,18 +190,9 @@ def main(argv=None):
                 levels[f"{name} / {DEFAULT_FRONTEND}"] = levels_row(
                     name, DEFAULT_FRONTEND, tmp, args.threads, args.repeats
                 )
-    table = markdown(rows, levels)
-    print(cpu_line())
-    print(table)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "table.md").write_text(table, encoding="utf-8")
-        report = {"threads": args.threads, "rows": rows, "optimisation_levels": levels,
-                  "machine": machine_info()}  # fmt: skip
-        (out / "bench.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    return 0
+    return {"threads": args.threads, "rows": rows, "optimisation_levels": levels}
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def table(record, command):
+    """:func:`markdown` of the record, headed by its command."""
+    return f"Command: `{command}`\n\n" + markdown(record["rows"], record["optimisation_levels"])

@@ -7,18 +7,19 @@ default frontend) and their int8 variants: ``dynamic`` (projection only),
 and ``static_pointwise`` (depthwise convolutions left float); times all of them
 at batch 1, one thread, in interleaved rounds of one process; measures the max
 embedding difference vs fp32 and the zero-shot accuracy on ``--eval_manifest``;
-and sums onnxruntime's profiler per-op time of the fp32 and int8 student graphs::
-
-    python -m tinyclap.bench.onnx_int8 exported/demo --eval_manifest
-        data/synth/test.json --calibration_manifest data/synth/valid.json
-        --out results/onnx_frontend
+and sums onnxruntime's profiler per-op time of the fp32 and int8 student graphs.
 
 ``--configs clap2022,demo`` instead measures speed only, on random-weight
 students of :data:`tinyclap.bench.onnx_frontend.CONFIGS` (the MS-CLAP 2022
 edge student too, which has no trained demo counterpart).
+
+Example
+-------
+tinyclap bench onnx_int8 --configs clap2022,demo --repeats 80 --out results/onnx_int8_bench
+tinyclap bench onnx_int8 exported/demo --eval_manifest data/synth/test.json
+    --calibration_manifest data/synth/valid.json --out results/onnx_int8_bench/demo_student
 """
 
-import argparse
 import collections
 import json
 import tempfile
@@ -40,8 +41,10 @@ from tinyclap.deploy.onnx import (
     session,
 )
 from tinyclap.deploy.quantize import quantize_dynamic_graph, quantize_static_graph
-from tinyclap.runtime.machine import cpu_line, machine_info
+from tinyclap.errors import UsageError
 
+NAME = "onnx_int8"
+HELP = "int8 recipes of a student graph: speed, per-op time, accuracy"
 RECIPES = ("dynamic", "static", "static_pointwise")
 
 
@@ -126,7 +129,8 @@ def measure(frontend, student, calib, check, threads=1, repeats=60, folder=None)
     return rows, profiles, sessions
 
 
-def run(folder, eval_manifest, calibration_manifest, threads=1, repeats=60, windows=64):
+def run_folder(folder, eval_manifest, calibration_manifest, threads=1, repeats=60,
+               windows=64):  # fmt: skip
     """The measurements of an exported folder (a dict), accuracy included."""
     from tinyclap.deploy.inference import ZeroShotAudioClassifier
 
@@ -207,9 +211,8 @@ def markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
-    """Run the comparison; print the tables; write ``int8.md`` / ``int8.json`` to ``--out``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser):
+    """The options of ``tinyclap bench onnx_int8``."""
     parser.add_argument("folder", nargs="?", help="a folder written by tinyclap export")
     parser.add_argument("--configs", help="instead: random students of these frontend-bench "
                         "configs (e.g. clap2022,demo), speed only")  # fmt: skip
@@ -218,28 +221,28 @@ def main(argv=None):
     parser.add_argument("--calibration_windows", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=60)
-    parser.add_argument("--out", help="folder for int8.md and int8.json")
-    args = parser.parse_args(argv)
+
+
+def run(args):
+    """``{"reports": {name: report}}``: one per config, or ``int8`` for an exported folder."""
+    from tinyclap.bench.onnx_frontend import CONFIGS
+
     if args.configs:
-        reports = {f"int8_{name}": run_config(name, args.threads, args.repeats)
-                   for name in args.configs.split(",")}  # fmt: skip
-    elif args.folder and args.calibration_manifest:
-        reports = {"int8": run(args.folder, args.eval_manifest, args.calibration_manifest,
-                               args.threads, args.repeats, args.calibration_windows)}  # fmt: skip
-    else:
-        parser.error("give an exported folder and --calibration_manifest, or --configs")
-    print(cpu_line())
-    for stem, report in reports.items():
-        report["machine"] = machine_info()
-        table = markdown(report)
-        print(table)
-        if args.out:
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
-            (out / f"{stem}.md").write_text(table, encoding="utf-8")
-            (out / f"{stem}.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    return 0
+        unknown = sorted(set(args.configs.split(",")) - set(CONFIGS))
+        if unknown:
+            raise ValueError(f"--configs: unknown {', '.join(unknown)} "
+                             f"(known: {', '.join(CONFIGS)})")  # fmt: skip
+        return {"reports": {f"int8_{name}": run_config(name, args.threads, args.repeats)
+                            for name in args.configs.split(",")}}  # fmt: skip
+    if not (args.folder and args.calibration_manifest):
+        raise UsageError("give an exported folder and --calibration_manifest, or --configs")
+    return {"reports": {"int8": run_folder(args.folder, args.eval_manifest,
+                                           args.calibration_manifest, args.threads,
+                                           args.repeats, args.calibration_windows)}}  # fmt: skip
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def table(record, command):
+    """:func:`markdown` of every report, headed by the command."""
+    parts = [f"Command: `{command}`"]
+    parts += [f"## {name}\n\n{markdown(report)}" for name, report in record["reports"].items()]
+    return "\n\n".join(parts)

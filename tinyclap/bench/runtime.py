@@ -3,16 +3,16 @@
 Runs each command as a fresh process, in interleaved rounds (every round runs
 every command once, so load changes on a shared machine hit them alike), and
 records wall time and the child's CPU time (user + system, less sensitive to
-other processes). Writes ``results.json`` and ``table.md`` to ``--out``.
+other processes). The commands run in a temporary working directory; the
+model and clips are ``--data`` (a folder written by ``python -m
+tinyclap.bench.toy_export DIR``), by default written afresh to a temporary folder.
 
-    python3 -m venv /tmp/rtvenv && /tmp/rtvenv/bin/pip install ./tinyclap-runtime
-    python -m tinyclap.bench.toy_export /tmp/tinyclap_runtime
-    python -m tinyclap.bench.runtime --runtime_venv /tmp/rtvenv --data /tmp/tinyclap_runtime \
-        --out results/runtime_bench
+Example
+-------
+python3 -m venv /tmp/rtvenv && /tmp/rtvenv/bin/pip install ./tinyclap-runtime
+tinyclap bench runtime --runtime_venv /tmp/rtvenv --out results/runtime_bench
 """
 
-import argparse
-import json
 import os
 import re
 import resource
@@ -20,12 +20,14 @@ import statistics
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
 from tinyclap.runtime.machine import machine_info
 
-REPO = Path(__file__).resolve().parents[2]
+NAME = "runtime"
+HELP = "time to first result, files/s and install size: tinyclap-runtime vs the full install"
 
 
 def site_packages_mb(python):
@@ -37,11 +39,11 @@ def site_packages_mb(python):
     return round(int(out.split()[0]) / 1024, 1), path
 
 
-def timed(cmd, env):
-    """``(wall s, child CPU s, stderr)`` of one run of ``cmd``."""
+def timed(cmd, env, cwd):
+    """``(wall s, child CPU s, stderr)`` of one run of ``cmd`` in folder ``cwd``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO))
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(cwd))
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if run.returncode != 0:
@@ -50,24 +52,37 @@ def timed(cmd, env):
     return wall, cpu, run.stderr
 
 
-def main(argv=None):
-    """Measure and write the tables."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser):
+    """The options of ``tinyclap bench runtime``."""
     parser.add_argument(
         "--runtime_venv", required=True, help="venv with `pip install ./tinyclap-runtime`"
     )
     parser.add_argument("--full_python", default=sys.executable, help="python of the full install")
-    parser.add_argument(
-        "--data", required=True, help="folder written by python -m tinyclap.bench.toy_export"
-    )
+    parser.add_argument("--data", help="folder written by python -m tinyclap.bench.toy_export "
+                        "(default: written now to a temporary folder)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", default=str(REPO / "results" / "runtime_bench"))
-    args = parser.parse_args(argv)
-    data, rt = Path(args.data), Path(args.runtime_venv)
+
+
+def run(args):
+    """Build the toy folder if needed, time every command in interleaved rounds."""
+    for path, what in ((args.runtime_venv, "--runtime_venv"), (args.data, "--data")):
+        if path and not Path(path).is_dir():
+            raise FileNotFoundError(f"{what}: no folder {path}")
+    with tempfile.TemporaryDirectory(prefix="tinyclap-runtime-bench-") as tmp:
+        if args.data is None:
+            from tinyclap.bench.toy_export import build
+
+            build(Path(tmp) / "data")
+        return measure(args, Path(args.data or Path(tmp) / "data"), Path(tmp))
+
+
+def measure(args, data, cwd):
+    """The record of :func:`run`: commands run from ``cwd`` on ``data``."""
+    rt = Path(args.runtime_venv)
     model, one, clips = str(data / "exported"), str(data / "one.wav"), str(data / "clips")
     full = [args.full_python, "-m", "tinyclap.cli.main", "classify"]
     runtime = [str(rt / "bin" / "tinyclap-runtime"), "classify"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = dict(os.environ)
     rt_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed copy
     commands = {
         "runtime: tinyclap-runtime classify (1 file)":
@@ -90,7 +105,7 @@ def main(argv=None):
     results = {name: {"wall": [], "cpu": [], "files_per_s": []} for name in commands}
     for index in range(args.rounds):
         for name, (cmd, cmd_env) in commands.items():
-            wall, cpu, err = timed(cmd, cmd_env)
+            wall, cpu, err = timed(cmd, cmd_env, cwd)
             results[name]["wall"].append(wall)
             results[name]["cpu"].append(cpu)
             found = re.search(r"\(([\d.]+) files/s|: ([\d.]+) files/s", err)
@@ -113,30 +128,25 @@ def main(argv=None):
     load = os.getloadavg()
     record = {"rows": rows, "install": sizes, "rounds": args.rounds, "loadavg": load,
               "cpus": os.cpu_count(), "python": sysconfig.get_python_version(),
-              "machine": machine_info(versions=("numpy", "onnxruntime")),
-              "command": "python tinyclap/bench/runtime.py " + " ".join(
-                  argv if argv is not None else sys.argv[1:])}  # fmt: skip
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-    lines = ["| command | wall s (median) | CPU s (median) | files/s (in-process) |",
+              "machine": machine_info(versions=("numpy", "onnxruntime"))}  # fmt: skip
+    return record
+
+
+def table(record, command):
+    """The commands' times and the two installs' sizes (markdown)."""
+    lines = [f"Command: `{command}`", "",
+             "| command | wall s (median) | CPU s (median) | files/s (in-process) |",
              "|---|---|---|---|"]  # fmt: skip
-    for row in rows:
+    for row in record["rows"]:
         speed = row["files_per_s"] if row["files_per_s"] is not None else ""
         lines.append(f"| {row['command']} | {row['wall_s']} | {row['cpu_s']} | {speed} |")
+    sizes = record["install"]
     lines += [
         "",
         "| install | site-packages MB |",
         "|---|---|",
         "| runtime (`pip install ./tinyclap-runtime`: numpy, soundfile, onnxruntime, "
-        "sentencepiece) | "
-        f"{rt_mb} |",
-        f"| full (the repo's .venv: torch CPU, SpeechBrain, msclap...) | {full_mb} |",
+        f"sentencepiece) | {sizes['runtime_site_packages_mb']} |",
+        f"| full (torch CPU, SpeechBrain, msclap...) | {sizes['full_site_packages_mb']} |",
     ]
-    (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return "\n".join(lines)

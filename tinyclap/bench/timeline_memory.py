@@ -14,12 +14,13 @@ work runs (``/proc/self/status`` sampled every 20 ms) and the process's peak
 
 The model is an exported folder (``--model``) or, by default, a random-weight tiny
 student of a random mini teacher (16 kHz, 1 s windows) exported to a temporary folder:
-memory does not depend on the weights. Usage::
+memory does not depend on the weights.
 
-    python tinyclap/bench/timeline_memory.py --minutes 1 10 60 --whole_up_to 10
+Example
+-------
+tinyclap bench timeline_memory --minutes 1 10 60 --whole_up_to 60 --save
 """
 
-import argparse
 import json
 import resource
 import subprocess
@@ -31,6 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+NAME = "timeline_memory"
+HELP = "peak memory of a timeline on long files: streamed vs whole-file loading"
 
 
 def write_long_file(path, minutes, rate=44100):
@@ -120,9 +124,8 @@ def child(mode, model, path, hop, batch_size):
     print(json.dumps({**record, "peak_rss_mb": round(peak_mb)}))
 
 
-def main(argv=None):
-    """Write the files, run every measurement in its own process, print a markdown table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser):
+    """The options of ``tinyclap bench timeline_memory``."""
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 60])
     parser.add_argument("--whole_up_to", type=float, default=10,
                         help="whole-file loading only for files this long or shorter")  # fmt: skip
@@ -130,36 +133,55 @@ def main(argv=None):
     parser.add_argument("--hop", type=float, default=0.5)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--workdir", help="where the long files go (default: a temp folder)")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        mode, model, path = args.child
-        return child(mode, model, path, args.hop, args.batch_size)
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="timeline_memory_"))
-    work.mkdir(parents=True, exist_ok=True)
-    model = args.model or str(build_model(work))
-    rows = []
-    for minutes in args.minutes:
-        path = write_long_file(work / f"long_{minutes:g}min.wav", minutes)
-        modes = ["idle", "timeline"] + (["whole"] if minutes <= args.whole_up_to else [])
-        for mode in modes:
-            out = subprocess.run(
-                [sys.executable, __file__, "--hop", str(args.hop), "--batch_size",
-                 str(args.batch_size), "--child", mode, model, str(path)],
-                check=True, capture_output=True, text=True,
-            )  # fmt: skip
-            record = json.loads(out.stdout.strip().splitlines()[-1])
-            rows.append({"minutes": minutes, **record})
-            print(json.dumps(rows[-1]), file=sys.stderr)
-        path.unlink()
-    print("| file (44.1 kHz mono) | mode | windows | seconds | RSS loaded (MB) "
-          "| RSS while working, max (MB) | peak RSS, ru_maxrss (MB) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['minutes']:g} min | {r['mode']} | {r['windows'] or ''} | {r['seconds']} | "
-              f"{r['loaded_rss_mb']} | {r['work_rss_mb']} | {r['peak_rss_mb']} |")  # fmt: skip
-    return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def run(args):
+    """Write the files, run every measurement in its own process; return the rows."""
+    if args.model and not Path(args.model).is_dir():
+        raise FileNotFoundError(f"--model: no folder {args.model}")
+    with tempfile.TemporaryDirectory(prefix="timeline_memory_") as tmp:
+        work = Path(args.workdir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        model = args.model or str(build_model(work))
+        rows = []
+        for minutes in args.minutes:
+            path = write_long_file(work / f"long_{minutes:g}min.wav", minutes)
+            modes = ["idle", "timeline"] + (["whole"] if minutes <= args.whole_up_to else [])
+            for mode in modes:
+                out = subprocess.run(
+                    [sys.executable, "-m", __name__, "--hop", str(args.hop), "--batch_size",
+                     str(args.batch_size), mode, model, str(path)],
+                    check=True, capture_output=True, text=True,
+                )  # fmt: skip
+                record = json.loads(out.stdout.strip().splitlines()[-1])
+                rows.append({"minutes": minutes, **record})
+                print(json.dumps(rows[-1]), file=sys.stderr)
+            path.unlink()
+    return {"rows": rows, "hop": args.hop, "batch_size": args.batch_size,
+            "model": args.model or "random tiny student (16 kHz, 1 s windows)"}  # fmt: skip
+
+
+def table(record, command):
+    """The rows as a markdown table."""
+    lines = [f"Command: `{command}`", "",
+             "| file (44.1 kHz mono) | mode | windows | seconds | RSS loaded (MB) "
+             "| RSS while working, max (MB) | peak RSS, ru_maxrss (MB) |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in record["rows"]:
+        lines.append(f"| {r['minutes']:g} min | {r['mode']} | {r['windows'] or ''} "
+                     f"| {r['seconds']} | {r['loaded_rss_mb']} | {r['work_rss_mb']} "
+                     f"| {r['peak_rss_mb']} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # one measurement, in a fresh process (see run)
+    import argparse
+
+    child_parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}")
+    child_parser.add_argument("--hop", type=float, required=True)
+    child_parser.add_argument("--batch_size", type=int, required=True)
+    child_parser.add_argument("mode", choices=["idle", "timeline", "whole"])
+    child_parser.add_argument("model")
+    child_parser.add_argument("path")
+    a = child_parser.parse_args()
+    child(a.mode, a.model, a.path, a.hop, a.batch_size)

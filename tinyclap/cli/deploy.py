@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from tinyclap.errors import UsageError
+
 MODEL_ENV = "TINYCLAP_MODEL"
 TIMELINE_OPTIONS = ("hop", "min_duration", "windows", "plot", "csv")
 
@@ -126,15 +128,10 @@ def classify(args):
     from tinyclap.deploy.inference import ZeroShotAudioClassifier
 
     if misplaced_timeline_options(args):
-        print(f"tinyclap classify: {misplaced_timeline_options(args)}", file=sys.stderr)
-        return 2
+        raise UsageError(f"classify: {misplaced_timeline_options(args)}")
     source = args.model or os.environ.get(MODEL_ENV)
     if not source:
-        print(
-            f"tinyclap classify: no model: pass --model FOLDER_OR_REPO_ID or set {MODEL_ENV}",
-            file=sys.stderr,
-        )
-        return 2
+        raise UsageError(f"classify: no model: pass --model FOLDER_OR_REPO_ID or set {MODEL_ENV}")
     classifier = ZeroShotAudioClassifier.from_hparams(
         source=source, savedir=args.savedir, trust_remote_code=args.trust_remote_code,
         backend=getattr(args, "backend", "auto"),

@@ -25,7 +25,6 @@ Example
 python -m tinyclap.studies.demo --runs runs/demo --results results/demo
 """
 
-import argparse
 import json
 import shlex
 import shutil
@@ -38,9 +37,12 @@ from pathlib import Path
 from tinyclap.nn.complexity import format_table, profile_audio_encoder
 from tinyclap.runtime.machine import machine_info
 from tinyclap.students.encoder import load_student
+from tinyclap.studies.entry import module_main
 from tinyclap.studies.training_curves import plot_training_curves
 from tinyclap.teachers import load_teacher
 
+NAME = "demo"
+HELP = "the embedded end-to-end demo: teacher, student, profile (make demo)"
 SUMMARY_FIELDS = ("params", "macs", "cpu_ms_per_clip", "zs_accuracy", "command")
 
 
@@ -200,13 +202,8 @@ def profile(encoder, threads):
     )
 
 
-def main(argv=None):
-    """Run the demo and write the summary; return the summary dict.
-
-    A stage that is killed or fails ends the demo with a message naming it
-    and ``SystemExit`` (status non-zero), not a traceback.
-    """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser):
+    """The options of ``tinyclap demo`` (``tinyclap study demo``)."""
     parser.add_argument("--runs", default="runs/demo", help="checkpoints and logs")
     parser.add_argument("--results", default="results/demo", help="summary and plots")
     parser.add_argument("--data_folder", default="data/synth")
@@ -214,7 +211,14 @@ def main(argv=None):
     parser.add_argument("--extra", default="", help="overrides for every stage, e.g. '--n_train 4'")
     parser.add_argument("--teacher_args", default="", help="overrides for the teacher")
     parser.add_argument("--student_args", default="", help="overrides for distillation")
-    args = parser.parse_args(argv)
+
+
+def run(args):
+    """Run the demo and write the summary; return the summary dict.
+
+    A stage that is killed or fails ends the demo with a message naming it
+    and ``SystemExit`` (status non-zero), not a traceback.
+    """
     try:
         return _main(args)
     except StageFailed as failure:
@@ -227,6 +231,11 @@ def main(argv=None):
             flush=True,
         )
         raise SystemExit(failure.exit_status) from None
+
+
+def main(argv=None):
+    """``python -m tinyclap.studies.demo``: the same as ``tinyclap demo``."""
+    return module_main(sys.modules[__name__], argv)
 
 
 def _main(args):

@@ -23,9 +23,7 @@ python -m tinyclap.studies.fewshot --demo runs/demo --unseen runs/unseen
     --excluded "cat meowing,helicopter,church bell,water dripping" --out results/fewshot
 """
 
-import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
@@ -36,7 +34,11 @@ from tqdm import tqdm
 from tinyclap.data.label_sets import SYNTH_CLASSES
 from tinyclap.data.pipelines import read_manifest
 from tinyclap.runtime.machine import machine_info
+from tinyclap.studies.entry import module_main
 from tinyclap.zeroshot.prototypes import class_prototype, mix_with_text
+
+NAME = "fewshot"
+HELP = "few-shot prototypes vs text prompts on the embedded default"
 
 
 def export_run(run, out):
@@ -237,9 +239,8 @@ def _plot(path, a_rows, b_rows, info):
     plt.close(fig)
 
 
-def main(argv=None):
-    """Run both studies and write the report; returns the results dict."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser):
+    """The options of ``tinyclap study fewshot``."""
     parser.add_argument("--demo", default="runs/demo", help="the demo's runs folder")
     parser.add_argument("--unseen", default="runs/unseen", help="runs trained without classes")
     parser.add_argument(
@@ -254,12 +255,15 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="runs/fewshot", help="exported and adapted folders")
     parser.add_argument("--out", default="results/fewshot")
-    args = parser.parse_args(argv)
+
+
+def run(args):
+    """Run both studies and write the report; returns the results dict."""
     torch.set_num_threads(1)
     work, data = Path(args.work), Path(args.data_folder)
     excluded = [c.strip() for c in args.excluded.split(",") if c.strip()]
     info = {
-        "command": "python -m tinyclap.studies.fewshot " + shlex.join(sys.argv[1:]),
+        "command": args.invocation,
         "excluded": excluded,
         "shots": args.shots,
         "draws": args.draws,
@@ -288,6 +292,11 @@ def main(argv=None):
     write_report(Path(args.out), a_rows, b_rows, checks, info)
     print((Path(args.out) / "table.md").read_text())
     return {"study_a": a_rows, "study_b": b_rows, "checks": checks}
+
+
+def main(argv=None):
+    """``python -m tinyclap.studies.fewshot``: the same as ``tinyclap study fewshot``."""
+    return module_main(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ Example
 python -m tinyclap.studies.open_set --demo runs/demo --out results/open_set
 """
 
-import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from tinyclap.deploy.calibration import (
     write_calibration,
 )
 from tinyclap.runtime.machine import machine_info
+from tinyclap.studies.entry import module_main
 from tinyclap.zeroshot.open_set import (
     REJECTED,
     calibrate_rejection,
@@ -42,6 +41,9 @@ from tinyclap.zeroshot.open_set import (
     open_set_metrics,
     reject_decisions,
 )
+
+NAME = "open_set"
+HELP = "open-set rejection and multi-label thresholds on the embedded default"
 
 
 def _targets(clip_classes, names):
@@ -160,12 +162,8 @@ def write_report(out, open_rows, open_info, ml_rows, ml_info, info):
     (out / "results.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
 
 
-def main(argv=None):
-    """Run both studies and write the report."""
-    from tinyclap.prepare.synth import prepare_synth_mixtures
-    from tinyclap.studies.fewshot import export_run
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser):
+    """The options of ``tinyclap study open_set``."""
     parser.add_argument("--demo", default="runs/demo", help="the demo's runs folder")
     parser.add_argument("--data_folder", default="data/synth")
     parser.add_argument(
@@ -177,7 +175,13 @@ def main(argv=None):
     parser.add_argument("--mixtures_per_class", type=int, default=10)
     parser.add_argument("--work", default="runs/open_set", help="the exported folder")
     parser.add_argument("--out", default="results/open_set")
-    args = parser.parse_args(argv)
+
+
+def run(args):
+    """Run both studies and write the report."""
+    from tinyclap.prepare.synth import prepare_synth_mixtures
+    from tinyclap.studies.fewshot import export_run
+
     torch.set_num_threads(1)
     data, work = Path(args.data_folder), Path(args.work)
     outside = [c.strip() for c in args.outside.split(",") if c.strip()]
@@ -188,13 +192,18 @@ def main(argv=None):
     ml_rows, ml_info = multi_label_study(clf, data, mixtures)
     results = json.loads((Path(args.demo) / "student" / "results.json").read_text())
     info = {
-        "command": "python -m tinyclap.studies.open_set " + shlex.join(sys.argv[1:]),
+        "command": args.invocation,
         "student_command": results.get("command"),
         "student_zs_accuracy": results.get("zs_accuracy"),
         "mixtures": str(mixtures),
     }
     write_report(Path(args.out), open_rows, open_info, ml_rows, ml_info, info)
     print((Path(args.out) / "table.md").read_text())
+
+
+def main(argv=None):
+    """``python -m tinyclap.studies.open_set``: the same as ``tinyclap study open_set``."""
+    return module_main(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,11 @@ from pathlib import Path
 
 from tinyclap.nn.complexity import format_markdown_table, profile_models
 from tinyclap.runtime.machine import machine_info
+from tinyclap.studies.entry import module_main
 from tinyclap.studies.sweep import MANIFEST, format_value, read_top_level
+
+NAME = "report"
+HELP = "table + Pareto plot of a sweep"
 
 __all__ = [
     "accuracy_columns",
@@ -492,16 +496,31 @@ def _sweep_commands(results_dir):
     return list(dict.fromkeys(c for c in commands if c))
 
 
-def main(args):
+def add_arguments(r):
+    """The options of ``tinyclap report``."""
+    r.add_argument("results_dir")
+    r.add_argument("--teacher", help="teacher checkpoint shown as a reference row")
+    r.add_argument("--out", help="output folder (default: RESULTS_DIR)")
+    r.add_argument("--threads", type=int, default=1, help="torch threads for latency")
+    r.add_argument("--repeats", type=int, default=20, help="timed runs per batch size")
+    r.add_argument("--notes", help="markdown file appended to README.md (e.g. how runs differ)")
+
+
+def main(argv=None):
+    """``python -m tinyclap.studies.report``: the same as ``tinyclap report``."""
+    return module_main(sys.modules[__name__], argv)
+
+
+def run(args):
     """``tinyclap report``: collect, profile, write; print the table."""
     results_dir = Path(args.results_dir)
     if not results_dir.is_dir():
-        raise SystemExit(f"tinyclap report: no folder {results_dir}")
+        raise FileNotFoundError(f"report: no folder {results_dir}")
     rows, acc_keys = collect_rows(
         results_dir, teacher=args.teacher, threads=args.threads, repeats=args.repeats
     )
     if not any(r["kind"] == "student" for r in rows):
-        raise SystemExit(f"tinyclap report: no distill results.json under {results_dir}")
+        raise FileNotFoundError(f"report: no distill results.json under {results_dir}")
     out = Path(args.out or results_dir)
     table = write_report(
         rows,

@@ -47,6 +47,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tinyclap.errors import UsageError
+from tinyclap.studies.entry import module_main
+
+NAME = "sweep"
+HELP = "run train.py over a hyperparameter grid"
+REST = "train_args"  # after --: the hparams file and its overrides
+
 __all__ = [
     "PHINET_KEYS",
     "SweepPoint",
@@ -552,19 +559,34 @@ def _raise_system_exit(signum, frame):
     raise SystemExit(128 + signum)
 
 
-def main(args):
+def add_arguments(s):
+    """The options of ``tinyclap sweep`` (after ``--``: the hparams file and its overrides)."""
+    s.add_argument("--grid", nargs="+", required=True, metavar="KEY=V1,V2")
+    s.add_argument("--output_root", default="runs/sweep", help="one sub-folder per point")
+    s.add_argument("--jobs", type=int, default=1, help="points run in parallel")
+    s.add_argument("--train_script", default="train.py", help="script run for each point")
+    s.add_argument("--dry_run", action="store_true", help="print the points and stop")
+
+
+def main(argv=None):
+    """``python -m tinyclap.studies.sweep``: the same as ``tinyclap sweep``."""
+    return module_main(sys.modules[__name__], argv)
+
+
+def run(args):
     """``tinyclap sweep``: parse the grid, run the points, return the exit status."""
     if not args.train_args:
-        raise SystemExit(
-            "tinyclap sweep: give the hparams file and its overrides after --, e.g. "
+        raise UsageError(
+            "sweep: give the hparams file and its overrides after --, e.g. "
             "tinyclap sweep --grid alpha=0.75,1.5 -- hparams/distill.yaml"
         )
     hparams_file, *overrides = args.train_args
     if not Path(hparams_file).is_file():
-        raise SystemExit(f"tinyclap sweep: no hparams file {hparams_file!r}")
+        raise FileNotFoundError(f"sweep: no hparams file {hparams_file}")
     if not Path(args.train_script).is_file():
-        raise SystemExit(
-            f"tinyclap sweep: {args.train_script!r} not found; run from the repository root"
+        raise FileNotFoundError(
+            f"sweep: --train_script {args.train_script} not found; run from the repository root "
+            "or pass --train_script PATH/train.py"
         )
     points = plan_points(
         parse_grid(args.grid), hparams_file, overrides, args.output_root, args.train_script

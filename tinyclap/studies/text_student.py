@@ -22,7 +22,6 @@ python -m tinyclap.studies.text_student \
     --out results/text_student
 """
 
-import argparse
 import json
 import shlex
 import statistics
@@ -39,9 +38,13 @@ from tinyclap.nn.complexity import count_params
 from tinyclap.runtime.machine import machine_info
 from tinyclap.stages.evaluate import load_encoder
 from tinyclap.students.text import embed_texts, load_text_student
+from tinyclap.studies.entry import module_main
 from tinyclap.teachers import load_teacher
 from tinyclap.zeroshot.prompts import DEFAULT_TEMPLATE, class_prompts, prompt_embeddings
 from tinyclap.zeroshot.scoring import encode_clips
+
+NAME = "text_student"
+HELP = "a text student against its teacher's text tower: accuracy, size, latency"
 
 MSCLAP_2022_TEXT_PARAMS = 111_300_000  # BERT-base 109.5M + text projection 1.8M (DESIGN.md)
 
@@ -297,9 +300,8 @@ vary by up to 1.5x from run to run: compare the ratios.
 """
 
 
-def main(argv=None):
-    """Measure, print the table, write ``README.md``, ``table.md`` and ``results.json``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser):
+    """The options of ``tinyclap study text_student``."""
     parser.add_argument("--text_student", required=True, help="text_student.ckpt")
     parser.add_argument("--audio", default="teacher",
                         help="audio encoder: a student checkpoint or 'teacher'")  # fmt: skip
@@ -312,13 +314,16 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--no_onnx", dest="onnx", action="store_false")
     parser.add_argument("--note", help="a sentence for the README (how the run was made)")
-    args = parser.parse_args(argv)
+
+
+def run(args):
+    """Measure, print the table, write ``README.md``, ``table.md`` and ``results.json``."""
     record = measure(args)
     record["note"] = args.note
-    given = list(argv if argv is not None else sys.argv[1:])
+    given = shlex.split(args.invocation)
     if "--note" in given:  # the note describes the run; it is not part of the measurement
         del given[given.index("--note") : given.index("--note") + 2]
-    command = "python -m tinyclap.studies.text_student " + shlex.join(given)
+    command = shlex.join(given)
     record["command"] = command
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -327,6 +332,11 @@ def main(argv=None):
     (out / "README.md").write_text(render_readme(record, command), encoding="utf-8")
     print(render_table(record))
     return record
+
+
+def main(argv=None):
+    """``python -m tinyclap.studies.text_student``: the same as ``tinyclap study text_student``."""
+    return module_main(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":

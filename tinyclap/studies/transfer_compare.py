@@ -1,7 +1,7 @@
 """Compare EAsT variants over seeds: run ``train.py hparams/transfer.yaml``, tabulate.
 
 ``python -m tinyclap.studies.transfer_compare --seeds 1 2 3 --output_root runs/transfer_cmp
---out results/transfer -- --teacher_checkpoint T [--key value ...]`` runs every
+--out results/transfer_compare -- --teacher_checkpoint T [--key value ...]`` runs every
 variant of :data:`VARIANTS` once per seed (the same student, epochs, folds and,
 for a given seed, the same labelled subset and initialisation), each into
 ``<output_root>/<variant>/seed<seed>``. Finished runs are skipped, so an
@@ -10,17 +10,15 @@ interrupted comparison resumes, but only if made with the same settings
 ``compare_settings.json`` next to ``results.json``); otherwise the run is
 made again (its finished folds are reused only if their settings match too,
 see :mod:`tinyclap.stages.transfer`). It then writes
-``table.md``, ``table.csv`` and ``comparison.json`` (with the exact command) to
+``table.md``, ``table.csv`` and ``results.json`` (with the exact command) to
 ``--out``: per variant, the accuracy of each seed (mean over the evaluated
 folds), their mean and standard deviation, and the mean paired difference to
 cross-entropy only (same seed).
 """
 
-import argparse
 import csv
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -28,6 +26,11 @@ import time
 from pathlib import Path
 
 from tinyclap.runtime.machine import machine_info
+from tinyclap.studies.entry import module_main
+
+NAME = "transfer_compare"
+HELP = "EAsT variants over seeds: train.py hparams/transfer.yaml, tabulated"
+REST = "train_args"  # after --: overrides for every train.py run
 
 # name -> (description, overrides of hparams/transfer.yaml)
 VARIANTS = {
@@ -167,7 +170,7 @@ def markdown_table(rows):
 
 
 def write_tables(rows, out, command, seconds):
-    """Write ``table.md``, ``table.csv`` and ``comparison.json`` (command, rows)."""
+    """Write ``table.md``, ``table.csv`` and ``results.json`` (command, rows)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "table.csv", "w", newline="", encoding="utf-8") as f:
@@ -177,35 +180,35 @@ def write_tables(rows, out, command, seconds):
     (out / "table.md").write_text(markdown_table(rows), encoding="utf-8")
     record = {"command": command, "wall_minutes": round(seconds / 60, 1), "rows": rows,
               "machine": machine_info()}  # fmt: skip
-    (out / "comparison.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    (out / "results.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
 
 
-def main(argv=None):
-    """Command line: see the module docstring."""
-    argv = sys.argv[1:] if argv is None else argv
-    extra = []
-    if "--" in argv:
-        at = argv.index("--")
-        argv, extra = argv[:at], argv[at + 1 :]
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_arguments(parser):
+    """The options of ``tinyclap study transfer_compare`` (``-- ...``: train.py overrides)."""
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--output_root", default="runs/transfer_cmp")
-    parser.add_argument("--out", default="results/transfer")
-    args = parser.parse_args(argv)
-    command = "python -m tinyclap.studies.transfer_compare " + shlex.join(
-        sys.argv[1:] if argv is None else [*argv, "--", *extra]
-    )
+    parser.add_argument("--out", default="results/transfer_compare")
+
+
+def run(args):
+    """Run every variant for every seed, then write the tables; returns the rows."""
     start = time.time()
     records = {}
     for seed in args.seeds:
         for name in args.variants:
             print(f"[{time.time() - start:6.0f}s] {name} seed {seed}", flush=True)
-            records.setdefault(name, {})[seed] = run_variant(name, seed, args.output_root, extra)
+            records.setdefault(name, {})[seed] = run_variant(name, seed, args.output_root,
+                                                             args.train_args)  # fmt: skip
     rows = aggregate(records)
-    write_tables(rows, args.out, command, time.time() - start)
+    write_tables(rows, args.out, args.invocation, time.time() - start)
     print((Path(args.out) / "table.md").read_text(encoding="utf-8"))
     return rows
+
+
+def main(argv=None):
+    """``python -m tinyclap.studies.transfer_compare``: as ``tinyclap study transfer_compare``."""
+    return module_main(sys.modules[__name__], argv)
 
 
 if __name__ == "__main__":
