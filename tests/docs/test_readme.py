@@ -72,3 +72,18 @@ def test_classify_your_own_files_example_runs(exported_demo, tmp_path, monkeypat
         label, score = re.fullmatch(r"\w+\.wav: (.+) \((-?[\d.]+)\)", line).groups()
         assert label in eval(labels)
         assert -1.0 <= float(score) <= 1.0
+
+
+def test_classify_your_own_files_command_runs(exported_demo, tmp_path, monkeypatch, capsys):
+    from tests.docs.commands import command_lines, commands
+    from tinyclap.cli.main import main
+
+    shutil.copytree(exported_demo, tmp_path / "exported" / "demo")
+    (tmp_path / "my_recordings").mkdir()
+    sf.write(tmp_path / "my_recordings" / "c.wav", np.zeros(8000), 16000)
+    monkeypatch.chdir(tmp_path)
+    (block,) = [b for b in blocks([README]) if b.body.startswith("tinyclap classify my_recordings")]
+    ((argv,),) = [list(commands(line)) for line in command_lines(block.body)]
+    assert main(argv[1:]) == 0
+    out = capsys.readouterr().out
+    assert "c.wav" in out and any(label in out for label in ("dog barking", "rain", "siren"))
