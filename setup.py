@@ -60,6 +60,8 @@ setup(
         ],
         # `tinyclap export --onnx` and its tests (onnxruntime for parity, latency, int8).
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        # the documentation site: `make docs` (mkdocs build --strict)
+        "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
     },
     entry_points={"console_scripts": ["tinyclap=tinyclap.cli.main:main"]},
 )
