@@ -19,7 +19,10 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["tinyclap", "tinyclap.*"]),
     include_package_data=True,
-    package_data={"tinyclap.data": ["audioset_labels.txt"]},  # the text corpus' AudioSet labels
+    package_data={
+        "tinyclap.data": ["audioset_labels.txt"],  # the text corpus' AudioSet labels
+        "tinyclap.deploy.mcu": ["c/*.in"],  # the C frontend's sources (tinyclap export --mcu)
+    },
     install_requires=[
         "torch>=2.1",
         "torchaudio>=2.1",
@@ -45,6 +48,9 @@ setup(
         "dev": ["pytest>=7", "ruff>=0.5", "torchlibrosa>=0.1", "hypothesis>=6.100"],
         # `tinyclap export --onnx` and its tests (onnxruntime for parity, latency, int8).
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+        # `tinyclap export --mcu`: int8 LiteRT conversion (PT2E) and TFLM's own interpreter
+        # (measured arena). tflite-micro is published as dev builds only: pinned by name.
+        "mcu": ["litert-torch>=0.10", "tflite-micro>=0.dev20261023182759"],
     },
     entry_points={"console_scripts": ["tinyclap=tinyclap.tools.cli:main"]},
 )
