@@ -12,7 +12,7 @@ One rewrite makes the graph runnable by TensorFlow Lite Micro, which has no
 ``GELU`` kernel: the projection's GELU is exported as its tanh approximation
 written as ``x * sigmoid(2 sqrt(2/pi) (x + 0.044715 x^3))`` (an identity of the
 tanh form; the converter fuses the tanh form back into ``GELU``, not this one),
-at most 3e-4 from the exact GELU, far below int8 steps. Any op the converter
+at most 4.7e-4 from the exact GELU, far below int8 steps. Any op the converter
 or TFLM cannot run is reported with the layer it comes from
 (:class:`UnsupportedOpError`).
 
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-GELU_MAX_ERROR = 3e-4  # |tanh-approximate GELU - exact GELU| over the reals (about 2.9e-4)
+GELU_MAX_ERROR = 5e-4  # |tanh-approximate GELU - exact GELU| over the reals: 4.7e-4 at most
 
 
 class UnsupportedOpError(ValueError):
@@ -106,7 +106,7 @@ def quantize(program, calibration, batch_size=1):
     return convert_pt2e(prepared, fold_quantize=False), quantizer
 
 
-def tflite_ops(path):
+def tflite_ops(path, module_names=None):
     """``{op name: [module paths]}`` of a ``.tflite`` model, from its tensor names.
 
     litert-torch names each output tensor after the module stack it comes
@@ -123,33 +123,44 @@ def tflite_ops(path):
             continue
         layers = ops.setdefault(op["op_name"], [])
         for index in op["outputs"]:
-            layer = module_path(names.get(index, ""))
+            layer = module_path(names.get(index, ""), module_names)
             if layer not in layers:
                 layers.append(layer)
     return ops
 
 
-def module_path(tensor_name):
+def module_path(tensor_name, module_names=None):
     """``projection.layer_norm`` from a litert-torch tensor name (see :func:`tflite_ops`).
+
+    Each segment is ``module.Class_attribute``; with ``module_names`` (the
+    student's ``named_modules()`` keys) the split that names a real submodule
+    wins, so class or attribute names holding ``_`` come out right.
 
     Example
     -------
     >>> module_path("a.Student/b.Projection_projection/c.LayerNorm_layer_norm;7")
     'projection.layer_norm'
+    >>> module_path("a.S/b._Sign_head;0", {"", "head"})
+    'head'
     """
-    parts = tensor_name.split(";")[0].split("/")[1:]
-    attrs = [p.rsplit(".", 1)[-1].split("_", 1)[1] for p in parts if "_" in p.rsplit(".", 1)[-1]]
-    return ".".join(attrs) or tensor_name
+    path = []
+    for part in tensor_name.split(";")[0].split("/")[1:]:
+        last = part.rsplit(".", 1)[-1]
+        splits = [last[i + 1 :] for i, c in enumerate(last) if c == "_" and last[i + 1 :]]
+        known = [a for a in splits if module_names and ".".join([*path, a]) in module_names]
+        if known or splits:
+            path.append((known or splits)[0])
+    return ".".join(path) or tensor_name
 
 
-def check_tflm_ops(path):
+def check_tflm_ops(path, module_names=None):
     """Raise :class:`UnsupportedOpError` when TFLM lacks a kernel for an op of ``path``."""
     from tinyclap.deploy.mcu.tflm import TflmError, arena_bytes
 
     try:
         arena_bytes(path)
     except TflmError as exc:
-        ops = tflite_ops(path)
+        ops = tflite_ops(path, module_names)
         missing = [op for op in ops if re.search(rf"\b{op}\b", str(exc))]
         if not missing:
             raise
@@ -227,7 +238,7 @@ def convert_student(student, calibration, out_path, n_frames=None, n_mels=None):
             f"litert-torch cannot convert {where} of {type(student).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         ) from exc
-    check_tflm_ops(out_path)
+    check_tflm_ops(out_path, {name for name, _ in student.named_modules()})
     interpreter = Interpreter(model_path=str(out_path))
     versions = {p: importlib.metadata.version(p) for p in ("litert-torch", "ai-edge-litert")}
     return {

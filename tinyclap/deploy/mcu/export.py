@@ -132,6 +132,7 @@ def evaluate_int8(encoder, model, load_audio, manifest, text, table, names):
     fp32, int8, targets = np.stack(fp32), np.stack(int8), np.array(targets)
     cos = np.sum(fp32 * int8, axis=1)
     text = np.asarray(text, dtype=np.float64)
+    scores = np.sort(fp32 @ text.T, axis=1)
     pred_fp32 = np.argmax(fp32 @ text.T, axis=1)
     pred_int8_float_labels = np.argmax(int8 @ text.T, axis=1)
     pred_int8 = label_decisions(int8, table)
@@ -145,6 +146,14 @@ def evaluate_int8(encoder, model, load_audio, manifest, text, table, names):
         "cosine_mean": float(cos.mean()),
         "cosine_min": float(cos.min()),
         "cosines": [round(float(c), 6) for c in cos],
+        "fp32_margin": [round(float(m), 6) for m in scores[:, -1] - scores[:, -2]]
+        if scores.shape[1] > 1
+        else [],
+        "predictions": {
+            "fp32": pred_fp32.tolist(),
+            "int8": pred_int8.tolist(),
+            "int8_float_labels": pred_int8_float_labels.tolist(),
+        },  # fmt: skip
     }
 
 
