@@ -1,0 +1,1 @@
+"""Benchmarks: one module per measurement (``python -m tinyclap.bench.<name>``)."""
