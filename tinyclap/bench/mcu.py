@@ -34,7 +34,7 @@ STUDENTS = [  # (name, alpha, beta, t_zero, num_layers, head_channels), as tools
 
 
 def calibration_logmels(manifest, count, frontend_config=CLAP2022_FRONTEND, seconds=5.0):
-    """Log-mels ``[N, frames, 64]`` of the first window of ``count`` clips spread over a manifest."""
+    """Log-mels ``[N, frames, 64]``: first windows of ``count`` clips spread over a manifest."""
     frontend = LogMel(**frontend_config).eval()
     entries = list(read_manifest(manifest).values())
     picks = np.unique(np.linspace(0, len(entries) - 1, min(count, len(entries))).astype(int))
