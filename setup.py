@@ -27,6 +27,7 @@ setup(
             "static/*.css",
             "static/package.json",
         ],  # the page of tinyclap export --web
+        "tinyclap.deploy.mcu": ["c/*.in"],  # the C frontend's sources (tinyclap export --mcu)
     },
     install_requires=[
         "torch>=2.1",
@@ -62,6 +63,9 @@ setup(
         "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
         # the documentation site: `make docs` (mkdocs build --strict)
         "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
+        # `tinyclap export --mcu`: int8 LiteRT conversion (PT2E) and TFLM's own interpreter
+        # (measured arena). tflite-micro is published as dev builds only: pinned by name.
+        "mcu": ["litert-torch>=0.10", "tflite-micro>=0.dev20261023182759"],
     },
     entry_points={"console_scripts": ["tinyclap=tinyclap.cli.main:main"]},
 )

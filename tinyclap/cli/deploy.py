@@ -58,6 +58,15 @@ def export(args):
     summary = {"out": str(args.out), "params": info["profile"]["params"]}
     if "exported_eval" in info:
         summary["zs_accuracy"] = info["exported_eval"]["accuracy"]
+    if getattr(args, "mcu", False):
+        from tinyclap.deploy.mcu.export import export_mcu
+
+        mcu = export_mcu(args.out, args.student, eval_manifest=args.eval_manifest,
+                         calibration_manifest=args.calibration_manifest,
+                         calibration_windows_max=args.mcu_calibration, labels=args.mcu_labels,
+                         fp16_labels=args.mcu_fp16_labels, command=args.invocation)  # fmt: skip
+        summary["mcu"] = {k: mcu[k] for k in ("flash_bytes", "arena_bytes", "fp32_accuracy",
+                                              "int8_accuracy")}  # fmt: skip
     print(json.dumps(summary))
     if getattr(args, "web", False):
         return web(argparse.Namespace(folder=args.out, out=None, npm_cache=None))
@@ -303,6 +312,17 @@ def add_hub_commands(sub):
         "--onnx_frontend",
         help="the graphs' log-mel frontend (tinyclap.deploy.onnx_frontends.FRONTENDS)",
     )
+    m = e.add_argument_group("microcontroller (needs the mcu extra)")
+    m.add_argument("--mcu", action="store_true",
+                   help="also write DIR/mcu/: int8 .tflite + C array, C log-mel frontend, "
+                   "label table, report.json (flash, TFLM arena, int8/fp32 accuracy)")  # fmt: skip
+    m.add_argument("--mcu_calibration", type=int, default=64,
+                   help="calibration windows for int8 (one per clip of --calibration_manifest, "
+                   "default: train.json of the student's data)")  # fmt: skip
+    m.add_argument("--mcu_labels", help="the device's classes: a bundled set or 'a,b,c' "
+                   "(default: the --eval_manifest classes, else esc50)")  # fmt: skip
+    m.add_argument("--mcu_fp16_labels", action="store_true",
+                   help="fp16 label table instead of int8")  # fmt: skip
     e.set_defaults(func=export)
 
     w = sub.add_parser("web", help="write the static web page of an exported folder (DIR/web/)")

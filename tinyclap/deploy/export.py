@@ -98,6 +98,10 @@ ONNX_FILE = re.compile(
     r"^onnx/((audio_encoder|student|classifier_scores|text_encoder)(\.int8)?\.onnx|labels\.json"
     r"|onnx_report\.json)$"
 )
+# `tinyclap export --mcu` (tinyclap.deploy.mcu)
+MCU_FILE = re.compile(
+    r"^mcu/(student_int8\.(tflite|cc|h)|frontend\.(c|h)|labels\.h|report\.json|README\.md)$"
+)
 
 
 # graphs of an earlier student, removed on re-export (`tinyclap export` writes them anew)
@@ -464,7 +468,7 @@ def export_files(folder):
             continue
         relative = path.relative_to(folder).as_posix()
         plain = path.is_file() and not path.is_symlink()
-        if plain and (relative in allowed or ONNX_FILE.match(relative)):
+        if plain and (relative in allowed or ONNX_FILE.match(relative) or MCU_FILE.match(relative)):
             ours.append(relative)
         else:
             others.append(relative)

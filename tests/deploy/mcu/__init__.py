@@ -1,0 +1,1 @@
+"""Tests of tinyclap.deploy.mcu (microcontroller export)."""
