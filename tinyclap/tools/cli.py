@@ -29,6 +29,8 @@ Subcommands
     Same as ``python train.py HPARAMS ...``.
 ``tinyclap export STUDENT --out DIR`` / ``push DIR REPO_ID`` / ``classify FILE... --labels L``
     Share and use students (:mod:`tinyclap.tools.deploy_cli`).
+``tinyclap shard SOURCE --out DIR`` / ``shard --dataset NAME --data_folder PATH --out DIR``
+    Webdataset shards + ``shards.json`` (:mod:`tinyclap.datasets.sharding`).
 ``tinyclap adapt --examples DIR --model SRC --out DIR2`` / ``calibrate DIR --manifest M``
     Few-shot classes and open-set thresholds (:mod:`tinyclap.tools.adapt`).
 
@@ -50,6 +52,7 @@ import shlex
 import sys
 import traceback
 
+from tinyclap.datasets.sharding import add_shard_command
 from tinyclap.nn.complexity import format_markdown_table, format_table, profile_models
 from tinyclap.students.encoder import (
     StudentAudioEncoder,
@@ -265,6 +268,7 @@ def build_parser():
 
     add_hub_commands(sub)  # export, push, classify
     add_adapt_commands(sub)  # adapt, calibrate
+    add_shard_command(sub)  # tinyclap shard SOURCE --out DIR (tinyclap.datasets.sharding)
     parser.add_argument(
         "--verbose", action="store_true", help="print the traceback of an error too"
     )
