@@ -25,7 +25,8 @@ buffer. It yields SpeechBrain-style dicts (``id``, ``sig``, ...) that
   batches of an epoch, every worker replays its deterministic stream and drops,
   undecoded, the samples of the batches already consumed (PyTorch's DataLoader
   takes batches from its workers in turn), so the resumed epoch yields exactly
-  the batches the uninterrupted one would have yielded next. This holds when
+  the batches the uninterrupted one would have yielded next (worker 0 of the
+  new DataLoader plays the worker whose turn was next). This holds when
   the shard set, seed, world size, ``num_workers`` and ``batch_size`` are those
   of the interrupted run; otherwise the interrupted epoch starts over (a
   warning says so; no sample is lost, the consumed part is read again).
@@ -150,21 +151,22 @@ def consumed_per_worker(batches, worker_samples, batch_size):
     """Samples each worker has delivered after ``batches`` batches of a DataLoader.
 
     PyTorch takes one batch from each worker in turn, skipping exhausted ones.
+    Also returns the worker the next batch comes from.
 
     Example
     -------
     >>> consumed_per_worker(3, [5, 4], 2)
-    [4, 2]
+    ([4, 2], 1)
     """
     left = [math.ceil(n / batch_size) for n in worker_samples]
-    taken = [0] * len(left)
+    taken, turn = [0] * len(left), 0
     while batches > 0 and any(left):
-        for w in range(len(left)):
-            if batches and left[w]:
-                left[w] -= 1
-                taken[w] += 1
-                batches -= 1
-    return [min(t * batch_size, n) for t, n in zip(taken, worker_samples)]
+        if left[turn]:
+            left[turn] -= 1
+            taken[turn] += 1
+            batches -= 1
+        turn = (turn + 1) % len(left)
+    return [min(t * batch_size, n) for t, n in zip(taken, worker_samples)], turn
 
 
 class ShardDataset(torch.utils.data.IterableDataset):
@@ -212,7 +214,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
         self.world = default_world if world is None else int(world)
         self.skip_bad = bool(skip_bad)
         self.bad_log = Path(bad_log) if bad_log else None
-        self.epoch, self.skip = 0, None
+        self.epoch, self.skip, self.turn = 0, None, 0
 
     @property
     def total(self):
@@ -235,7 +237,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
         workers, batch size, set); a different one restarts the epoch.
         """
         self.epoch = int(epoch) - 1
-        self.skip = None
+        self.skip, self.turn = None, 0
         if not batches:
             return
         here = self.layout(batch_size, num_workers)
@@ -247,7 +249,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
             )  # fmt: skip
             return
         per_worker = self.plan(max(1, int(num_workers)))["per_worker"]
-        self.skip = consumed_per_worker(int(batches), per_worker, int(batch_size))
+        self.skip, self.turn = consumed_per_worker(int(batches), per_worker, int(batch_size))
 
     def layout(self, batch_size, num_workers):
         """What an exact resume needs unchanged."""
@@ -259,6 +261,9 @@ class ShardDataset(torch.utils.data.IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        # a resumed DataLoader starts with its worker 0: it plays the part of the worker
+        # whose turn came next, so that batches keep their order
+        worker = (worker + self.turn) % workers
         slices = epoch_slices(self.total, self.epoch, self.rank, self.world, workers,
                               self.epoch_samples)  # fmt: skip
         pieces = shard_pieces(slices[worker], self.counts, self.seed)

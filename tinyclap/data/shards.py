@@ -313,29 +313,24 @@ def _write_shard(out, index, chunk, entries, keys, options, bar):
     name = shard_name(index)
     tmp = out / f"{name}.tmp"
     duration, count, bad = 0.0, 0, []
-    with open(tmp, "wb") as stream:
-        writer = wds.TarWriter(stream, mtime=0.0)
-        for clip_id in chunk:
-            entry = entries[clip_id]
+    try:
+        with open(tmp, "wb") as stream:
+            writer = wds.TarWriter(stream, mtime=0.0)
             try:
-                field, data, seconds, rate = _encode(entry["wav"], clip_id, options["audio"],
-                                                     options["sample_rate"], options["subtype"])  # fmt: skip
-            except AudioLoadError as err:
-                if not options["skip_bad_audio"]:
-                    stream.close()
-                    tmp.unlink()
-                    raise
-                bad.append({"id": clip_id, "source": str(entry["wav"]), "error": str(err)})
-                bar.update(1)
-                continue
-            meta = {k: v for k, v in entry.items() if k not in ("wav", "duration")}
-            meta = {"id": clip_id, "duration": round(seconds, 6), "sample_rate": rate,
-                    "source": str(entry["wav"]), **meta}  # fmt: skip
-            writer.write({"__key__": keys[clip_id], field: data, "json": meta})
-            duration += seconds
-            count += 1
-            bar.update(1)
-        writer.close()
+                for clip_id in chunk:
+                    sample, seconds, problem = _sample(entries[clip_id], clip_id, keys, options)
+                    bar.update(1)
+                    if problem is not None:
+                        bad.append(problem)
+                        continue
+                    writer.write(sample)
+                    duration += seconds
+                    count += 1
+            finally:
+                writer.close()
+    except BaseException:  # a bad clip (strict) or a kill: no half shard is left
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, out / name)
     return {
         "index": index,
@@ -346,6 +341,22 @@ def _write_shard(out, index, chunk, entries, keys, options, bar):
         "sha256": sha256_file(out / name),
         "bad": bad,
     }
+
+
+def _sample(entry, clip_id, keys, options):
+    """``(webdataset sample, seconds, None)``, or ``(None, 0, bad record)`` with ``skip_bad_audio``."""
+    try:
+        field, data, seconds, rate = _encode(
+            entry["wav"], clip_id, options["audio"], options["sample_rate"], options["subtype"]
+        )
+    except AudioLoadError as err:
+        if not options["skip_bad_audio"]:
+            raise
+        return None, 0.0, {"id": clip_id, "source": str(entry["wav"]), "error": str(err)}
+    meta = {k: v for k, v in entry.items() if k not in ("wav", "duration")}
+    meta = {"id": clip_id, "duration": round(seconds, 6), "sample_rate": rate,
+            "source": str(entry["wav"]), **meta}  # fmt: skip
+    return {"__key__": keys[clip_id], field: data, "json": meta}, seconds, None
 
 
 def write_index(folder, index):

@@ -1,7 +1,7 @@
 """``tinyclap shard SOURCE --out DIR``: any dataset the project reads, as webdataset shards.
 
 SOURCE is an audio folder (prepared as :mod:`tinyclap.datasets.audiofolder`:
-``train`` and ``valid``), a JSON manifest (``{id: {"wav": path, ...}}``), or,
+``train`` and ``valid`` when it has valid clips), a JSON manifest (``{id: {"wav": path, ...}}``), or,
 with ``--dataset NAME --data_folder PATH``, any benchmark or corpus of
 :data:`tinyclap.datasets.PREPARATIONS` (ESC-50, US8K, TUT17, AudioCaps, Clotho,
 FSD50K, MACS, Synth...), prepared by its own preparation into manifests first.
@@ -64,7 +64,6 @@ def source_manifests(source=None, dataset=None, data_folder=None, manifest_folde
         if not path.is_dir():
             raise FileNotFoundError(f"shard source not found: {source}")
         dataset, data_folder = "audiofolder", path
-        splits = splits or ["train", "valid"]
     preparation = Preparation(dataset, data_folder, manifest_folder, **(options or {}))
     manifests = preparation()
     if splits:
@@ -73,7 +72,9 @@ def source_manifests(source=None, dataset=None, data_folder=None, manifest_folde
             raise ValueError(
                 f"{dataset}: no split {unknown} (it has {', '.join(sorted(manifests))})"
             )
-        manifests = {s: manifests[s] for s in splits}
+        return {s: manifests[s] for s in splits}
+    if len(manifests) > 1:  # `all` (audiofolder) repeats the other splits
+        manifests.pop("all", None)
     return manifests
 
 
