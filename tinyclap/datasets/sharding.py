@@ -1,8 +1,8 @@
 """``tinyclap shard SOURCE --out DIR``: any dataset the project reads, as webdataset shards.
 
 SOURCE is an audio folder (prepared as :mod:`tinyclap.datasets.audiofolder`:
-``train`` and ``valid`` when it has valid clips), a JSON manifest (``{id: {"wav": path, ...}}``), or,
-with ``--dataset NAME --data_folder PATH``, any benchmark or corpus of
+``train`` and ``valid`` when it has valid clips), a JSON manifest
+(``{id: {"wav": path, ...}}``), or, with ``--dataset NAME --data_folder PATH``, any benchmark or corpus of
 :data:`tinyclap.datasets.PREPARATIONS` (ESC-50, US8K, TUT17, AudioCaps, Clotho,
 FSD50K, MACS, Synth...), prepared by its own preparation into manifests first.
 A manifest is written to ``DIR`` itself; a folder or dataset to one shard set
