@@ -4,7 +4,8 @@ SOURCE is an audio folder (prepared as :mod:`tinyclap.datasets.audiofolder`:
 ``train`` and ``valid`` when it has valid clips), a JSON manifest
 (``{id: {"wav": path, ...}}``), or, with ``--dataset NAME --data_folder PATH``,
 any benchmark or corpus of :data:`tinyclap.datasets.PREPARATIONS` (ESC-50, US8K,
-TUT17, AudioCaps, Clotho, FSD50K, MACS, Synth...), prepared by its own preparation into manifests first.
+TUT17, AudioCaps, Clotho, FSD50K, MACS, Synth...), prepared by its own preparation
+into manifests first.
 A manifest is written to ``DIR`` itself; a folder or dataset to one shard set
 per split, ``DIR/<split>`` (the layout ``data_source: shards`` reads). The
 writer is :func:`tinyclap.data.shards.write_shards` (resumable: run the same
