@@ -31,11 +31,13 @@ buffer. It yields SpeechBrain-style dicts (``id``, ``sig``, ...) that
   of the interrupted run; otherwise the interrupted epoch starts over (a
   warning says so; no sample is lost, the consumed part is read again).
 - **Bad samples are never silently skipped**: a corrupt tar member, a shard
-  with fewer samples than its index says, or a sample ``decode`` rejects raises
+  with fewer samples than its index says, or a sample ``decode`` fails on raises
   a :class:`~tinyclap.data.shards.ShardError` naming the shard and key. With
   ``skip_bad=True`` it is instead counted, logged, appended to
   ``bad_log/bad_samples.rank<r>.jsonl``, and replaced by a repeat of an earlier
-  good sample of the same worker, so counts (and DDP) stay in step.
+  good sample of the same worker, so counts (and DDP) stay in step. A
+  :class:`~tinyclap.data.shards.ShardError` from ``decode`` (a teacher field of
+  other weights, say) is a refusal, never skipped.
 """
 
 import collections
@@ -283,6 +285,9 @@ class ShardDataset(torch.utils.data.IterableDataset):
             sample["__epoch__"] = self.epoch  # e.g. for a crop chosen per epoch
             try:
                 item = self.decode(sample)
+            except ShardError as err:  # the set is inconsistent (e.g. other teacher weights)
+                raise ShardError(f"{self.folder / sample['__shard__']} key {sample['__key__']}: "
+                                 f"refused: {err}") from err  # fmt: skip
             except Exception as err:
                 self._bad(sample["__shard__"], sample["__key__"], err)
                 continue
