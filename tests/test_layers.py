@@ -22,7 +22,7 @@ LAYERS = [
     {"pruning"},
     {"stages"},
     {"deploy", "inference"},  # tinyclap.inference: the public alias of deploy.inference
-    {"tools"},
+    {"tools", "bench"},  # bench: one module per benchmark (tinyclap bench <name>)
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 # siblings of one layer that may import each other in one direction only

@@ -141,6 +141,7 @@ def add_teacher_fields(folder, teacher, record, batch_size=32, progressbar=True,
             raise ShardError(f"{folder}: the teacher pass recorded no field for {missing[:3]}")
         for shard in index["shards"]:
             shard.update(done[shard["name"]])
+        index["bytes"] = sum(s["bytes"] for s in index["shards"])
         index["teacher"] = record
         write_index(folder, index)
         for path in folder.glob(PASS_RECORDS):

@@ -19,6 +19,9 @@ Subcommands
 ``tinyclap bench data [--workers 0 1 2]``
     Training-loader clips/s per worker on mixed-rate FLAC / OGG / 24-bit WAV, with and
     without resampling once at preparation (:mod:`tinyclap.tools.data_bench`).
+``tinyclap bench shards [--clips N --workers 1 2]``
+    Loader clips/s from shards vs a folder of files, the teacher-field pass on 1 vs 2
+    ranks, bytes per clip (:mod:`tinyclap.bench.shards`).
 ``tinyclap sweep --grid key=v1,v2 ... [--jobs N] -- HPARAMS [--key value ...]``
     One ``python train.py HPARAMS`` run per grid point (:mod:`tinyclap.tools.sweep`).
 ``tinyclap report RESULTS_DIR [--teacher CKPT] [--out DIR]``
@@ -52,6 +55,7 @@ import shlex
 import sys
 import traceback
 
+from tinyclap.bench import shards as shards_bench
 from tinyclap.datasets.sharding import add_shard_command
 from tinyclap.nn.complexity import format_markdown_table, format_table, profile_models
 from tinyclap.students.encoder import (
@@ -230,6 +234,7 @@ def build_parser():
     cache_bench.add_parser(bench_sub)
     data_bench.add_parser(bench_sub)
     deploy_bench.add_parser(bench_sub)  # tinyclap bench deploy
+    shards_bench.add_parser(bench_sub)  # tinyclap bench shards (tinyclap.bench.shards)
 
     s = sub.add_parser(
         "sweep",
