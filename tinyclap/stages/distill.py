@@ -35,6 +35,7 @@ from tinyclap.stages.shard_data import (
     shard_distill_datasets,
     shard_loader_opts,
     shard_summary,
+    uses_shards,
 )
 from tinyclap.students.encoder import StudentAudioEncoder, save_student, student_output_dim
 from tinyclap.zeroshot.prompts import ensemble_prompt_embeddings
@@ -190,20 +191,6 @@ def fit(brain, datasets, hparams, counter):
         train_loader_kwargs=train_opts,
         valid_loader_kwargs=valid_opts,
     )
-
-
-def uses_shards(hparams):
-    """``data_source``: ``manifest`` (the preparation's files) or ``shards`` (webdataset tars).
-
-    Example
-    -------
-    >>> uses_shards({"data_source": "shards"}), uses_shards({})
-    (True, False)
-    """
-    source = hparams.get("data_source") or "manifest"
-    if source not in ("manifest", "shards"):
-        raise ValueError(f"data_source must be manifest or shards, got {source!r}")
-    return source == "shards"
 
 
 def skipped_batches(hparams):

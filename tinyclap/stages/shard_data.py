@@ -99,6 +99,20 @@ class DistillDecoder:
         return {"id": meta["id"], "sig": wav, "teacher_emb": emb, "label_index": label}
 
 
+def uses_shards(hparams):
+    """``data_source``: ``manifest`` (the preparation's files) or ``shards`` (webdataset tars).
+
+    Example
+    -------
+    >>> uses_shards({"data_source": "shards"}), uses_shards({})
+    (True, False)
+    """
+    source = hparams.get("data_source") or "manifest"
+    if source not in ("manifest", "shards"):
+        raise ValueError(f"data_source must be manifest or shards, got {source!r}")
+    return source == "shards"
+
+
 def shard_folder(hparams, split):
     """The shard set of ``split``: ``<shards_folder>/<split>``.
 
