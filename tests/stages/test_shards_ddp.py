@@ -193,3 +193,26 @@ def test_two_nodes_distil_from_shards_and_resume_after_a_node_is_killed(debug_te
     assert len(list((out / "save").glob("CKPT*"))) == 1
     assert len(list((out / "save_finetune").glob("CKPT*"))) == 1
     assert np.isfinite(result["zs_accuracy"])
+
+
+def test_stage_positions_the_stream_from_the_checkpointed_step_and_layout(synth_shards, tmp_path):
+    from tinyclap.stages.shard_data import ShardEpochs
+
+    def ids(raw):
+        return json.loads(raw["json"])["id"]
+
+    dataset = ShardDataset(synth_shards["folder"], ids, shuffle_buffer=4, rank=0, world=1)
+    epochs = ShardEpochs(dataset, {"batch_size": 2, "num_workers": 0}, tmp_path, "distill")
+    epochs.start(2, 0)
+    full = list(dataset)
+    saved = epochs.layout.current  # what a checkpoint of this epoch stores
+    epochs.layout.recovered = saved  # ... and a relaunch recovers (with SpeechBrain's step)
+    epochs.start(2, 3)
+    assert list(dataset) == full[6:]  # 3 batches of 2 consumed before the kill
+    epochs.layout.recovered = {**saved, "batch_size": 4}  # another layout: the epoch restarts
+    epochs.start(2, 3)
+    assert list(dataset) == full
+    epochs.count(full)
+    epochs.end(2)
+    (line,) = (tmp_path / "distill.rank0.jsonl").read_text().splitlines()
+    assert json.loads(line)["samples"] == len(full) and json.loads(line)["first_batch"] == 3
