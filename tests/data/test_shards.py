@@ -152,6 +152,9 @@ def test_missing_or_altered_shard_fails_before_reading(shard_set, tmp_path):
     check_shards(folder)  # same size: only the hash tells
     with pytest.raises(ShardError, match="shard-000002.tar \\(SHA-256 differs"):
         check_shards(folder, verify=True)
+    (folder / "shard-000009.tar").write_bytes(b"")  # a shard the index does not list
+    with pytest.raises(ShardError, match=r"shard-000009.tar \(on disk, not in the index\)"):
+        check_shards(folder)
 
 
 @pytest.mark.parametrize("world,workers", [(1, 0), (2, 0), (2, 2), (3, 2)])

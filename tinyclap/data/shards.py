@@ -402,7 +402,8 @@ def check_shards(folder, verify=False):
     Raises
     ------
     ShardError
-        Shards missing, of the wrong size, or (``verify``) altered: all named.
+        Shards missing, of the wrong size, or (``verify``) altered, or shard files
+        the index does not list (they would never be read): all named.
     """
     folder = Path(folder)
     index = load_index(folder)
@@ -415,6 +416,9 @@ def check_shards(folder, verify=False):
             problems.append(f"{record['name']} ({path.stat().st_size} bytes, index: {record['bytes']})")
         elif verify and sha256_file(path) != record["sha256"]:
             problems.append(f"{record['name']} (SHA-256 differs from the index)")
+    listed = {record["name"] for record in index["shards"]}
+    unlisted = sorted(p.name for p in folder.glob("shard-*.tar") if p.name not in listed)
+    problems += [f"{name} (on disk, not in the index)" for name in unlisted]
     if problems:
         raise ShardError(
             f"shard set {folder}: {len(problems)} of the {len(index['shards'])} shards in "
