@@ -167,13 +167,17 @@ def shard_distill_datasets(teacher, hparams, classes, labelled=False):
 def shard_loader_opts(opts):
     """DataLoader options for a shard stream: no sampler shuffle, ``PaddedBatch`` collation.
 
+    The stream shuffles itself (shard order, buffers). Workers are not
+    persistent: each epoch's workers must start from the stream's new position.
+
     Example
     -------
-    >>> sorted(shard_loader_opts({"batch_size": 4, "shuffle": True}))
-    ['batch_size', 'collate_fn']
+    >>> sorted(shard_loader_opts({"batch_size": 4, "shuffle": True, "persistent_workers": True}))
+    ['batch_size', 'collate_fn', 'persistent_workers']
     """
-    opts = {k: v for k, v in opts.items() if k not in ("shuffle", "sampler", "batch_sampler")}
-    return {**opts, "collate_fn": PaddedBatch}
+    dropped = ("shuffle", "sampler", "batch_sampler")
+    opts = {k: v for k, v in opts.items() if k not in dropped}
+    return {**opts, "collate_fn": PaddedBatch, "persistent_workers": False}
 
 
 @register_checkpoint_hooks
