@@ -5,7 +5,8 @@ The multi-node test runs the documented command twice on 127.0.0.1 (two
 the teacher-field pass and the distillation complete, every sample of every
 epoch is trained on once across the ranks (the stage's per-rank counts and id
 hashes), the checkpoints are written once, and after one node is killed a
-relaunch of both resumes from the last checkpoint instead of starting over.
+relaunch of both resumes from the last checkpoint instead of starting over. A
+single-process run killed mid-epoch resumes at the exact batch.
 """
 
 import json
@@ -216,3 +217,53 @@ def test_stage_positions_the_stream_from_the_checkpointed_step_and_layout(synth_
     epochs.end(2)
     (line,) = (tmp_path / "distill.rank0.jsonl").read_text().splitlines()
     assert json.loads(line)["samples"] == len(full) and json.loads(line)["first_batch"] == 3
+
+
+def test_stage_resumes_an_interrupted_epoch_at_the_exact_batch(debug_teacher, tmp_path,
+                                                               monkeypatch):  # fmt: skip
+    from tinyclap.stages import shard_data
+    from tinyclap.stages.run import main
+    from tinyclap.tools.cli import main as cli_main
+
+    data = debug_teacher["data"]
+    sizes = [f"{k}={data[data.index(f'--{k}') + 1]}" for k in ("n_train", "n_valid", "n_test")]
+    shards = tmp_path / "shards"
+    assert cli_main(["shard", "--dataset", "synth", "--data_folder",
+                     data[data.index("--data_folder") + 1], "--splits", "train", "valid",
+                     "--option", *sizes, "--out", str(shards), "--shard_size", "6",
+                     "--no_progress"]) == 0  # fmt: skip
+    count, trained = shard_data.ShardEpochs.count, []
+
+    def recording_count(self, ids):
+        if self.name == "distill":
+            if len(trained) == kill_at[0]:
+                raise KeyboardInterrupt  # killed before batch kill_at + 1
+            trained.append(list(ids))
+        return count(self, ids)
+
+    monkeypatch.setattr(shard_data.ShardEpochs, "count", recording_count)
+    kill_at = [None]
+
+    def run(name):
+        return main(["hparams/distill.yaml", *data, "--teacher_checkpoint",
+                     debug_teacher["result"]["teacher_checkpoint"], "--output_folder",
+                     str(tmp_path / name), "--data_source", "shards", "--shards_folder",
+                     str(shards), "--alpha", "0.5", "--num_layers", "3", "--head_channels",
+                     "64", "--batch_size", "8", "--number_of_epochs", "1", "--finetune_epochs",
+                     "1", "--shuffle_buffer", "8", "--ckpt_interval_steps", "1"])  # fmt: skip
+
+    monkeypatch.chdir(REPO)
+    # the uninterrupted epoch's batches: the stream alone decides them (seed 1234 of distill.yaml)
+    stream = ShardDataset(shards / "train", lambda raw: json.loads(raw["json"])["id"],
+                          shuffle_buffer=8, seed=1234, rank=0, world=1)  # fmt: skip
+    stream.set_position(1)
+    ids = list(stream)
+    whole = [ids[i : i + 8] for i in range(0, len(ids), 8)]
+    kill_at[0] = 3
+    with pytest.raises(KeyboardInterrupt):
+        run("killed")  # an intra-epoch checkpoint after each batch: the last after batch 3
+    assert trained == whole[:3]
+    trained[:] = []
+    kill_at[0] = None
+    run("killed")  # the relaunch
+    assert trained == whole[3:]  # exactly the batches the uninterrupted epoch trained next
