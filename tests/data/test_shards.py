@@ -250,8 +250,12 @@ def test_cli_shards_a_folder_a_manifest_and_a_dataset(tmp_path, capsys):
     assert cli_main(["shard", str(tmp_path / "folder"), "--out", str(tmp_path / "f"),
                      "--manifest_folder", str(tmp_path / "m"), "--no_progress"]) == 0  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
-    assert set(summary) == {"train"}  # 3 files: no valid clip (valid_fraction 0.05)
-    assert sum(s["samples"] for s in summary.values()) == 3
+    assert summary["all"]["samples"] == 3 and load_index(tmp_path / "f")["samples"] == 3
+    assert cli_main(["shard", str(tmp_path / "folder"), "--splits", "train", "--out",
+                     str(tmp_path / "fs"), "--manifest_folder", str(tmp_path / "m"),
+                     "--no_progress"]) == 0  # fmt: skip
+    assert load_index(tmp_path / "fs" / "train")["samples"] == 3  # 3 files: no valid clip
+    capsys.readouterr()
     manifest = tmp_path / "m" / "all.json"
     assert cli_main(["shard", str(manifest), "--out", str(tmp_path / "one"), "--no_progress"]) == 0
     assert load_index(tmp_path / "one")["samples"] == 3

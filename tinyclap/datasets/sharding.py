@@ -1,13 +1,14 @@
 """``tinyclap shard SOURCE --out DIR``: any dataset the project reads, as webdataset shards.
 
-SOURCE is an audio folder (prepared as :mod:`tinyclap.datasets.audiofolder`:
-``train`` and ``valid`` when it has valid clips), a JSON manifest
-(``{id: {"wav": path, ...}}``), or, with ``--dataset NAME --data_folder PATH``,
-any benchmark or corpus of :data:`tinyclap.datasets.PREPARATIONS` (ESC-50, US8K,
-TUT17, AudioCaps, Clotho, FSD50K, MACS, Synth...), prepared by its own preparation
-into manifests first.
-A manifest is written to ``DIR`` itself; a folder or dataset to one shard set
-per split, ``DIR/<split>`` (the layout ``data_source: shards`` reads). The
+SOURCE is an audio folder (every audio file under it, found as
+:mod:`tinyclap.datasets.audiofolder` does) or a JSON manifest
+(``{id: {"wav": path, ...}}``): one shard set in ``DIR``. With ``--dataset NAME
+--data_folder PATH``, any benchmark or corpus of
+:data:`tinyclap.datasets.PREPARATIONS` (ESC-50, US8K, TUT17, AudioCaps, Clotho,
+FSD50K, MACS, AudioFolder, Synth...) is prepared by its own preparation into
+manifests first and written as one shard set per split, ``DIR/<split>`` (the
+layout ``data_source: shards`` reads); so is a folder SOURCE given ``--splits``
+(``train``, ``valid``). The
 writer is :func:`tinyclap.data.shards.write_shards` (resumable: run the same
 command again after a kill).
 
@@ -64,6 +65,8 @@ def source_manifests(source=None, dataset=None, data_folder=None, manifest_folde
             return {None: str(path)}
         if not path.is_dir():
             raise FileNotFoundError(f"shard source not found: {source}")
+        if not splits:  # every audio file of the folder, one set in DIR
+            return {None: Preparation("audiofolder", path, manifest_folder)()["all"]}
         dataset, data_folder = "audiofolder", path
     preparation = Preparation(dataset, data_folder, manifest_folder, **(options or {}))
     manifests = preparation()
@@ -116,7 +119,10 @@ def add_shard_command(sub):
     p = sub.add_parser(
         "shard",
         help="write a dataset as webdataset shards (+ shards.json)",
-        description=__doc__.split("\n\n")[1].replace("\n", " "),
+        description="SOURCE (an audio folder or a JSON manifest) becomes one shard set in "
+        "DIR (shard-*.tar + shards.json); --dataset NAME --data_folder PATH (esc50, us8k, "
+        "tut17, audiocaps, clotho, fsd50k, macs, audiofolder, synth) one set per split in "
+        "DIR/<split>. Resumable: run the same command again after a kill.",
     )
     p.add_argument("source", nargs="?", help="an audio folder or a JSON manifest")
     p.add_argument("--out", required=True, help="the shard folder (one sub-folder per split)")
