@@ -44,6 +44,7 @@ setup(
         "huggingface_hub>=0.20",
         "safetensors>=0.4",
         "sentencepiece>=0.1.99",  # the text student's tokenizer (hparams/distill_text.yaml)
+        "webdataset>=0.2.86",  # shard sets: tinyclap shard, data_source: shards
     ],
     extras_require={
         # micromind (PhiNet) and the packaged MiniLM are needed at run time.

@@ -378,3 +378,27 @@ def test_comparison_reruns_a_variant_made_with_other_settings(tmp_path, monkeypa
     assert len(calls) == 3  # same command line: reused
     tc.run_variant("ce", 1, root, ["--epochs", "3"])
     assert len(calls) == 4
+
+
+def test_transfer_from_shards_uses_the_same_pool_and_folds(workspace, tmp_path):
+    from tinyclap.cli.main import main as cli_main
+
+    data = workspace["data"]
+    sizes = [f"{k}={data[data.index(f'--{k}') + 1]}" for k in ("n_train", "n_valid", "n_test")]
+    shards = tmp_path / "shards"
+    assert cli_main(["shard", "--dataset", "synth", "--data_folder",
+                     data[data.index("--data_folder") + 1], "--option", *sizes, "--out",
+                     str(shards), "--shard_size", "8", "--no_progress"]) == 0  # fmt: skip
+    variant = VARIANTS["pca_fitnet"]  # the PCA is fitted on the teacher rows of the shards
+    manifest_run = _transfer(workspace, "pca_fitnet", *variant)
+    shard_run = _transfer(workspace, "shards_pca_fitnet", *variant, "--data_source", "shards",
+                          "--shards_folder", str(shards))  # fmt: skip
+    for key in ("pool_clips", "dropped_multi_label_clips"):
+        assert shard_run[key] == manifest_run[key]
+    (fold,), (reference,) = shard_run["folds"], manifest_run["folds"]
+    assert fold["num_train_clips"] == reference["num_train_clips"]
+    assert 0.0 < fold["pca_explained_variance"] <= 1.0 and 0.0 <= fold["accuracy"] <= 1.0
+    for name in ("train", "test"):  # the same clips in each part of the fold
+        keys = [json.loads((workspace["root"] / run / "fold_1" / f"{name}.json").read_text())
+                for run in ("pca_fitnet", "shards_pca_fitnet")]  # fmt: skip
+        assert sorted(keys[0]) == sorted(keys[1])

@@ -63,6 +63,7 @@ from tinyclap.bench.registry import benches, results_folder
 from tinyclap.cli.adapt import add_adapt_commands
 from tinyclap.cli.deploy import add_hub_commands
 from tinyclap.cli.registry import add_commands, load
+from tinyclap.cli.shard import add_shard_command
 from tinyclap.errors import UsageError
 from tinyclap.studies.entry import STUDIES, split_rest
 
@@ -118,6 +119,7 @@ def build_parser():
     t.set_defaults(func=_train)
     add_hub_commands(sub)  # export, push, classify
     add_adapt_commands(sub)  # adapt, calibrate
+    add_shard_command(sub)  # shard SOURCE --out DIR (webdataset shards + shards.json)
     b = sub.add_parser("bench", help="benchmarks: tinyclap bench NAME (results/NAME_bench)",
                        description="Run a benchmark (tinyclap bench NAME --help).")  # fmt: skip
     add_commands(b.add_subparsers(dest="bench", required=True, metavar="NAME"), benches(),

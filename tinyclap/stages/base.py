@@ -39,6 +39,7 @@ class TinyClapBrain(sb.Brain):
     _skip_step = False
     hparams_prefix = ""  # ProjectionFinetuneBrain: "finetune_"
     class_text_embs = None  # [C, D] prompt embeddings, for the zero-shot accuracy
+    shard_epochs = None  # a stages.shard_data.ShardEpochs: a shard stream to position and count
 
     def __init__(self, *args, **kwargs):
         """``Brain.__init__``; in a multi-process ``--debug`` run, one checkpoint folder.
@@ -113,8 +114,16 @@ class TinyClapBrain(sb.Brain):
         return clip_embeddings(embed_audio, wavs, window_samples, pad_mode=pad_mode)
 
     def on_stage_start(self, stage, epoch=None):
-        """Reset the zero-shot records."""
+        """Reset the zero-shot records; position a shard stream (at a resumed batch too)."""
         self.predictions, self.targets = [], []
+        if stage == sb.Stage.TRAIN and self.shard_epochs is not None:
+            self.shard_epochs.start(epoch, self.step)
+
+    def fit_batch(self, batch):
+        """``Brain.fit_batch``, counting a shard stream's samples per epoch."""
+        if self.shard_epochs is not None:
+            self.shard_epochs.count(batch.id)
+        return super().fit_batch(batch)
 
     def stage_stats(self, stage_loss):
         """Loss plus zero-shot accuracy when predictions were recorded."""
@@ -133,6 +142,8 @@ class TinyClapBrain(sb.Brain):
         stats = self.stage_stats(stage_loss)
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
+            if self.shard_epochs is not None:
+                self.shard_epochs.end(epoch)
         elif stage == sb.Stage.VALID:
             old_lr, new_lr = self.hparam("lr_annealing")(
                 [self.optimizer], current_epoch=epoch, current_loss=stage_loss

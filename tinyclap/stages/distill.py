@@ -31,6 +31,13 @@ from tinyclap.students.encoder import StudentAudioEncoder, save_student, student
 from tinyclap.training.cache import build_stage_cache, cached_manifest, debug_max_clips
 from tinyclap.training.checks import check_embedding_dim
 from tinyclap.training.data import prepare_data
+from tinyclap.training.shard_data import (
+    ShardEpochs,
+    shard_distill_datasets,
+    shard_loader_opts,
+    shard_summary,
+    uses_shards,
+)
 from tinyclap.zeroshot.prompts import ensemble_prompt_embeddings
 
 logger = logging.getLogger(__name__)
@@ -174,12 +181,15 @@ def distillation_data(teacher, manifests, hparams, run_opts, classes):
 
 def fit(brain, datasets, hparams, counter):
     """``brain.fit`` on the distillation datasets with the hparams' loader options."""
+    train_opts, valid_opts = hparams["train_dataloader_opts"], hparams["valid_dataloader_opts"]
+    if uses_shards(hparams):
+        train_opts, valid_opts = shard_loader_opts(train_opts), shard_loader_opts(valid_opts)
     brain.fit(
         counter,
         datasets["train"],
         datasets["valid"],
-        train_loader_kwargs=hparams["train_dataloader_opts"],
-        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+        train_loader_kwargs=train_opts,
+        valid_loader_kwargs=valid_opts,
     )
 
 
@@ -194,10 +204,14 @@ def run_distill(hparams, run_opts):
     teacher, student, frontend = hparams["teacher_model"], hparams["student"], hparams["frontend"]
     out_dim = student_output_dim(student, teacher.window_frames, frontend.n_mels)
     check_embedding_dim(out_dim, teacher, key="student (its output size)")
-    manifests = prepare_data(hparams, ("train", "valid", "test"))
+    shards = uses_shards(hparams)  # train / valid from shard sets, test from its manifest
+    manifests = prepare_data(hparams, ("test",) if shards else ("train", "valid", "test"))
     classes = manifest_classes(manifests["test"])
-    _, datasets, manifests = distillation_data(teacher, manifests, hparams, run_opts, classes)
-    unscored = count_unscored(manifests["valid"], classes)
+    if shards:
+        datasets, unscored = shard_distill_datasets(teacher, hparams, classes), None
+    else:
+        _, datasets, manifests = distillation_data(teacher, manifests, hparams, run_opts, classes)
+        unscored = count_unscored(manifests["valid"], classes)
     if unscored:
         logger.info("%d validation clips have no label among the test classes: unscored", unscored)
     class_text_embs = ensemble_prompt_embeddings(teacher, classes, hparams["prompt_template"])
@@ -218,6 +232,14 @@ def run_distill(hparams, run_opts):
             checkpointer=hparams[f"{prefix}checkpointer"],
         )
         brain.class_text_embs = class_text_embs
+        if shards:  # positioned per epoch (exact resume), samples counted per rank
+            brain.shard_epochs = ShardEpochs(
+                datasets["train"],
+                hparams["train_dataloader_opts"],
+                Path(hparams["output_folder"]) / "shard_epochs",
+                prefix.rstrip("_") or "distill",
+                hparams[f"{prefix}checkpointer"],
+            )
         fit(brain, datasets, hparams, hparams[f"{prefix}epoch_counter"])
         steps[prefix.rstrip("_") or "distill"] = brain.optimizer_step  # total, resumes included
         hparams[f"{prefix}checkpointer"].recover_if_possible(min_key="loss")
@@ -251,5 +273,6 @@ def run_distill(hparams, run_opts):
             "skipped_nonfinite_batches": skipped_batches(hparams),
             "valid_unscored_clips": unscored,
             "zs_accuracy": summary["accuracy"],
+            **({"shards": shard_summary(hparams, datasets)} if shards else {}),
         },
     )

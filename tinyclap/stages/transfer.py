@@ -39,6 +39,8 @@ from tinyclap.training.compression import build_compression
 from tinyclap.training.data import prepare_data
 from tinyclap.training.losses import regression_loss
 from tinyclap.training.random_state import StepCounters
+from tinyclap.training.shard_data import uses_shards
+from tinyclap.training.shard_pool import COLLATE, pool_datasets, read_shard_pool
 from tinyclap.zeroshot.report import summarise, write_report
 
 
@@ -242,8 +244,12 @@ def fold_seed(seed, fold):
     return int(seed) * 1000 + int(fold)
 
 
-def run_fold(fold, pool, folds, caches, teacher, classes, hparams, run_opts):
-    """Train and test the student of one fold; return its result dict."""
+def run_fold(fold, pool, folds, caches, teacher, classes, hparams, run_opts, shard_audio=None):
+    """Train and test the student of one fold; return its result dict.
+
+    ``shard_audio``: the pool's audio read from shards (``data_source: shards``,
+    :mod:`tinyclap.training.shard_pool`); ``caches`` is then its teacher rows.
+    """
     folder = Path(hparams["output_folder"]) / f"fold_{fold}"
     config = config_hash(hparams, exclude=("folds",), fold=fold, teacher=teacher.fingerprint)
     finished = read_finished(folder / "result.json", config)
@@ -311,18 +317,20 @@ def run_fold(fold, pool, folds, caches, teacher, classes, hparams, run_opts):
         checkpointer=checkpointer,
     )
     brain.labels = classes
-    datasets = transfer_datasets(
-        manifests, caches, teacher.sample_rate, teacher.window_samples, classes
-    )
+    train_opts, test_opts = hparams["train_dataloader_opts"], hparams["test_dataloader_opts"]
+    if shard_audio is None:
+        datasets = transfer_datasets(
+            manifests, caches, teacher.sample_rate, teacher.window_samples, classes
+        )
+    else:  # the in-memory pool read from shards (one sequential read)
+        rows = caches[train_keys[0]]
+        datasets = pool_datasets(train_keys, test_keys, pool, shard_audio, rows, classes,
+                                 teacher.sample_rate)  # fmt: skip
+        train_opts, test_opts = {**train_opts, **COLLATE}, {**test_opts, **COLLATE}
     start = time.time()
-    brain.fit(
-        epoch_counter,
-        datasets["train"],
-        None,
-        train_loader_kwargs=hparams["train_dataloader_opts"],
-    )
+    brain.fit(epoch_counter, datasets["train"], None, train_loader_kwargs=train_opts)
     train_seconds = time.time() - start
-    brain.evaluate(datasets["test"], test_loader_kwargs=hparams["test_dataloader_opts"])
+    brain.evaluate(datasets["test"], test_loader_kwargs=test_opts)
     write_report(brain.summary, folder / "test", f"transfer fold {fold}")
     result = {
         "fold": int(fold),
@@ -362,17 +370,26 @@ def run_transfer(hparams, run_opts):
     model work (:func:`tinyclap.training.checks.check_transfer_options`).
     """
     teacher = hparams["teacher_model"]
-    manifests = prepare_data(hparams, tuple(hparams["pool_splits"]))
-    pool, dropped = read_pool(manifests, hparams["pool_splits"], hparams["single_label"])
+    shard_audio = None
+    if uses_shards(hparams):  # the pool from <shards_folder>/<split>, read once
+        manifests = None
+        pool, shard_audio, rows = read_shard_pool(teacher, hparams, hparams["pool_splits"])
+        pool, dropped = single_label_pool(pool) if hparams["single_label"] else (pool, 0)
+    else:
+        manifests = prepare_data(hparams, tuple(hparams["pool_splits"]))
+        pool, dropped = read_pool(manifests, hparams["pool_splits"], hparams["single_label"])
     debug = bool(run_opts.get("debug"))
     if debug:  # a few clips per class: --debug bounds the teacher cache too
         pool = debug_pool(pool, hparams["num_folds"])
     folds = assign_folds(pool, hparams["num_folds"], hparams["fold_seed"])
     classes = sorted({e["label"] for e in pool.values()})
-    caches = pool_caches(teacher, manifests, pool, hparams, whole_manifests=not debug)
+    if shard_audio is None:
+        caches = pool_caches(teacher, manifests, pool, hparams, whole_manifests=not debug)
+    else:
+        caches = {key: rows for key in pool}
     eval_folds = hparams["folds"] or sorted(set(folds.values()))
     results = [
-        run_fold(int(f), pool, folds, caches, teacher, classes, hparams, run_opts)
+        run_fold(int(f), pool, folds, caches, teacher, classes, hparams, run_opts, shard_audio)
         for f in eval_folds
     ]
     return write_results(

@@ -92,9 +92,9 @@ def test_int8_embeddings_follow_fp32(mcu_export):
 def test_int8_and_fp32_agree_where_the_margin_allows(mcu_export, tiny_student, tmp_path):
     """On ESC-50-layout data: where fp32's top-1 margin exceeds twice the embedding error,
     int8 must pick the same class (|delta score| <= ||e_int8 - e_fp32|| for unit vectors)."""
-    from tinyclap.datasets.esc50 import prepare_esc50
     from tinyclap.deploy.inference import ZeroShotAudioClassifier
     from tinyclap.deploy.mcu.c_arrays import quantize_labels
+    from tinyclap.prepare.esc50 import prepare_esc50
     from tinyclap.runtime.text import readable_label
     from tinyclap.students.official import load_any_student
 

@@ -19,7 +19,7 @@ import soundfile as sf
 import torch
 
 from tests.helpers.tiny import REPO
-from tinyclap.data.synth import example_rng, render_example
+from tinyclap.data.synth_sounds import example_rng, render_example
 
 CORPUS = [
     f"{t} {w}"
