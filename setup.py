@@ -20,6 +20,7 @@ setup(
     packages=find_packages(include=["tinyclap", "tinyclap.*"]),
     include_package_data=True,
     package_data={
+        "tinyclap": ["hparams/*.yaml"],  # the stages' hparams (hparams/ of a checkout links here)
         "tinyclap.data": ["audioset_labels.txt"],  # the text corpus' AudioSet labels
         "tinyclap.deploy.web": [
             "static/*.html",

@@ -135,5 +135,6 @@ def test_wheel_packages_every_module_and_the_console_script(tmp_path):
     assert sorted(n for n in names if n.startswith("tinyclap/") and n.endswith(".py")) == source
     assert "tinyclap/data/audioset_labels.txt" in names  # the text corpus' vocabulary
     assert "tinyclap/deploy/web/static/index.html" in names  # the page of export --web
+    assert "tinyclap/hparams/distill.yaml" in names  # the stages run from any working directory
     assert "[console_scripts]" in scripts
     assert "tinyclap = tinyclap.cli.main:main" in scripts.splitlines()

@@ -132,7 +132,8 @@ def test_plan_points_fills_names_from_hparams_and_overrides(hparams_file, tmp_pa
     assert p.output_folder == tmp_path / "root" / "a1.5_b0.75_t6_N4"
     assert p.command[0] == sys.executable
     assert p.command[1:] == [
-        "train.py",
+        "-m",
+        "tinyclap.stages.run",
         str(hparams_file),
         "--output_folder",
         str(tmp_path / "root" / "a1.5_b0.75_t6_N4"),
@@ -145,7 +146,7 @@ def test_plan_points_fills_names_from_hparams_and_overrides(hparams_file, tmp_pa
         "--n_train",
         "2",
     ]
-    assert p.printable().startswith("python train.py ")
+    assert p.printable().startswith("python -m tinyclap.stages.run ")
 
 
 @pytest.mark.parametrize("override", [["--alpha", "1"], ["--output_folder=x"]])

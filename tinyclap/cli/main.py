@@ -8,10 +8,12 @@ Subcommands
     Share and use students (:mod:`tinyclap.cli.deploy`).
 ``tinyclap adapt --examples DIR --model SRC --out DIR2`` / ``calibrate DIR --manifest M``
     Few-shot classes and open-set thresholds (:mod:`tinyclap.cli.adapt`).
+``tinyclap shard SOURCE --out DIR`` / ``shard --dataset NAME --data_folder PATH --out DIR``
+    Webdataset shards + ``shards.json`` for distillation at scale (:mod:`tinyclap.cli.shard`).
 ``tinyclap bench NAME [options] [--out DIR | --save] [--json]``
     One benchmark per module of :data:`tinyclap.bench.registry.BENCHES` (``model``,
     ``distill``, ``cache``, ``data``, ``deploy``, ``onnx_frontend``, ``onnx_int8``,
-    ``runtime``, ``timeline_memory``): prints the CPU line and a markdown table;
+    ``runtime``, ``timeline_memory``, ``shards``): prints the CPU line and a markdown table;
     ``--out DIR`` also writes ``DIR/results.json`` + ``DIR/table.md``; ``--save``
     writes them to the committed folder ``results/NAME_bench/``. ``tinyclap bench``
     alone is ``tinyclap bench model`` (the PhiNet grid).
@@ -42,9 +44,10 @@ Options
     ``--dry_run``).
 Working directory
     Commands read the paths they are given and write under their ``--out``
-    (relative paths are relative to the working directory). Not yet: ``demo``,
-    ``sweep`` and ``transfer_compare`` run ``train.py`` and ``hparams/*.yaml`` of a
-    checkout, so they run from its root.
+    (relative paths are relative to the working directory). The hparams files ship
+    in the package, so ``hparams/<stage>.yaml`` (or just the stage name) resolves
+    from anywhere, and ``demo``, ``sweep`` and ``transfer_compare`` start each stage
+    as ``python -m tinyclap.stages.run`` (:func:`tinyclap.stages.run.resolve_hparams`).
 
 Example
 -------

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from tinyclap.nn.complexity import format_table, profile_audio_encoder
 from tinyclap.runtime.machine import machine_info
+from tinyclap.stages.run import stage_command
 from tinyclap.students.encoder import load_student
 from tinyclap.studies.entry import module_main
 from tinyclap.studies.training_curves import plot_training_curves
@@ -101,7 +102,7 @@ def run_stage(args):
     StageFailed
         When the process is killed, interrupted or exits with an error.
     """
-    command = [sys.executable, "train.py", *args]
+    command = [*stage_command(), *args]  # python train.py ARGS, from any working directory
     printable = printable_command(args)
     print(f"\n>>> {printable}", flush=True)
     try:

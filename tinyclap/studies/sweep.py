@@ -4,10 +4,11 @@
 [--key value ...]`` expands the grid (the cartesian product, last key varying
 fastest) and, for every point, runs ::
 
-    python train.py hparams/distill.yaml --output_folder ROOT/<point> \
+    python -m tinyclap.stages.run hparams/distill.yaml --output_folder ROOT/<point> \
         --alpha 0.75 --num_layers 4 [--key value ...]
 
-from the current directory (the repository root). Each point gets its own
+(what ``python train.py`` runs; the hparams file is found in the package when the
+working directory has none). Each point gets its own
 output folder, named after its PhiNet settings (``a0.75_b0.75_t4_N5``; other
 grid keys are appended as ``<key><value>``). The knobs that the grid does not
 vary are read from the overrides, else from the hparams file's top-level keys,
@@ -48,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tinyclap.errors import UsageError
+from tinyclap.stages.run import resolve_hparams, stage_command
 from tinyclap.studies.entry import module_main
 
 NAME = "sweep"
@@ -206,7 +208,7 @@ class SweepPoint:
     output_folder : Path
         ``output_root / name``.
     command : list of str
-        The ``python train.py ...`` command, ``sys.executable`` first.
+        The ``python -m tinyclap.stages.run ...`` command, ``sys.executable`` first.
     status : str
         ``pending``, ``skipped``, ``done`` or ``failed``.
     """
@@ -227,13 +229,11 @@ class SweepPoint:
         return (self.output_folder / RESULTS).is_file()
 
     def printable(self):
-        """The command as one shell line, starting ``python train.py``."""
+        """The command as one shell line, starting ``python -m tinyclap.stages.run``."""
         return shlex.join(["python", *self.command[1:]])
 
 
-def plan_points(
-    grid, hparams_file, overrides=(), output_root="runs/sweep", train_script="train.py"
-):
+def plan_points(grid, hparams_file, overrides=(), output_root="runs/sweep", train_script=None):
     r"""Expand ``grid`` into :class:`SweepPoint` s with their commands.
 
     Parameters
@@ -246,8 +246,9 @@ def plan_points(
         Extra ``--key value`` arguments given to every point (after the grid's).
     output_root : str or Path
         Parent of the points' output folders.
-    train_script : str
-        Script run with the current Python (``train.py`` of the repository).
+    train_script : str, optional
+        Script run with the current Python instead of ``python -m tinyclap.stages.run``
+        (what ``train.py`` runs; works from any working directory).
 
     Returns
     -------
@@ -270,7 +271,7 @@ def plan_points(
     ...                      ["--beta", "1"], output_root="out")
     >>> [p.name for p in points]
     ['a0.5_b1_t4_N4', 'a1_b1_t4_N4']
-    >>> points[0].printable().split(" ", 2)[2].replace(f.name, "H")
+    >>> points[0].printable().split("tinyclap.stages.run ")[1].replace(f.name, "H")
     'H --output_folder out/a0.5_b1_t4_N4 --alpha 0.5 --num_layers 4 --beta 1'
     """
     if not grid:
@@ -294,7 +295,8 @@ def plan_points(
             raise ValueError(f"two grid points share the folder name {name!r}")
         names.add(name)
         folder = root / name
-        command = [sys.executable, train_script, str(hparams_file)]
+        runner = [sys.executable, train_script] if train_script else stage_command()
+        command = [*runner, str(hparams_file)]
         command += ["--output_folder", str(folder)]
         for key, value in values.items():
             command += [f"--{key}", value]
@@ -564,7 +566,8 @@ def add_arguments(s):
     s.add_argument("--grid", nargs="+", required=True, metavar="KEY=V1,V2")
     s.add_argument("--output_root", default="runs/sweep", help="one sub-folder per point")
     s.add_argument("--jobs", type=int, default=1, help="points run in parallel")
-    s.add_argument("--train_script", default="train.py", help="script run for each point")
+    s.add_argument("--train_script", default=None,
+                   help="script per point (default: python -m tinyclap.stages.run)")  # fmt: skip
     s.add_argument("--dry_run", action="store_true", help="print the points and stop")
 
 
@@ -581,13 +584,9 @@ def run(args):
             "tinyclap sweep --grid alpha=0.75,1.5 -- hparams/distill.yaml"
         )
     hparams_file, *overrides = args.train_args
-    if not Path(hparams_file).is_file():
-        raise FileNotFoundError(f"sweep: no hparams file {hparams_file}")
-    if not Path(args.train_script).is_file():
-        raise FileNotFoundError(
-            f"sweep: --train_script {args.train_script} not found; run from the repository root "
-            "or pass --train_script PATH/train.py"
-        )
+    hparams_file = str(resolve_hparams(hparams_file))
+    if args.train_script and not Path(args.train_script).is_file():
+        raise FileNotFoundError(f"sweep: --train_script {args.train_script} not found")
     points = plan_points(
         parse_grid(args.grid), hparams_file, overrides, args.output_root, args.train_script
     )

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from tinyclap.runtime.machine import machine_info
+from tinyclap.stages.run import stage_command
 from tinyclap.studies.entry import module_main
 
 NAME = "transfer_compare"
@@ -86,7 +87,7 @@ def run_variant(name, seed, root, extra, python=sys.executable):
     folder = Path(root) / name / f"seed{seed}"
     results = folder / "results.json"
     settings = run_settings(name, seed, extra)
-    command = [python, "train.py", "hparams/transfer.yaml", *VARIANTS[name][1]]
+    command = [*stage_command(python), "hparams/transfer.yaml", *VARIANTS[name][1]]
     command += ["--seed", str(seed), "--output_folder", str(folder), *settings["extra"]]
     if not finished_with(folder, settings, command):
         if results.exists():
