@@ -42,11 +42,13 @@ from tinyclap.deploy.safety import (
     OPT_IN,
     UntrustedCodeError,
     check_hparams,
+    check_yaml_bounds,
     load_tensors,
     safe_tuples,
     upgrade_legacy_paths,
     verify_sha256,
 )
+from tinyclap.runtime.frontend import FrontendSettingsError, check_frontend_settings
 from tinyclap.zeroshot.prompts import class_prompts
 from tinyclap.zeroshot.scoring import clip_embeddings
 from tinyclap.zeroshot.timeline import file_timeline
@@ -229,14 +231,20 @@ class ZeroShotAudioClassifier(Pretrained):
         }
         yaml_path = fetch(filename=hparams_file, source=source, save_filename=None, **fetch_kwargs)
         text = upgrade_legacy_paths(Path(yaml_path).read_text(encoding="utf-8"))
-        if not trust_remote_code:
+        if trust_remote_code:  # code is trusted; a yaml bomb never is
+            check_yaml_bounds(text, f"{source}/{hparams_file}")
+        else:
             check_hparams(text, f"{source}/{hparams_file}")
         info_path = _fetch_optional("export.json", source, **fetch_kwargs)
         info = json.loads(Path(info_path).read_text(encoding="utf-8")) if info_path else None
         weights = recorded_weights(info)
         guard = safe_tuples() if not trust_remote_code else _no_guard()
         with guard:
-            hparams = load_hyperpyyaml(text, overrides or {}, overrides_must_match)
+            try:
+                hparams = load_hyperpyyaml(text, overrides or {}, overrides_must_match)
+            except FrontendSettingsError as err:  # raised by LogMel before it allocates
+                raise FrontendSettingsError(f"{source}/{hparams_file}: {err}") from None
+        _check_window(hparams, f"{source}/{hparams_file}")
         hparams["savedir"] = savedir
         pretrainer = hparams["pretrainer"]
         pretrainer.set_collect_in(savedir)
@@ -633,6 +641,18 @@ class ZeroShotAudioClassifier(Pretrained):
     def forward(self, wavs, wav_lens=None):
         """Clip embeddings of a batch (see :meth:`encode_audio`)."""
         return self.encode_audio(wavs, wav_lens)
+
+
+def _check_window(hparams, where):
+    """Refuse a window or sample rate outside sane bounds (before any audio is read)."""
+    frontend = hparams.get("frontend")
+    config = dict(getattr(frontend, "config", None) or {})
+    rate = hparams.get("sample_rate")
+    if config and rate != config.get("sample_rate", rate):
+        raise FrontendSettingsError(
+            f"{where}: sample_rate={rate!r} differs from the frontend's {config['sample_rate']}"
+        )
+    check_frontend_settings({**config, "sample_rate": rate}, hparams.get("clip_seconds"), where)
 
 
 def _load_calibration(source, source_text, info, fetch_kwargs):

@@ -40,6 +40,7 @@ from tinyclap.runtime.decisions import (
     read_folder_calibration,
 )
 from tinyclap.runtime.engine import OnnxStudentEngine
+from tinyclap.runtime.frontend import check_frontend_settings
 from tinyclap.runtime.text import DEFAULT_TEMPLATE, OnnxTextEncoder, readable_label, sha256_of
 
 TABLES_FORMAT = "tinyclap-label-embeddings"
@@ -95,6 +96,7 @@ def folder_config(folder):
     for key in ("frontend", "clip_seconds"):
         if key not in info:
             raise ValueError(f"{path}: no {key!r} entry; re-export the folder (tinyclap export)")
+    check_frontend_settings(info["frontend"], info["clip_seconds"], where=str(path))
     pad_mode = info.get("pad_mode")
     yaml_path = folder / "hyperparams.yaml"
     if pad_mode is None and yaml_path.is_file():
