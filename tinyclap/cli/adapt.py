@@ -28,6 +28,7 @@ def adapt(args):
         known_accept=args.known_accept,
         onnx=True if args.onnx else None,
         trust_remote_code=args.trust_remote_code,
+        trust_unverified=args.trust_unverified,
         command=args.invocation,
     )
     kinds = [c["kind"] for c in info["adapted"]["classes"].values()]
@@ -49,7 +50,10 @@ def calibrate(args):
     from tinyclap.deploy.inference import ZeroShotAudioClassifier
 
     classifier = ZeroShotAudioClassifier.from_hparams(
-        source=args.folder, run_opts={"device": "cpu"}, trust_remote_code=args.trust_remote_code
+        source=args.folder,
+        run_opts={"device": "cpu"},
+        trust_remote_code=args.trust_remote_code,
+        trust_unverified=args.trust_unverified,
     )
     labels = args.labels
     if labels is None:
@@ -87,6 +91,8 @@ def _calibration_options(parser):
     parser.add_argument(
         "--trust_remote_code", action="store_true", help="load a folder naming code of its own"
     )
+    parser.add_argument("--trust_unverified", action="store_true",
+                        help="load files its export.json records no SHA-256 for")  # fmt: skip
 
 
 def add_adapt_commands(sub):

@@ -118,7 +118,7 @@ def classify(args):
         return 2
     classifier = ZeroShotAudioClassifier.from_hparams(
         source=source, savedir=args.savedir, trust_remote_code=args.trust_remote_code,
-        backend=getattr(args, "backend", "auto"),
+        trust_unverified=args.trust_unverified, backend=getattr(args, "backend", "auto"),
     )  # fmt: skip
     if getattr(args, "timeline", False):
         return classify_timelines(classifier, args)
@@ -339,6 +339,9 @@ def add_hub_commands(sub):
         help="build whatever the model's hyperparams.yaml names (e.g. your own student class); "
         "only for models you trust",
     )
+    c.add_argument("--trust_unverified", action="store_true",
+                   help="load files that the model's export.json records no SHA-256 for (an "
+                   "earlier export, or hashes removed); only for models you trust")  # fmt: skip
     t = c.add_argument_group("timelines (long recordings)")
     t.add_argument(
         "--timeline",

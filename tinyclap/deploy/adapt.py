@@ -146,6 +146,7 @@ def adapt_export(
     known_accept=0.95,
     onnx=None,
     trust_remote_code=False,
+    trust_unverified=False,
     command=None,
 ):
     """Write a copy of an exported folder whose label tables add few-shot classes.
@@ -177,6 +178,9 @@ def adapt_export(
         set); default: when the source has ``onnx/``.
     trust_remote_code : bool
         Load a source whose yaml names code outside tinyclap (see ``from_hparams``).
+    trust_unverified : bool
+        Load a source whose ``export.json`` records no SHA-256 for some files
+        (see ``from_hparams``); the copy stays unverified.
     command : str, optional
         Recorded in ``export.json``.
 
@@ -202,7 +206,10 @@ def adapt_export(
     if out.resolve() == source.resolve():
         raise ValueError(f"--out {out} is the source folder: write the adapted copy elsewhere")
     classifier = ZeroShotAudioClassifier.from_hparams(
-        source=str(source), run_opts={"device": "cpu"}, trust_remote_code=trust_remote_code
+        source=str(source),
+        run_opts={"device": "cpu"},
+        trust_remote_code=trust_remote_code,
+        trust_unverified=trust_unverified,
     )
     files = examples if isinstance(examples, dict) else example_folders(examples)
     entry = adapted_table(classifier, embed_examples(classifier, files), labels, text_weight)
@@ -246,7 +253,10 @@ def adapt_export(
         )
     if calibrate is not None:
         adapted = ZeroShotAudioClassifier.from_hparams(
-            source=str(out), run_opts={"device": "cpu"}, trust_remote_code=trust_remote_code
+            source=str(out),
+            run_opts={"device": "cpu"},
+            trust_remote_code=trust_remote_code,
+            trust_unverified=trust_unverified,
         )
         calibration = calibrate_classifier(
             adapted, calibrate, set_name, unknown_manifest, known_accept
@@ -256,5 +266,6 @@ def adapt_export(
         from tinyclap.deploy.onnx import export_onnx
 
         int8 = (source / "onnx" / "audio_encoder.int8.onnx").is_file()
-        export_onnx(out, labels=set_name, quantize_int8=int8, trust_remote_code=trust_remote_code)
+        export_onnx(out, labels=set_name, quantize_int8=int8, trust_remote_code=trust_remote_code,
+                    trust_unverified=trust_unverified)  # fmt: skip
     return json.loads((out / "export.json").read_text(encoding="utf-8"))

@@ -49,6 +49,7 @@ from tinyclap.deploy.safety import (
     verify_sha256,
 )
 from tinyclap.runtime.frontend import FrontendSettingsError, check_frontend_settings
+from tinyclap.runtime.integrity import require_recorded
 from tinyclap.zeroshot.prompts import class_prompts
 from tinyclap.zeroshot.scoring import clip_embeddings
 from tinyclap.zeroshot.timeline import file_timeline
@@ -58,6 +59,10 @@ logger = logging.getLogger(__name__)
 
 class ModelSourceError(RuntimeError):
     """A model source is neither a local folder nor a fetchable hub repo."""
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A folder lacks the weights its ``hyperparams.yaml`` loads."""
 
 
 def strict_state_dict_transfer(module, path):
@@ -148,6 +153,7 @@ class ZeroShotAudioClassifier(Pretrained):
         source,
         hparams_file="hyperparams.yaml",
         trust_remote_code=False,
+        trust_unverified=False,
         **kwargs,
     ):
         """Load from a local folder or a hub repo id, running no code from it.
@@ -166,6 +172,10 @@ class ZeroShotAudioClassifier(Pretrained):
         trust_remote_code : bool
             Build whatever the yaml names (e.g. a custom student class of your
             own): only for sources you trust.
+        trust_unverified : bool
+            Load weights, graphs or thresholds that ``export.json`` records no
+            SHA-256 for (a folder of an earlier tinyclap, or one whose hashes were
+            removed): only for sources you trust.
         **kwargs
             ``overrides`` (trusted: they come from the caller), ``savedir``,
             ``fetch_config``, ``local_strategy``, ``run_opts``... as for SpeechBrain.
@@ -176,6 +186,10 @@ class ZeroShotAudioClassifier(Pretrained):
             A tag outside the allow-list (the key, the tag and the file named).
         WeightsChecksumError
             A weights file that does not match ``export.json``.
+        UnverifiedFileError
+            A file with no SHA-256 in ``export.json``, without ``trust_unverified``.
+        OversizedYamlError, FrontendSettingsError
+            A yaml bomb, or log-mel / window settings outside sane bounds.
         ModelSourceError
             ``source`` is neither a folder nor a reachable repo.
 
@@ -188,11 +202,13 @@ class ZeroShotAudioClassifier(Pretrained):
         if Path(str(source)).is_dir():
             if "fetch_config" not in kwargs:
                 kwargs["fetch_config"] = FetchConfig(overwrite=True, allow_network=False)
-            return cls._load_checked(source, hparams_file, trust_remote_code, **kwargs)
+            return cls._load_checked(source, hparams_file, trust_remote_code, trust_unverified,
+                                     **kwargs)  # fmt: skip
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
         try:
-            return cls._load_checked(source, hparams_file, trust_remote_code, **kwargs)
+            return cls._load_checked(source, hparams_file, trust_remote_code, trust_unverified,
+                                     **kwargs)  # fmt: skip
         except (LocalEntryNotFoundError, HfHubHTTPError, ValueError) as err:
             hub_error = isinstance(err, (LocalEntryNotFoundError, HfHubHTTPError))
             if not hub_error and "HF hub" not in str(err):
@@ -210,6 +226,7 @@ class ZeroShotAudioClassifier(Pretrained):
         source,
         hparams_file,
         trust_remote_code=False,
+        trust_unverified=False,
         overrides=None,
         overrides_must_match=True,
         savedir=None,
@@ -249,37 +266,28 @@ class ZeroShotAudioClassifier(Pretrained):
         pretrainer = hparams["pretrainer"]
         pretrainer.set_collect_in(savedir)
         source_text = str(source).rstrip("/")
-        pretrainer.add_paths(
-            {
-                name: f"{source_text}/{weights[name]['file']}"
-                for name in pretrainer.loadables
-                if name in weights
-            }  # fmt: skip
-        )
+        loadables = [name for name in pretrainer.loadables if pretrainer.is_loadable(name)]
+        unrecorded = [name for name in loadables if name not in weights]
+        require_recorded([f"the {name} weights" for name in unrecorded], source_text,
+                         trust_unverified)  # fmt: skip
+        files = {name: weights[name]["file"] for name in loadables if name in weights}
+        for name in unrecorded:  # opted in: today's file name, else an earlier export's
+            files[name] = _unrecorded_weights(name, source, source_text, fetch_kwargs)
+        pretrainer.add_paths({name: f"{source_text}/{file}" for name, file in files.items()})
         pretrainer.collect_files(default_source=source, **{
             k: v for k, v in fetch_kwargs.items() if k != "savedir"})  # fmt: skip
-        unverified = []
-        for name in pretrainer.loadables:
+        for name in loadables:
             if name in weights:
                 verify_sha256(pretrainer.paths[name], weights[name]["sha256"],
                               name=f"{source_text}/{weights[name]['file']}")  # fmt: skip
-            elif pretrainer.is_loadable(name):
-                unverified.append(name)
-        if unverified:
-            logger.warning(
-                "%s: no SHA-256 recorded for %s (a folder from an earlier tinyclap): loaded "
-                "with torch.load(weights_only=True), unverified; re-export it with "
-                "`tinyclap export` for safetensors and checksums",
-                source_text,
-                ", ".join(unverified),
-            )
         if download_only:
             return None
-        hparams["open_set"] = _load_calibration(source, source_text, info, fetch_kwargs)
+        hparams["open_set"] = _load_calibration(source, source_text, info, fetch_kwargs,
+                                                trust_unverified)  # fmt: skip
         pretrainer.load_collected()
         classifier = cls(modules=hparams["modules"], hparams=hparams, **kwargs)
         if classifier.backend_choice != "pytorch":
-            classifier.student_onnx = _student_graph(source, fetch_kwargs, info)
+            classifier.student_onnx = _student_graph(source, fetch_kwargs, info, trust_unverified)
             classifier.runtime_engine  # noqa: B018 (decide now: session built, or a clear error)
         return classifier
 
@@ -655,7 +663,23 @@ def _check_window(hparams, where):
     check_frontend_settings({**config, "sample_rate": rate}, hparams.get("clip_seconds"), where)
 
 
-def _load_calibration(source, source_text, info, fetch_kwargs):
+def _unrecorded_weights(name, source, source_text, fetch_kwargs):
+    """File of a loadable that ``export.json`` does not name (opted in): a clear error if none.
+
+    ``<name>.safetensors`` (today's exports), else ``<name>.ckpt`` (tinyclap 0.1).
+    """
+    candidates = (f"{name}.safetensors", f"{name}.ckpt")
+    for candidate in candidates:
+        if _fetch_optional(candidate, source, **fetch_kwargs) is not None:
+            return candidate
+    raise MissingWeightsError(
+        f"{source_text}: no weights for {name!r} (which its hyperparams.yaml loads): export.json "
+        f"names no file for it and the folder has neither {' nor '.join(candidates)}. The "
+        "folder is incomplete: download it again, or re-export it with `tinyclap export`."
+    )
+
+
+def _load_calibration(source, source_text, info, fetch_kwargs, trust_unverified=False):
     """The folder's ``open_set.json`` (checked against ``export.json``), or None."""
     from tinyclap.deploy.calibration import CALIBRATION_FILE, read_calibration
 
@@ -663,7 +687,8 @@ def _load_calibration(source, source_text, info, fetch_kwargs):
     if path is None:
         return None
     recorded = (info or {}).get("calibration")
-    return read_calibration(path, recorded, name=f"{source_text}/{CALIBRATION_FILE}")
+    return read_calibration(path, recorded, name=f"{source_text}/{CALIBRATION_FILE}",
+                            trust_unverified=trust_unverified)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -671,7 +696,7 @@ def _no_guard():
     yield
 
 
-def _student_graph(source, fetch_kwargs, info=None):
+def _student_graph(source, fetch_kwargs, info=None, trust_unverified=False):
     """Local path of the folder's ``onnx/student.onnx`` (the fast path's graph), or None.
 
     Raises
@@ -695,7 +720,7 @@ def _student_graph(source, fetch_kwargs, info=None):
     if recorded:
         verify_sha256(path, recorded, name=f"{source}/onnx/student.onnx")
     else:
-        logger.warning("%s/onnx/student.onnx: no SHA-256 in export.json; run unverified", source)
+        require_recorded(["onnx/student.onnx"], str(source).rstrip("/"), trust_unverified)
     return Path(path)
 
 

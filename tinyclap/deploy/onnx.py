@@ -320,6 +320,7 @@ def export_onnx(
     int8_mode=None,
     calibration_manifest=None,
     frontend_kind=None,
+    trust_unverified=False,
     **kw,
 ):
     """Write ONNX graphs of an exported student folder and measure them.
@@ -348,6 +349,8 @@ def export_onnx(
     trust_remote_code : bool
         Load a folder whose yaml names classes outside tinyclap's allow-list
         (see :meth:`ZeroShotAudioClassifier.from_hparams`).
+    trust_unverified : bool
+        Load a folder whose ``export.json`` records no SHA-256 for some files (same).
     threads : int
         CPU threads for PyTorch and onnxruntime latency.
     repeats : int
@@ -373,6 +376,7 @@ def export_onnx(
         source=str(folder),
         run_opts={"device": "cpu"},
         trust_remote_code=trust_remote_code,
+        trust_unverified=trust_unverified,
         backend="pytorch",  # the reference for parity: never a graph already in the folder
     )
     frontend, student = classifier.mods.frontend, classifier.mods.student

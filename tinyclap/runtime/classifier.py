@@ -41,6 +41,7 @@ from tinyclap.runtime.decisions import (
 )
 from tinyclap.runtime.engine import OnnxStudentEngine
 from tinyclap.runtime.frontend import check_frontend_settings
+from tinyclap.runtime.integrity import require_recorded
 from tinyclap.runtime.text import DEFAULT_TEMPLATE, OnnxTextEncoder, readable_label, sha256_of
 
 TABLES_FORMAT = "tinyclap-label-embeddings"
@@ -154,7 +155,7 @@ class RuntimeClassifier:
         self._encoded = {}  # prompts embedded by the text encoder, cached
 
     @classmethod
-    def from_folder(cls, folder, threads=1, batch_size=1):
+    def from_folder(cls, folder, threads=1, batch_size=1, trust_unverified=False):
         """Load an exported folder (``tinyclap export`` with its ``onnx/student.onnx``).
 
         Parameters
@@ -166,6 +167,10 @@ class RuntimeClassifier:
         batch_size : int
             Windows per onnxruntime call (1, the default, is the fastest on one
             thread; see :class:`~tinyclap.runtime.engine.OnnxStudentEngine`).
+        trust_unverified : bool
+            Load files that ``export.json`` records no SHA-256 for (an earlier
+            export, or hashes removed): only for folders you trust
+            (:mod:`tinyclap.runtime.integrity`).
 
         Raises
         ------
@@ -173,7 +178,8 @@ class RuntimeClassifier:
             ``export.json``, ``label_embeddings.safetensors`` or ``onnx/student.onnx`` missing.
         ValueError
             The label tables, the text graph, its tokenizer or ``open_set.json`` do not
-            match the SHA-256 recorded in ``export.json``.
+            match the SHA-256 recorded in ``export.json``, or have none recorded
+            (:class:`~tinyclap.runtime.integrity.UnverifiedFileError`) without the opt-in.
         """
         folder = Path(folder)
         config = folder_config(folder)
@@ -184,6 +190,10 @@ class RuntimeClassifier:
                 "(or `tinyclap export` where the onnx package is installed)"
             )
         recorded_graph = (config["info"].get("onnx_graphs") or {}).get("onnx/student.onnx")
+        recorded = config["weights"].get("label_embeddings", {}).get("sha256")
+        unrecorded = [name for name, digest in (("onnx/student.onnx", recorded_graph),
+                      ("label_embeddings.safetensors", recorded)) if not digest]  # fmt: skip
+        require_recorded(unrecorded, str(folder), trust_unverified)
         if recorded_graph and sha256_of(student) != recorded_graph:
             raise ValueError(
                 f"{student}: SHA-256 does not match export.json; the graph was modified or "
@@ -195,7 +205,6 @@ class RuntimeClassifier:
         tables_path = folder / "label_embeddings.safetensors"
         if not tables_path.is_file():
             raise FileNotFoundError(f"{tables_path}: not found (label tables of tinyclap export)")
-        recorded = config["weights"].get("label_embeddings", {}).get("sha256")
         if recorded and sha256_of(tables_path) != recorded:
             raise ValueError(
                 f"{tables_path}: SHA-256 does not match export.json; the file was modified "
@@ -208,13 +217,13 @@ class RuntimeClassifier:
         for name, table in sets.items():
             table["embeddings"] = tensors[name]
         template = metadata.get("template") or config["prompt_template"]
-        encoder, why = cls.text_encoder(folder, config["info"], threads)
-        calibration = read_folder_calibration(folder, config["info"])
+        encoder, why = cls.text_encoder(folder, config["info"], threads, trust_unverified)
+        calibration = read_folder_calibration(folder, config["info"], trust_unverified)
         return cls(engine, sets, template, text_encoder=encoder, calibration=calibration,
                    no_text_encoder=why)  # fmt: skip
 
     @staticmethod
-    def text_encoder(folder, info=None, threads=1):
+    def text_encoder(folder, info=None, threads=1, trust_unverified=False):
         """``(encoder or None, why not)``: the folder's text student for free-form prompts.
 
         The encoder is :class:`tinyclap.runtime.text.OnnxTextEncoder` of
@@ -224,7 +233,7 @@ class RuntimeClassifier:
         """
         if info is None:
             info = folder_config(folder)["info"]
-        return OnnxTextEncoder.from_folder(folder, info, threads=threads)
+        return OnnxTextEncoder.from_folder(folder, info, threads, trust_unverified)
 
     @property
     def has_text_encoder(self):

@@ -33,7 +33,8 @@ def classify(args):
         return 2
     try:
         clf = RuntimeClassifier.from_folder(source, threads=args.threads,
-                                            batch_size=args.batch_size)  # fmt: skip
+                                            batch_size=args.batch_size,
+                                            trust_unverified=args.trust_unverified)  # fmt: skip
         records, speed = clf.classify_folder(args.files, args.labels, args.top, args.files_per_call,
                                              open_set=args.open_set, multi_label=args.multi_label,
                                              threshold=args.threshold)  # fmt: skip
@@ -93,6 +94,10 @@ def build_parser():
                    help="with --open_set/--multi_label: this threshold instead of the "
                    "calibrated one(s)")  # fmt: skip
     c.add_argument("--json", action="store_true", help="print JSON")
+    c.add_argument("--trust_unverified", action="store_true",
+                   help="load files that the folder's export.json records no SHA-256 for "
+                   "(an earlier export, or hashes removed); only for folders you "
+                   "trust")  # fmt: skip
     c.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
     c.add_argument("--batch_size", type=int, default=1, help="windows per onnxruntime call")
     c.add_argument("--files_per_call", type=int, default=16, help="files embedded together")
