@@ -57,8 +57,7 @@ def calibrate(args):
     )
     labels = args.labels
     if labels is None:
-        sets = classifier.label_sets
-        labels = "adapted" if "adapted" in sets else manifest_classes(args.manifest)
+        labels = classifier.default_labels or manifest_classes(args.manifest)
     calibration = calibrate_classifier(
         classifier, args.manifest, labels, args.unknown_manifest, args.known_accept
     )
@@ -105,7 +104,8 @@ def add_adapt_commands(sub):
         "classes (--labels).",
     )
     a.add_argument("--examples", required=True, help="folder: <class>/<clip>.wav ...")
-    a.add_argument("--model", required=True, help="the exported folder to adapt")
+    a.add_argument("--model", required=True,
+                   help="the exported folder or hub repo id to adapt")  # fmt: skip
     a.add_argument("--out", required=True, help="the new exported folder")
     a.add_argument("--labels", help="text-prompt classes kept in the set: a bundled set or 'a,b'")
     a.add_argument(
@@ -130,7 +130,7 @@ def add_adapt_commands(sub):
     c.add_argument("folder", help="an exported folder")
     c.add_argument("--manifest", required=True, help="labelled validation manifest")
     c.add_argument(
-        "--labels", help="label list (default: the 'adapted' set, else the manifest's classes)"
+        "--labels", help="label list (default: the adapted set, else the manifest's classes)"
     )
     _calibration_options(c)
     c.set_defaults(func=calibrate)

@@ -120,6 +120,9 @@ def classify(args):
         source=source, savedir=args.savedir, trust_remote_code=args.trust_remote_code,
         trust_unverified=args.trust_unverified, backend=getattr(args, "backend", "auto"),
     )  # fmt: skip
+    note = classifier.label_plan(args.labels).note  # prototypes, or the default set
+    if note:
+        print(f"tinyclap classify: note: {note}", file=sys.stderr)
     if getattr(args, "timeline", False):
         return classify_timelines(classifier, args)
     names = classifier.labels_of(args.labels)
@@ -311,7 +314,9 @@ def add_hub_commands(sub):
         help="files embedded per model call (with --timeline: windows per call)",
     )
     c.add_argument(
-        "--labels", required=True, help="'dog,rain,siren' or a bundled set (esc50, us8k, ...)"
+        "--labels",
+        help="'dog,rain,siren' or a bundled set (esc50, us8k, ...); names of an adapted "
+        "set's prototype classes take the prototype; default: the model's adapted set",
     )
     c.add_argument("--model", help=f"exported folder or hub repo id (default: ${MODEL_ENV})")
     c.add_argument("--savedir", help="where hub files are collected (default: the hub cache)")

@@ -18,6 +18,9 @@ teacher's embeddings; the others are embedded by the folder's text student
 :mod:`tinyclap.runtime.text`; needs the ``sentencepiece`` package), exactly as
 the full install does. A folder without that graph (or without sentencepiece)
 raises :class:`MissingTextEncoderError` naming the prompts and the reason.
+Free-form labels that name a few-shot prototype class of an adapted set take
+the prototype, and no labels at all take the adapted set (the folder's
+default): the rule of :mod:`tinyclap.runtime.labels`.
 
 ``open_set.json`` (``tinyclap calibrate``), checked against its SHA-256 in
 ``export.json``, gives the "none of these" and multi-label decisions of
@@ -42,7 +45,8 @@ from tinyclap.runtime.decisions import (
 from tinyclap.runtime.engine import OnnxStudentEngine
 from tinyclap.runtime.frontend import check_frontend_settings
 from tinyclap.runtime.integrity import require_recorded
-from tinyclap.runtime.text import DEFAULT_TEMPLATE, OnnxTextEncoder, readable_label, sha256_of
+from tinyclap.runtime.labels import default_label_set, plan_labels
+from tinyclap.runtime.text import DEFAULT_TEMPLATE, OnnxTextEncoder, sha256_of
 
 TABLES_FORMAT = "tinyclap-label-embeddings"
 SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64,
@@ -132,6 +136,8 @@ class RuntimeClassifier:
         The folder's ``open_set.json`` (open-set and multi-label thresholds).
     no_text_encoder : str
         Why there is no text encoder (named in :class:`MissingTextEncoderError`).
+    default_labels : str, optional
+        The set used when no labels are given (an adapted folder's ``adapted`` set).
 
     Example
     -------
@@ -141,8 +147,9 @@ class RuntimeClassifier:
     """
 
     def __init__(self, engine, tables, template=DEFAULT_TEMPLATE, text_encoder=None,
-                 calibration=None, no_text_encoder=""):  # fmt: skip
+                 calibration=None, no_text_encoder="", default_labels=None):  # fmt: skip
         self.engine = engine
+        self.default_labels = default_labels if default_labels in tables else None
         self.tables = tables
         self.template = template
         self.calibration = calibration
@@ -220,7 +227,8 @@ class RuntimeClassifier:
         encoder, why = cls.text_encoder(folder, config["info"], threads, trust_unverified)
         calibration = read_folder_calibration(folder, config["info"], trust_unverified)
         return cls(engine, sets, template, text_encoder=encoder, calibration=calibration,
-                   no_text_encoder=why)  # fmt: skip
+                   no_text_encoder=why,
+                   default_labels=default_label_set(config["info"], sets))  # fmt: skip
 
     @staticmethod
     def text_encoder(folder, info=None, threads=1, trust_unverified=False):
@@ -250,25 +258,31 @@ class RuntimeClassifier:
         """Rate the student reads, in Hz."""
         return self.engine.sample_rate
 
-    def resolve_labels(self, labels):
+    def label_plan(self, labels=None):
+        """The :class:`~tinyclap.runtime.labels.LabelPlan` of a label spec (None: the default set).
+
+        Free-form labels naming a prototype class of an adapted set take the
+        prototype (:mod:`tinyclap.runtime.labels`); :attr:`LabelPlan.note` says so.
+        """
+        return plan_labels(labels, self.tables, self.template, self.default_labels)
+
+    def resolve_labels(self, labels=None):
         """``(class names, class embeddings [C, K])`` of a label spec.
 
-        ``labels``: a bundled set's name, ``"a,b,c"`` or a list of labels.
+        ``labels``: a bundled set's name, ``"a,b,c"``, a list of labels, or None
+        (the folder's default set, see :meth:`label_plan`).
 
         Raises
         ------
         MissingTextEncoderError
             Prompts not in the tables and no text encoder in the folder.
+        NoLabelsError
+            No labels and no default set.
         """
-        if isinstance(labels, str):
-            if labels in self.tables:
-                table = self.tables[labels]
-                return list(table["labels"]), table["embeddings"]
-            labels = [part.strip() for part in labels.split(",") if part.strip()]
-        labels = [str(label) for label in labels]
-        if not labels:
-            raise ValueError("no labels given")
-        prompts = [self.template.format(label=readable_label(label)) for label in labels]
+        plan = self.label_plan(labels)
+        if plan.set_name is not None:
+            return list(plan.names), self.tables[plan.set_name]["embeddings"]
+        prompts = plan.prompts
         missing = [p for p in prompts if p not in self._by_prompt and p not in self._encoded]
         if missing:
             if self._text_encoder is None:
@@ -287,7 +301,10 @@ class RuntimeClassifier:
                     f"{width}: the folder's text graph is not this student's"
                 )
             self._encoded.update(zip(missing, embedded))
-        return labels, np.stack([self._by_prompt.get(p, self._encoded.get(p)) for p in prompts])
+        lookup = {**self._by_prompt, **self._encoded}
+        rows = [self.tables[s[1]]["embeddings"][s[2]] if s[0] == "set" else lookup[s[1]]
+                for s in plan.sources]  # fmt: skip
+        return list(plan.names), np.stack(rows)
 
     def labels_of(self, labels):
         """Class names in the order of the score columns for ``labels``."""
@@ -347,7 +364,7 @@ class RuntimeClassifier:
         present, text_labs = multi_label_decisions(scores, names, self.calibration, thresholds)
         return scores, present, text_labs
 
-    def classify_files(self, paths, labels, top=3, files_per_call=16, open_set=False,
+    def classify_files(self, paths, labels=None, top=3, files_per_call=16, open_set=False,
                        multi_label=False, threshold=None):  # fmt: skip
         """Zero-shot top labels of audio files (folders expanded), several files per call.
 
@@ -355,8 +372,8 @@ class RuntimeClassifier:
         ----------
         paths : list of str
             Audio files or folders.
-        labels : str or list of str
-            A bundled set's name, ``"a,b,c"`` or a list.
+        labels : str or list of str, optional
+            A bundled set's name, ``"a,b,c"`` or a list (default: the folder's default set).
         top : int
             Labels kept per file.
         files_per_call : int
@@ -403,7 +420,7 @@ class RuntimeClassifier:
                 records.append({"file": path, "top": ranked, **extra})
         return records
 
-    def classify_folder(self, paths, labels, top=3, files_per_call=16, **decisions):
+    def classify_folder(self, paths, labels=None, top=3, files_per_call=16, **decisions):
         """:meth:`classify_files` and its throughput (files, seconds, files_per_s, cpu_seconds).
 
         ``cpu_seconds`` (this process's CPU time) is the figure to compare on a loaded

@@ -35,6 +35,9 @@ def classify(args):
         clf = RuntimeClassifier.from_folder(source, threads=args.threads,
                                             batch_size=args.batch_size,
                                             trust_unverified=args.trust_unverified)  # fmt: skip
+        note = clf.label_plan(args.labels).note
+        if note:
+            print(f"tinyclap-runtime: note: {note}", file=sys.stderr)
         records, speed = clf.classify_folder(args.files, args.labels, args.top, args.files_per_call,
                                              open_set=args.open_set, multi_label=args.multi_label,
                                              threshold=args.threshold)  # fmt: skip
@@ -79,9 +82,11 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("classify", help="zero-shot classification of audio files and folders")
     c.add_argument("files", nargs="+", help="audio files or folders (any format soundfile reads)")
-    c.add_argument("--labels", required=True,
+    c.add_argument("--labels",
                    help="a bundled or adapted set (esc50, us8k, adapted...) or 'a,b,c' (any "
-                   "words with a folder exported with a text student)")  # fmt: skip
+                   "words with a folder exported with a text student; names of an adapted "
+                   "set's prototype classes take the prototype); default: the folder's "
+                   "adapted set")  # fmt: skip
     c.add_argument("--model", help=f"exported folder (default: ${MODEL_ENV})")
     c.add_argument("--top", type=int, default=3, help="labels shown per file")
     c.add_argument("--open_set", action="store_true",
