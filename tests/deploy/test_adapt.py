@@ -184,7 +184,10 @@ def test_typed_names_of_adapted_classes_take_their_prototypes(workspace, capsys)
     got = clf.encode_text(typed)
     assert torch.equal(got[0], table[1 + CLASSES.index("siren")])
     assert torch.equal(got[1], table[1 + CLASSES.index("rain")])
-    assert torch.equal(got[2:], source.encode_text(typed[2:]))  # the source's text embeddings
+    # the source's text embeddings; the text encoder saw other batches (1 vs 2 prompts, other
+    # padding), so float32 sums differ in the last bits: 1e-5 on unit vectors, far below the
+    # distance between two prompts' embeddings
+    assert torch.allclose(got[2:], source.encode_text(typed[2:]), atol=1e-5)
     # typed names score as the adapted set: same accuracy, not the zero-shot one
     by_name = _accuracy(clf, workspace / "test.json", CLASSES)
     assert by_name == _accuracy(clf, workspace / "test.json", "adapted")
