@@ -22,8 +22,11 @@ user, like the code that calls ``from_hparams``.
 
 Weights are written as safetensors (tensors and string metadata only, no
 pickle) and their SHA-256 recorded in ``export.json``; :func:`verify_sha256`
-checks a file against it. :func:`load_tensors` also reads the ``.ckpt`` files
-of earlier exports, with ``torch.load(weights_only=True)``.
+checks a file against it. A file with no recorded hash (an earlier export, or
+one whose hashes were deleted) loads only with ``trust_unverified=True``
+(``--trust_unverified``; :mod:`tinyclap.runtime.integrity`). :func:`load_tensors`
+also reads the ``.ckpt`` files of earlier exports, with
+``torch.load(weights_only=True)``.
 
 Example
 -------
