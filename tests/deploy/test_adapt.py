@@ -7,6 +7,7 @@ recordings must do better than chance on other recordings of the same classes.
 """
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -84,8 +85,9 @@ def test_adapted_folder_loads_and_holds_prototypes(workspace):
 
 def test_prototypes_of_classes_the_teacher_never_learned_beat_chance(workspace):
     clf = ZeroShotAudioClassifier.from_hparams(source=str(workspace / "adapted"))
+    source = ZeroShotAudioClassifier.from_hparams(source=str(workspace / "exported"))
     chance = 1 / len(CLASSES)
-    zero_shot = _accuracy(clf, workspace / "test.json", CLASSES)
+    zero_shot = _accuracy(source, workspace / "test.json", CLASSES)  # text prompts only
     few_shot = _accuracy(clf, workspace / "test.json", "adapted")
     assert few_shot >= chance + 0.25, (few_shot, zero_shot)
     assert few_shot > zero_shot
@@ -145,13 +147,20 @@ def test_cli_adapt_calibrate_classify(workspace, tmp_path, capsys):
     assert record["open_set"] in (None, *CLASSES)
 
 
-def test_onnx_scores_graph_ends_in_the_adapted_classes(workspace, tmp_path):
+@pytest.fixture(scope="module")
+def onnx_adapted(workspace):
     pytest.importorskip("onnxruntime")
+    folder = workspace / "onnx_adapted"
+    adapt_export(workspace / "exported", workspace / "examples", folder, onnx=True,
+                 labels="dog barking")  # fmt: skip
+    return folder
+
+
+def test_onnx_scores_graph_ends_in_the_adapted_classes(workspace, onnx_adapted):
     from tinyclap.deploy.onnx import session
 
-    folder = tmp_path / "onnx_adapted"
-    adapt_export(workspace / "exported", workspace / "examples", folder, onnx=True)
-    assert json.loads((folder / "onnx" / "labels.json").read_text()) == CLASSES
+    folder = onnx_adapted
+    assert json.loads((folder / "onnx" / "labels.json").read_text()) == ["dog barking", *CLASSES]
     clf = ZeroShotAudioClassifier.from_hparams(source=str(folder))
     window = torch.zeros(1, clf.window_samples)
     window[0, :16000] = clf.load_audio(str(workspace / "test" / "0_0.wav"))[:16000]
@@ -161,3 +170,94 @@ def test_onnx_scores_graph_ends_in_the_adapted_classes(workspace, tmp_path):
     )
     assert np.allclose(got[0], expected.numpy(), atol=1e-4)
     assert "onnx/classifier_scores.onnx" in export_files(folder)[0]
+
+
+def test_typed_names_of_adapted_classes_take_their_prototypes(workspace, capsys):
+    """The trap: typing the adapted class names used to give their text prompts silently."""
+    clf = ZeroShotAudioClassifier.from_hparams(source=str(workspace / "adapted"))
+    source = ZeroShotAudioClassifier.from_hparams(source=str(workspace / "exported"))
+    table = clf.encode_text("adapted")  # ["dog barking", *CLASSES]
+    typed = ["Siren", "rain", "dog barking", "a purring cat"]  # any case; text classes stay text
+    plan = clf.label_plan(typed)
+    assert [s[0] for s in plan.sources] == ["set", "set", "prompt", "prompt"]
+    assert plan.note.startswith("2 labels use few-shot prototypes") and "Siren, rain" in plan.note
+    got = clf.encode_text(typed)
+    assert torch.equal(got[0], table[1 + CLASSES.index("siren")])
+    assert torch.equal(got[1], table[1 + CLASSES.index("rain")])
+    # the source's text embeddings; the text encoder saw other batches (1 vs 2 prompts, other
+    # padding), so float32 sums differ in the last bits: 1e-5 on unit vectors, far below the
+    # distance between two prompts' embeddings
+    assert torch.allclose(got[2:], source.encode_text(typed[2:]), atol=1e-5)
+    # typed names score as the adapted set: same accuracy, not the zero-shot one
+    by_name = _accuracy(clf, workspace / "test.json", CLASSES)
+    assert by_name == _accuracy(clf, workspace / "test.json", "adapted")
+    # the adapted set is the folder's default label set
+    assert clf.default_labels == "adapted" and source.default_labels is None
+    assert clf.labels_of(None) == clf.labels_of("adapted")
+    wav = str(workspace / "test" / "3_0.wav")
+    assert clf.classify_file(wav)[3] == clf.classify_file(wav, "adapted")[3]
+    with pytest.raises(ValueError, match="no default label set"):
+        source.classify_file(wav)
+    capsys.readouterr()
+    model = ["--model", str(workspace / "adapted"), "--json"]
+    assert main(["classify", wav, "--labels", "siren,church bell", *model]) == 0
+    captured = capsys.readouterr()
+    assert "note: 2 labels use few-shot prototypes" in captured.err
+    assert main(["classify", wav, *model, "--top", "5"]) == 0
+    captured = capsys.readouterr()
+    assert "note: no labels given: the folder's default label set 'adapted'" in captured.err
+    record = json.loads(captured.out)[0]
+    assert {t["label"] for t in record["top"]} == {"dog barking", *CLASSES}
+    assert main(["classify", wav, "--model", str(workspace / "exported")]) == 1
+    assert "no default label set" in capsys.readouterr().err
+
+
+def test_the_runtime_applies_the_same_rule(onnx_adapted, capsys):
+    from tinyclap.runtime.classifier import RuntimeClassifier
+    from tinyclap.runtime.cli import main as runtime_main
+
+    full = ZeroShotAudioClassifier.from_hparams(source=str(onnx_adapted))
+    runtime = RuntimeClassifier.from_folder(onnx_adapted)
+    assert runtime.default_labels == "adapted"
+    typed = ["church bell", "Clock_Ticking", "dog barking"]
+    names, table = runtime.resolve_labels(typed)
+    assert names == typed and runtime.label_plan(typed).note == full.label_plan(typed).note
+    # the same float32 rows of the same tables: equal, not merely close
+    assert np.array_equal(table, full.encode_text(typed).numpy())
+    assert runtime.labels_of(None) == full.labels_of(None) == ["dog barking", *CLASSES]
+    capsys.readouterr()
+    assert runtime_main(["classify", str(onnx_adapted.parent / "test" / "0_0.wav"), "--model",
+                         str(onnx_adapted), "--labels", "siren,rain", "--json"]) == 0  # fmt: skip
+    assert "note: 2 labels use few-shot prototypes" in capsys.readouterr().err
+
+
+def test_adapt_takes_a_hub_repo_id_like_classify(workspace, tmp_path, monkeypatch, capsys):
+    """A repo in the local hub cache, offline: the same resolution as ``classify --model``."""
+    cache = tmp_path / "hub"
+    repo = cache / "models--someone--tiny"
+    shutil.copytree(workspace / "exported", repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    out = tmp_path / "from_hub"
+    examples = ["--examples", str(workspace / "examples")]
+    assert main(["adapt", *examples, "--model", "someone/tiny", "--out", str(out)]) == 0
+    info = json.loads((out / "export.json").read_text())
+    assert info["adapted"]["source"] == "someone/tiny" and info["default_labels"] == "adapted"
+    local = tmp_path / "from_folder"
+    adapt_export(workspace / "exported", workspace / "examples", local)
+    hub_clf = ZeroShotAudioClassifier.from_hparams(source=str(out))
+    local_clf = ZeroShotAudioClassifier.from_hparams(source=str(local))
+    assert torch.equal(hub_clf.encode_text("adapted"), local_clf.encode_text("adapted"))
+    wav = str(workspace / "test" / "0_0.wav")
+    capsys.readouterr()
+    assert main(["classify", wav, "--labels", "us8k", "--model", "someone/tiny",
+                 "--savedir", str(tmp_path / "saved")]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["adapt", *examples, "--model", "someone/not-cached",
+                 "--out", str(tmp_path / "x")]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.startswith("tinyclap: error: cannot load 'someone/not-cached': it is not a local")
+    assert "HF_HUB_OFFLINE=1" in err and err.count("\n") == 1

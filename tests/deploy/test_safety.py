@@ -197,7 +197,7 @@ def test_a_tampered_weights_file_fails_its_checksum(shared, tmp_path, capsys):
 
 
 def test_folders_of_the_previous_version_keep_loading(shared, tmp_path, caplog):
-    """``.ckpt`` weights (torch.save) and no checksums: loaded with weights_only=True."""
+    """``.ckpt`` weights (torch.save), no checksums: with the opt-in, weights_only=True."""
     out, _ = shared
     folder = _copy(out, tmp_path)
     torch.save(load_file(folder / "student.safetensors"), folder / "student.ckpt")
@@ -221,9 +221,13 @@ def test_folders_of_the_previous_version_keep_loading(shared, tmp_path, caplog):
         assert f"!new:{new_path}" in yaml_text or f"!name:{new_path}" in yaml_text
         yaml_text = yaml_text.replace(f":{new_path}", f":{old_path}")
     (folder / "hyperparams.yaml").write_text(yaml_text)
+    from tinyclap.runtime.integrity import UnverifiedFileError
+
+    with pytest.raises(UnverifiedFileError, match="no SHA-256 for the student weights"):
+        ZeroShotAudioClassifier.from_hparams(source=str(folder))  # unverified: an opt-in
     with caplog.at_level("WARNING"):
-        old = ZeroShotAudioClassifier.from_hparams(source=str(folder))
-    assert "re-export it with `tinyclap export`" in caplog.text
+        old = ZeroShotAudioClassifier.from_hparams(source=str(folder), trust_unverified=True)
+    assert "loaded unverified (trust_unverified=True)" in caplog.text
     wav = 0.2 * torch.randn(1, 16000)
     assert torch.equal(old.encode_audio(wav), new.encode_audio(wav))
     assert torch.equal(old.encode_text(["a purring cat"]), new.encode_text(["a purring cat"]))

@@ -358,6 +358,42 @@ def test_distill_resumes_mid_epoch_after_sigterm_and_sigkill(workspace, tmp_path
     assert resumed["zs_accuracy"] == expected["zs_accuracy"]
 
 
+def test_distill_text_resumes_mid_epoch_after_sigkill(workspace, tmp_path):
+    """The text stage, killed after an intra-epoch checkpoint, ends like an uninterrupted run.
+
+    As the distill test above, on a small corpus (one template, no AudioSet
+    vocabulary): the tokenizer is reused from the interrupted run's folder, the
+    teacher's text embeddings from the shared cache, and the checkpoint holds
+    the student, optimiser, scheduler, loader position and random state. The
+    uninterrupted and the resumed runs go in-process (no interpreter start-up);
+    only the run to kill is a subprocess.
+    """
+    options = [
+        *workspace["data"], "--teacher_checkpoint", workspace["teacher"]["teacher_checkpoint"],
+        "--cache_folder", str(workspace["root"] / "cache"), "--corpus_audioset", "false",
+        "--corpus_templates", '["{label}"]', "--vocab_size", "60", "--d_model", "16",
+        "--num_layers", "1", "--num_heads", "2", "--ff_dim", "32", "--batch_size", "16",
+        "--number_of_epochs", "2", "--ckpt_interval_steps", "2",
+    ]  # fmt: skip
+    hparams = str(REPO / "hparams/distill_text.yaml")
+    expected = main([hparams, *options, "--output_folder", str(tmp_path / "reference")])
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "train.py", "hparams/distill_text.yaml", *options,
+                             "--output_folder", str(out)], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    _wait_for_intra_epoch_checkpoint(proc, out / "save", set())
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "results.json").exists() and not (out / "text_student.ckpt").exists()
+    resumed = main([hparams, *options, "--output_folder", str(out)])
+    steps = expected["optimizer_steps"]
+    assert steps >= 4 and resumed["optimizer_steps"] == steps  # no step lost or repeated
+    assert _train_log_epochs(out) == [1, 2]  # no epoch logged twice
+    # the random state is checkpointed: the resumed student is the uninterrupted one, bit for bit
+    _assert_same_weights(tmp_path / "reference" / "text_student.ckpt", out / "text_student.ckpt")
+    assert resumed["heldout_cos"] == expected["heldout_cos"]
+
+
 def test_torchrun_two_processes_on_cpu_match_one_process(workspace, tmp_path):
     """DDP (gloo): same valid-loss curve as one process with the same global batch."""
     common = [

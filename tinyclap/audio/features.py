@@ -12,6 +12,8 @@ n_fft 1024, hop 320, 64 mels between 50 and 14000 Hz, so a 5 s clip gives
 import librosa
 import torch
 
+from tinyclap.runtime.frontend import check_frontend_settings
+
 # The MS-CLAP 2022 log-mel settings: tinyCLAP students read audio this way for
 # both MS-CLAP versions, and official tinyCLAP checkpoints expect it.
 CLAP2022_FRONTEND = {
@@ -85,6 +87,10 @@ class LogMel(torch.nn.Module):
         ref=1.0,
     ):
         super().__init__()
+        check_frontend_settings({"sample_rate": sample_rate, "n_fft": n_fft,
+                                 "hop_length": hop_length, "win_length": win_length,
+                                 "n_mels": n_mels, "f_min": f_min, "f_max": f_max,
+                                 "amin": amin, "ref": ref})  # fmt: skip
         self.sample_rate = int(sample_rate)
         self.n_fft = int(n_fft)
         self.hop_length = int(hop_length)

@@ -28,6 +28,7 @@ def adapt(args):
         known_accept=args.known_accept,
         onnx=True if args.onnx else None,
         trust_remote_code=args.trust_remote_code,
+        trust_unverified=args.trust_unverified,
         command=args.invocation,
     )
     kinds = [c["kind"] for c in info["adapted"]["classes"].values()]
@@ -49,12 +50,14 @@ def calibrate(args):
     from tinyclap.deploy.inference import ZeroShotAudioClassifier
 
     classifier = ZeroShotAudioClassifier.from_hparams(
-        source=args.folder, run_opts={"device": "cpu"}, trust_remote_code=args.trust_remote_code
+        source=args.folder,
+        run_opts={"device": "cpu"},
+        trust_remote_code=args.trust_remote_code,
+        trust_unverified=args.trust_unverified,
     )
     labels = args.labels
     if labels is None:
-        sets = classifier.label_sets
-        labels = "adapted" if "adapted" in sets else manifest_classes(args.manifest)
+        labels = classifier.default_labels or manifest_classes(args.manifest)
     calibration = calibrate_classifier(
         classifier, args.manifest, labels, args.unknown_manifest, args.known_accept
     )
@@ -87,6 +90,8 @@ def _calibration_options(parser):
     parser.add_argument(
         "--trust_remote_code", action="store_true", help="load a folder naming code of its own"
     )
+    parser.add_argument("--trust_unverified", action="store_true",
+                        help="load files its export.json records no SHA-256 for")  # fmt: skip
 
 
 def add_adapt_commands(sub):
@@ -99,7 +104,8 @@ def add_adapt_commands(sub):
         "classes (--labels).",
     )
     a.add_argument("--examples", required=True, help="folder: <class>/<clip>.wav ...")
-    a.add_argument("--model", required=True, help="the exported folder to adapt")
+    a.add_argument("--model", required=True,
+                   help="the exported folder or hub repo id to adapt")  # fmt: skip
     a.add_argument("--out", required=True, help="the new exported folder")
     a.add_argument("--labels", help="text-prompt classes kept in the set: a bundled set or 'a,b'")
     a.add_argument(
@@ -124,7 +130,7 @@ def add_adapt_commands(sub):
     c.add_argument("folder", help="an exported folder")
     c.add_argument("--manifest", required=True, help="labelled validation manifest")
     c.add_argument(
-        "--labels", help="label list (default: the 'adapted' set, else the manifest's classes)"
+        "--labels", help="label list (default: the adapted set, else the manifest's classes)"
     )
     _calibration_options(c)
     c.set_defaults(func=calibrate)

@@ -143,8 +143,11 @@ def classify(args):
         raise UsageError(f"classify: no model: pass --model FOLDER_OR_REPO_ID or set {MODEL_ENV}")
     classifier = ZeroShotAudioClassifier.from_hparams(
         source=source, savedir=args.savedir, trust_remote_code=args.trust_remote_code,
-        backend=getattr(args, "backend", "auto"),
+        trust_unverified=args.trust_unverified, backend=getattr(args, "backend", "auto"),
     )  # fmt: skip
+    note = classifier.label_plan(args.labels).note  # prototypes, or the default set
+    if note:
+        print(f"tinyclap classify: note: {note}", file=sys.stderr)
     if getattr(args, "timeline", False):
         return classify_timelines(classifier, args)
     names = classifier.labels_of(args.labels)
@@ -355,7 +358,9 @@ def add_hub_commands(sub):
         help="files embedded per model call (with --timeline: windows per call)",
     )
     c.add_argument(
-        "--labels", required=True, help="'dog,rain,siren' or a bundled set (esc50, us8k, ...)"
+        "--labels",
+        help="'dog,rain,siren' or a bundled set (esc50, us8k, ...); names of an adapted "
+        "set's prototype classes take the prototype; default: the model's adapted set",
     )
     c.add_argument("--model", help=f"exported folder or hub repo id (default: ${MODEL_ENV})")
     c.add_argument("--savedir", help="where hub files are collected (default: the hub cache)")
@@ -383,6 +388,9 @@ def add_hub_commands(sub):
         help="build whatever the model's hyperparams.yaml names (e.g. your own student class); "
         "only for models you trust",
     )
+    c.add_argument("--trust_unverified", action="store_true",
+                   help="load files that the model's export.json records no SHA-256 for (an "
+                   "earlier export, or hashes removed); only for models you trust")  # fmt: skip
     t = c.add_argument_group("timelines (long recordings)")
     t.add_argument(
         "--timeline",

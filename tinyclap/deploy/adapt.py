@@ -6,8 +6,9 @@ classes of an optional label list next to one *prototype* per class of an
 examples folder (the normalised mean of the student's embeddings of its
 recordings, :mod:`tinyclap.zeroshot.prototypes`), optionally mixed with the
 class's text embedding. Each class's kind (``text``, ``prototype``,
-``mixed``) is stored with the set. ``export.json`` gets the new hashes and an
-``adapted`` record, the model card a note; with ``calibrate`` the open-set
+``mixed``) is stored with the set. ``export.json`` gets the new hashes, an
+``adapted`` record and ``default_labels`` (the new set: what classifying without
+labels uses; :mod:`tinyclap.runtime.labels`), the model card a note; with ``calibrate`` the open-set
 thresholds are measured for the new set (:mod:`tinyclap.deploy.calibration`),
 and with ``onnx`` the ONNX graphs are rewritten, the scores graph ending in
 the new set's classes.
@@ -129,8 +130,9 @@ def _model_card_note(set_name, record):
         f"Made by `tinyclap adapt` from `{record['source']}` with the examples in "
         f"`{record['examples']}`: prototype classes {counts}"
         + (f"; text-prompt classes: {', '.join(text)}" if text else "")
-        + f" (text weight {record['text_weight']}). Use it with `--labels {set_name}` "
-        f'(`classify_file(path, "{set_name}")`).\n'
+        + f" (text weight {record['text_weight']}). It is the folder's default label set "
+        f"(`tinyclap classify FILE` without `--labels`, `classify_file(path)`); the names of "
+        "its prototype classes, typed as labels, take their prototypes.\n"
     )
 
 
@@ -146,6 +148,7 @@ def adapt_export(
     known_accept=0.95,
     onnx=None,
     trust_remote_code=False,
+    trust_unverified=False,
     command=None,
 ):
     """Write a copy of an exported folder whose label tables add few-shot classes.
@@ -153,7 +156,8 @@ def adapt_export(
     Parameters
     ----------
     source : str or Path
-        An exported folder (``tinyclap export``).
+        An exported folder (``tinyclap export``) or a hub repo id (resolved
+        through the Hugging Face cache, as ``tinyclap classify --model`` does).
     examples : str or Path or dict
         An examples folder (one sub-folder of recordings per class), or
         ``{class: [audio paths]}``.
@@ -177,6 +181,9 @@ def adapt_export(
         set); default: when the source has ``onnx/``.
     trust_remote_code : bool
         Load a source whose yaml names code outside tinyclap (see ``from_hparams``).
+    trust_unverified : bool
+        Load a source whose ``export.json`` records no SHA-256 for some files
+        (see ``from_hparams``); the copy stays unverified.
     command : str, optional
         Recorded in ``export.json``.
 
@@ -191,18 +198,22 @@ def adapt_export(
     >>> info["label_sets"]["adapted"]  # doctest: +SKIP
     3
     """
-    from tinyclap.deploy.inference import ZeroShotAudioClassifier
+    from tinyclap.deploy.inference import ZeroShotAudioClassifier, local_model_folder
 
-    source, out = Path(source), Path(out)
+    named, out = str(source), Path(out)
+    source = local_model_folder(source)  # a folder, or a hub repo's cached snapshot
     if not (source / "hyperparams.yaml").is_file():
         raise FileNotFoundError(
-            f"{source} is not an exported folder (no hyperparams.yaml); adapt needs a local "
-            "folder written by `tinyclap export`"
+            f"{named} is not an exported folder (no hyperparams.yaml); adapt needs a folder "
+            "or hub repo written by `tinyclap export`"
         )
     if out.resolve() == source.resolve():
         raise ValueError(f"--out {out} is the source folder: write the adapted copy elsewhere")
     classifier = ZeroShotAudioClassifier.from_hparams(
-        source=str(source), run_opts={"device": "cpu"}, trust_remote_code=trust_remote_code
+        source=str(source),
+        run_opts={"device": "cpu"},
+        trust_remote_code=trust_remote_code,
+        trust_unverified=trust_unverified,
     )
     files = examples if isinstance(examples, dict) else example_folders(examples)
     entry = adapted_table(classifier, embed_examples(classifier, files), labels, text_weight)
@@ -225,8 +236,9 @@ def adapt_export(
         "sha256": sha256_file(tables_file),
     }
     info.setdefault("label_sets", {})[set_name] = len(entry["labels"])
+    info["default_labels"] = set_name  # classify without labels: the adapted set
     record = {
-        "source": str(source),
+        "source": named,
         "examples": str(examples) if not isinstance(examples, dict) else "(given in Python)",
         "set": set_name,
         "text_weight": float(text_weight),
@@ -246,7 +258,10 @@ def adapt_export(
         )
     if calibrate is not None:
         adapted = ZeroShotAudioClassifier.from_hparams(
-            source=str(out), run_opts={"device": "cpu"}, trust_remote_code=trust_remote_code
+            source=str(out),
+            run_opts={"device": "cpu"},
+            trust_remote_code=trust_remote_code,
+            trust_unverified=trust_unverified,
         )
         calibration = calibrate_classifier(
             adapted, calibrate, set_name, unknown_manifest, known_accept
@@ -256,5 +271,6 @@ def adapt_export(
         from tinyclap.deploy.onnx import export_onnx
 
         int8 = (source / "onnx" / "audio_encoder.int8.onnx").is_file()
-        export_onnx(out, labels=set_name, quantize_int8=int8, trust_remote_code=trust_remote_code)
+        export_onnx(out, labels=set_name, quantize_int8=int8, trust_remote_code=trust_remote_code,
+                    trust_unverified=trust_unverified)  # fmt: skip
     return json.loads((out / "export.json").read_text(encoding="utf-8"))

@@ -38,6 +38,7 @@ from tinyclap.runtime.decisions import (  # noqa: F401  (re-exported)
     open_set_decisions,
     rejection_threshold,
 )
+from tinyclap.runtime.integrity import require_recorded
 from tinyclap.zeroshot.open_set import calibrate_label_thresholds, calibrate_rejection
 
 logger = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def write_calibration(folder, calibration):
     return path
 
 
-def read_calibration(path, recorded=None, name=None):
+def read_calibration(path, recorded=None, name=None, trust_unverified=False):
     """Read an ``open_set.json``, checked against the SHA-256 ``recorded`` in ``export.json``.
 
     Parameters
@@ -160,15 +161,17 @@ def read_calibration(path, recorded=None, name=None):
         The file.
     recorded : dict, optional
         ``export.json["calibration"]`` (``{"file", "sha256"}``); without it the
-        file is read with a warning (it was added by hand, or by an earlier tool).
+        file (added by hand, or by an earlier tool) is refused unless ``trust_unverified``.
     name : str, optional
         How to name the file in messages.
+    trust_unverified : bool
+        Read a file with no recorded SHA-256 (:mod:`tinyclap.runtime.integrity`).
     """
     name = name or str(path)
     if recorded and recorded.get("sha256"):
         verify_sha256(path, recorded["sha256"], name=name)
     else:
-        logger.warning("%s: no SHA-256 recorded in export.json; read unverified", name)
+        require_recorded([CALIBRATION_FILE], name.rpartition("/")[0] or name, trust_unverified)
     try:
         payload = json.loads(Path(path).read_text(encoding="utf-8"))
     except ValueError as err:

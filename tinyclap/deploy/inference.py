@@ -12,10 +12,13 @@ sound of {label}``, after :func:`tinyclap.data.label_sets.readable_label`, so
 ``door_wood_knock`` reads "door wood knock") or the name of a bundled label
 set (``esc50``, ``us8k``, ``tut17``, ``synth``). Prompts found in the bundled tables need no text
 encoder; others go through the folder's text encoder (see
-:mod:`tinyclap.deploy.text_encoders`). Files are read with soundfile, mixed to mono
-and resampled to the student's rate; clips of any length are covered by the
-deterministic evaluation windows whose embeddings are averaged, so
-predictions equal those of the evaluation stage.
+:mod:`tinyclap.deploy.text_encoders`). In a folder made by ``tinyclap adapt``,
+a label that names one of its few-shot classes takes that class's prototype,
+not its text prompt, and labels left out (``None``) mean the adapted set:
+the rule of :mod:`tinyclap.runtime.labels`, shared with the torch-free runtime.
+Files are read with soundfile, mixed to mono and resampled to the student's
+rate; clips of any length are covered by the deterministic evaluation windows
+whose embeddings are averaged, so predictions equal those of the evaluation stage.
 
 Backends (``backend=`` of :meth:`ZeroShotAudioClassifier.from_hparams`):
 ``"auto"`` (default) runs the folder's ``onnx/student.onnx`` under onnxruntime
@@ -37,17 +40,19 @@ from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.fetching import FetchConfig, LocalStrategy, fetch
 
 from tinyclap.audio.io import load_audio, resample
-from tinyclap.data.label_sets import readable_label
 from tinyclap.deploy.safety import (
     OPT_IN,
     UntrustedCodeError,
     check_hparams,
+    check_yaml_bounds,
     load_tensors,
     safe_tuples,
     upgrade_legacy_paths,
     verify_sha256,
 )
-from tinyclap.zeroshot.prompts import class_prompts
+from tinyclap.runtime.frontend import FrontendSettingsError, check_frontend_settings
+from tinyclap.runtime.integrity import require_recorded
+from tinyclap.runtime.labels import default_label_set, plan_labels
 from tinyclap.zeroshot.scoring import clip_embeddings
 from tinyclap.zeroshot.timeline import file_timeline
 
@@ -56,6 +61,52 @@ logger = logging.getLogger(__name__)
 
 class ModelSourceError(RuntimeError):
     """A model source is neither a local folder nor a fetchable hub repo."""
+
+
+class MissingWeightsError(FileNotFoundError):
+    """A folder lacks the weights its ``hyperparams.yaml`` loads."""
+
+
+def _source_error(source, err):
+    """The :class:`ModelSourceError` of a source that is no folder and no reachable repo."""
+    return ModelSourceError(
+        f"cannot load {source!r}: it is not a local folder, and fetching it from the "
+        f"Hugging Face hub failed ({type(err).__name__}: {str(err).splitlines()[0]}). "
+        "Pass an exported folder (tinyclap export) or a reachable repo id; offline "
+        "(HF_HUB_OFFLINE=1) only repos already in the hub cache load."
+    )
+
+
+def local_model_folder(source, cache_dir=None):
+    """A local folder holding every file of ``source``: the folder itself, or a repo's snapshot.
+
+    A hub repo id resolves through the Hugging Face cache exactly as
+    :meth:`ZeroShotAudioClassifier.from_hparams` fetches it (offline with
+    ``HF_HUB_OFFLINE=1``: only a cached repo), for the commands that need the
+    whole folder (``tinyclap adapt`` copies it).
+
+    Raises
+    ------
+    ModelSourceError
+        ``source`` is neither a folder nor a reachable (or, offline, cached) repo;
+        the same message as :meth:`~ZeroShotAudioClassifier.from_hparams`.
+
+    Example
+    -------
+    >>> local_model_folder("exported/demo")  # doctest: +SKIP
+    PosixPath('exported/demo')
+    >>> local_model_folder("someone/tinyclap-demo")  # doctest: +SKIP
+    PosixPath('/home/me/.cache/huggingface/hub/models--someone--tinyclap-demo/snapshots/0123abcd')
+    """
+    if Path(str(source)).is_dir():
+        return Path(str(source))
+    import huggingface_hub
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(huggingface_hub.snapshot_download(repo_id=str(source), cache_dir=cache_dir))
+    except (LocalEntryNotFoundError, HfHubHTTPError, ValueError, OSError) as err:
+        raise _source_error(source, err) from err
 
 
 def strict_state_dict_transfer(module, path):
@@ -146,6 +197,7 @@ class ZeroShotAudioClassifier(Pretrained):
         source,
         hparams_file="hyperparams.yaml",
         trust_remote_code=False,
+        trust_unverified=False,
         **kwargs,
     ):
         """Load from a local folder or a hub repo id, running no code from it.
@@ -164,6 +216,10 @@ class ZeroShotAudioClassifier(Pretrained):
         trust_remote_code : bool
             Build whatever the yaml names (e.g. a custom student class of your
             own): only for sources you trust.
+        trust_unverified : bool
+            Load weights, graphs or thresholds that ``export.json`` records no
+            SHA-256 for (a folder of an earlier tinyclap, or one whose hashes were
+            removed): only for sources you trust.
         **kwargs
             ``overrides`` (trusted: they come from the caller), ``savedir``,
             ``fetch_config``, ``local_strategy``, ``run_opts``... as for SpeechBrain.
@@ -174,6 +230,10 @@ class ZeroShotAudioClassifier(Pretrained):
             A tag outside the allow-list (the key, the tag and the file named).
         WeightsChecksumError
             A weights file that does not match ``export.json``.
+        UnverifiedFileError
+            A file with no SHA-256 in ``export.json``, without ``trust_unverified``.
+        OversizedYamlError, FrontendSettingsError
+            A yaml bomb, or log-mel / window settings outside sane bounds.
         ModelSourceError
             ``source`` is neither a folder nor a reachable repo.
 
@@ -186,21 +246,18 @@ class ZeroShotAudioClassifier(Pretrained):
         if Path(str(source)).is_dir():
             if "fetch_config" not in kwargs:
                 kwargs["fetch_config"] = FetchConfig(overwrite=True, allow_network=False)
-            return cls._load_checked(source, hparams_file, trust_remote_code, **kwargs)
+            return cls._load_checked(source, hparams_file, trust_remote_code, trust_unverified,
+                                     **kwargs)  # fmt: skip
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
         try:
-            return cls._load_checked(source, hparams_file, trust_remote_code, **kwargs)
+            return cls._load_checked(source, hparams_file, trust_remote_code, trust_unverified,
+                                     **kwargs)  # fmt: skip
         except (LocalEntryNotFoundError, HfHubHTTPError, ValueError) as err:
             hub_error = isinstance(err, (LocalEntryNotFoundError, HfHubHTTPError))
             if not hub_error and "HF hub" not in str(err):
                 raise  # not a fetch error (e.g. a checkpoint that does not match)
-            raise ModelSourceError(
-                f"cannot load {source!r}: it is not a local folder, and fetching it from the "
-                f"Hugging Face hub failed ({type(err).__name__}: {str(err).splitlines()[0]}). "
-                "Pass an exported folder (tinyclap export) or a reachable repo id; offline "
-                "(HF_HUB_OFFLINE=1) only repos already in the hub cache load."
-            ) from err
+            raise _source_error(source, err) from err
 
     @classmethod
     def _load_checked(
@@ -208,6 +265,7 @@ class ZeroShotAudioClassifier(Pretrained):
         source,
         hparams_file,
         trust_remote_code=False,
+        trust_unverified=False,
         overrides=None,
         overrides_must_match=True,
         savedir=None,
@@ -229,49 +287,47 @@ class ZeroShotAudioClassifier(Pretrained):
         }
         yaml_path = fetch(filename=hparams_file, source=source, save_filename=None, **fetch_kwargs)
         text = upgrade_legacy_paths(Path(yaml_path).read_text(encoding="utf-8"))
-        if not trust_remote_code:
+        if trust_remote_code:  # code is trusted; a yaml bomb never is
+            check_yaml_bounds(text, f"{source}/{hparams_file}")
+        else:
             check_hparams(text, f"{source}/{hparams_file}")
         info_path = _fetch_optional("export.json", source, **fetch_kwargs)
         info = json.loads(Path(info_path).read_text(encoding="utf-8")) if info_path else None
         weights = recorded_weights(info)
         guard = safe_tuples() if not trust_remote_code else _no_guard()
         with guard:
-            hparams = load_hyperpyyaml(text, overrides or {}, overrides_must_match)
+            try:
+                hparams = load_hyperpyyaml(text, overrides or {}, overrides_must_match)
+            except FrontendSettingsError as err:  # raised by LogMel before it allocates
+                raise FrontendSettingsError(f"{source}/{hparams_file}: {err}") from None
+        _check_window(hparams, f"{source}/{hparams_file}")
         hparams["savedir"] = savedir
         pretrainer = hparams["pretrainer"]
         pretrainer.set_collect_in(savedir)
         source_text = str(source).rstrip("/")
-        pretrainer.add_paths(
-            {
-                name: f"{source_text}/{weights[name]['file']}"
-                for name in pretrainer.loadables
-                if name in weights
-            }  # fmt: skip
-        )
+        loadables = [name for name in pretrainer.loadables if pretrainer.is_loadable(name)]
+        unrecorded = [name for name in loadables if name not in weights]
+        require_recorded([f"the {name} weights" for name in unrecorded], source_text,
+                         trust_unverified)  # fmt: skip
+        files = {name: weights[name]["file"] for name in loadables if name in weights}
+        for name in unrecorded:  # opted in: today's file name, else an earlier export's
+            files[name] = _unrecorded_weights(name, source, source_text, fetch_kwargs)
+        pretrainer.add_paths({name: f"{source_text}/{file}" for name, file in files.items()})
         pretrainer.collect_files(default_source=source, **{
             k: v for k, v in fetch_kwargs.items() if k != "savedir"})  # fmt: skip
-        unverified = []
-        for name in pretrainer.loadables:
+        for name in loadables:
             if name in weights:
                 verify_sha256(pretrainer.paths[name], weights[name]["sha256"],
                               name=f"{source_text}/{weights[name]['file']}")  # fmt: skip
-            elif pretrainer.is_loadable(name):
-                unverified.append(name)
-        if unverified:
-            logger.warning(
-                "%s: no SHA-256 recorded for %s (a folder from an earlier tinyclap): loaded "
-                "with torch.load(weights_only=True), unverified; re-export it with "
-                "`tinyclap export` for safetensors and checksums",
-                source_text,
-                ", ".join(unverified),
-            )
         if download_only:
             return None
-        hparams["open_set"] = _load_calibration(source, source_text, info, fetch_kwargs)
+        hparams["export_info"] = info  # default label set (tinyclap adapt), provenance
+        hparams["open_set"] = _load_calibration(source, source_text, info, fetch_kwargs,
+                                                trust_unverified)  # fmt: skip
         pretrainer.load_collected()
         classifier = cls(modules=hparams["modules"], hparams=hparams, **kwargs)
         if classifier.backend_choice != "pytorch":
-            classifier.student_onnx = _student_graph(source, fetch_kwargs, info)
+            classifier.student_onnx = _student_graph(source, fetch_kwargs, info, trust_unverified)
             classifier.runtime_engine  # noqa: B018 (decide now: session built, or a clear error)
         return classifier
 
@@ -385,36 +441,53 @@ class ZeroShotAudioClassifier(Pretrained):
             self.embed_windows, clips, self.window_samples, pad_mode=self.pad_mode
         )
 
-    def _resolve_labels(self, labels):
-        """``(class names, prompts or None, table or None)`` for a label spec."""
+    @property
+    def default_labels(self):
+        """The label set used when none is given: an adapted folder's set (else None)."""
+        info = getattr(self.hparams, "export_info", None)
+        return default_label_set(info, self.hparams.label_embeddings.sets)
+
+    def label_plan(self, labels=None):
+        """Where each label's embedding comes from (:mod:`tinyclap.runtime.labels`).
+
+        Free-form labels that name a prototype class of an adapted set (``tinyclap
+        adapt``) take the prototype, not their text prompt; no labels take
+        :attr:`default_labels`. The plan's ``note`` says so in one line (logged at
+        INFO by :meth:`encode_text`; ``tinyclap classify`` prints it).
+
+        Example
+        -------
+        >>> clf.label_plan("siren,dog").note  # doctest: +SKIP
+        "label 'siren' uses the few-shot prototype of 'siren' in the set 'adapted' ..."
+        """
         tables = self.hparams.label_embeddings
-        if isinstance(labels, str):
-            if labels in tables.names:
-                names, embeddings = tables.label_set(labels)
-                return names, None, embeddings
-            labels = [part.strip() for part in labels.split(",") if part.strip()]
-        labels = [str(label) for label in labels]
-        if not labels:
-            raise ValueError("no labels given")
-        words = [readable_label(label) for label in labels]
-        return labels, class_prompts(words, self.hparams.prompt_template), None
+        return plan_labels(labels, tables.sets, self.hparams.prompt_template, self.default_labels)
 
     @torch.no_grad()
-    def encode_text(self, labels):
+    def encode_text(self, labels=None):
         """L2-normalised class embeddings ``[C, K]`` of ``labels`` (cached per label set).
 
         Parameters
         ----------
-        labels : str or list of str
-            A bundled label-set name, ``"a,b,c"``, or a list of labels.
+        labels : str or list of str, optional
+            A bundled label-set name, ``"a,b,c"``, or a list of labels (names of
+            an adapted set's prototype classes take the prototype); default: the
+            folder's default set (:attr:`default_labels`).
         """
-        names, prompts, table = self._resolve_labels(labels)
-        if table is not None:
-            return table.to(self.device)
+        plan = self.label_plan(labels)
+        tables = self.hparams.label_embeddings
+        if plan.set_name is not None:
+            return tables.label_set(plan.set_name)[1].to(self.device)
+        if plan.note:
+            logger.info(plan.note)
+        prompts = plan.prompts
         key = tuple(prompts)
-        if key not in self._text_cache:
+        if prompts and key not in self._text_cache:
             self._text_cache[key] = self._embed_prompts(prompts)
-        return self._text_cache[key].to(self.device)
+        embedded = iter(self._text_cache[key] if prompts else [])
+        rows = [tables.sets[s[1]]["embeddings"][s[2]].float() if s[0] == "set" else next(embedded)
+                for s in plan.sources]  # fmt: skip
+        return torch.stack(rows).to(self.device)
 
     def _embed_prompts(self, prompts):
         """Prompt embeddings from the bundled tables, the rest from the text encoder."""
@@ -434,7 +507,7 @@ class ZeroShotAudioClassifier(Pretrained):
         return torch.stack([encoded[p] if p in encoded else tables.lookup([p])[0] for p in prompts])
 
     @torch.no_grad()
-    def classify_batch(self, wavs, labels, wav_lens=None, sample_rate=None):
+    def classify_batch(self, wavs, labels=None, wav_lens=None, sample_rate=None):
         """Zero-shot scores of a batch of clips.
 
         Parameters
@@ -459,14 +532,20 @@ class ZeroShotAudioClassifier(Pretrained):
         text_lab : list of str
             Best class name of each clip.
         """
-        names, _, _ = self._resolve_labels(labels)
+        names = self.labels_of(labels)
         text = self.encode_text(labels)
         scores = self.encode_audio(wavs, wav_lens, sample_rate) @ text.T
         score, index = scores.max(dim=-1)
         return scores, score, index, [names[i] for i in index.tolist()]
 
     def classify_file(
-        self, path, labels, timeline=False, open_set=False, multi_label=False, **timeline_options
+        self,
+        path,
+        labels=None,
+        timeline=False,
+        open_set=False,
+        multi_label=False,
+        **timeline_options,
     ):
         """Zero-shot scores of one audio file (any format soundfile reads, any rate).
 
@@ -487,7 +566,7 @@ class ZeroShotAudioClassifier(Pretrained):
             return self.classify_open_set([self.load_audio(path)], labels)
         return self.classify_batch([self.load_audio(path)], labels)
 
-    def classify_timeline(self, path, labels, hop=None, batch_size=32, threshold=None,
+    def classify_timeline(self, path, labels=None, hop=None, batch_size=32, threshold=None,
                           min_duration=0.0, progress=False, embed_windows=None):  # fmt: skip
         """Per-window scores and merged events of a (long) file, streamed from disk.
 
@@ -538,7 +617,7 @@ class ZeroShotAudioClassifier(Pretrained):
         return getattr(self.hparams, "open_set", None)
 
     @torch.no_grad()
-    def classify_open_set(self, wavs, labels, threshold=None, wav_lens=None, sample_rate=None):
+    def classify_open_set(self, wavs, labels=None, threshold=None, wav_lens=None, sample_rate=None):
         """:meth:`classify_batch` with "none of these": clips whose best cosine is too low.
 
         Parameters
@@ -567,7 +646,9 @@ class ZeroShotAudioClassifier(Pretrained):
         return scores, score, torch.tensor(index, device=scores.device), text_lab
 
     @torch.no_grad()
-    def classify_multi_label(self, wavs, labels, thresholds=None, wav_lens=None, sample_rate=None):
+    def classify_multi_label(
+        self, wavs, labels=None, thresholds=None, wav_lens=None, sample_rate=None
+    ):
         """Every label whose cosine reaches its threshold (none: "none of these").
 
         Parameters
@@ -593,7 +674,7 @@ class ZeroShotAudioClassifier(Pretrained):
                                                    thresholds)  # fmt: skip
         return scores, torch.from_numpy(present).to(scores.device), text_labs
 
-    def classify_files(self, paths, labels, batch_size=16):
+    def classify_files(self, paths, labels=None, batch_size=16):
         """Zero-shot scores of many files, ``batch_size`` files' windows per model call.
 
         Parameters
@@ -615,7 +696,7 @@ class ZeroShotAudioClassifier(Pretrained):
         >>> clf.classify_files(["a.wav", "b.wav"], "esc50")[3]  # doctest: +SKIP
         ['dog', 'rain']
         """
-        names, _, _ = self._resolve_labels(labels)
+        names = self.labels_of(labels)
         paths, step, text, chunks = list(paths), max(1, int(batch_size)), None, []
         for start in range(0, len(paths), step):
             wavs = [self.load_audio(p) for p in paths[start : start + step]]
@@ -626,16 +707,44 @@ class ZeroShotAudioClassifier(Pretrained):
         score, index = scores.max(dim=-1)
         return scores, score, index, [names[i] for i in index.tolist()]
 
-    def labels_of(self, labels):
+    def labels_of(self, labels=None):
         """Class names in the order of the score columns for ``labels``."""
-        return self._resolve_labels(labels)[0]
+        return self.label_plan(labels).names
 
     def forward(self, wavs, wav_lens=None):
         """Clip embeddings of a batch (see :meth:`encode_audio`)."""
         return self.encode_audio(wavs, wav_lens)
 
 
-def _load_calibration(source, source_text, info, fetch_kwargs):
+def _check_window(hparams, where):
+    """Refuse a window or sample rate outside sane bounds (before any audio is read)."""
+    frontend = hparams.get("frontend")
+    config = dict(getattr(frontend, "config", None) or {})
+    rate = hparams.get("sample_rate")
+    if config and rate != config.get("sample_rate", rate):
+        raise FrontendSettingsError(
+            f"{where}: sample_rate={rate!r} differs from the frontend's {config['sample_rate']}"
+        )
+    check_frontend_settings({**config, "sample_rate": rate}, hparams.get("clip_seconds"), where)
+
+
+def _unrecorded_weights(name, source, source_text, fetch_kwargs):
+    """File of a loadable that ``export.json`` does not name (opted in): a clear error if none.
+
+    ``<name>.safetensors`` (today's exports), else ``<name>.ckpt`` (tinyclap 0.1).
+    """
+    candidates = (f"{name}.safetensors", f"{name}.ckpt")
+    for candidate in candidates:
+        if _fetch_optional(candidate, source, **fetch_kwargs) is not None:
+            return candidate
+    raise MissingWeightsError(
+        f"{source_text}: no weights for {name!r} (which its hyperparams.yaml loads): export.json "
+        f"names no file for it and the folder has neither {' nor '.join(candidates)}. The "
+        "folder is incomplete: download it again, or re-export it with `tinyclap export`."
+    )
+
+
+def _load_calibration(source, source_text, info, fetch_kwargs, trust_unverified=False):
     """The folder's ``open_set.json`` (checked against ``export.json``), or None."""
     from tinyclap.deploy.calibration import CALIBRATION_FILE, read_calibration
 
@@ -643,7 +752,8 @@ def _load_calibration(source, source_text, info, fetch_kwargs):
     if path is None:
         return None
     recorded = (info or {}).get("calibration")
-    return read_calibration(path, recorded, name=f"{source_text}/{CALIBRATION_FILE}")
+    return read_calibration(path, recorded, name=f"{source_text}/{CALIBRATION_FILE}",
+                            trust_unverified=trust_unverified)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -651,7 +761,7 @@ def _no_guard():
     yield
 
 
-def _student_graph(source, fetch_kwargs, info=None):
+def _student_graph(source, fetch_kwargs, info=None, trust_unverified=False):
     """Local path of the folder's ``onnx/student.onnx`` (the fast path's graph), or None.
 
     Raises
@@ -675,7 +785,7 @@ def _student_graph(source, fetch_kwargs, info=None):
     if recorded:
         verify_sha256(path, recorded, name=f"{source}/onnx/student.onnx")
     else:
-        logger.warning("%s/onnx/student.onnx: no SHA-256 in export.json; run unverified", source)
+        require_recorded(["onnx/student.onnx"], str(source).rstrip("/"), trust_unverified)
     return Path(path)
 
 

@@ -322,6 +322,7 @@ def export_onnx(
     int8_mode=None,
     calibration_manifest=None,
     frontend_kind=None,
+    trust_unverified=False,
     **kw,
 ):
     """Write ONNX graphs of an exported student folder and measure them.
@@ -350,6 +351,8 @@ def export_onnx(
     trust_remote_code : bool
         Load a folder whose yaml names classes outside tinyclap's allow-list
         (see :meth:`ZeroShotAudioClassifier.from_hparams`).
+    trust_unverified : bool
+        Load a folder whose ``export.json`` records no SHA-256 for some files (same).
     threads : int
         CPU threads for PyTorch and onnxruntime latency.
     repeats : int
@@ -375,6 +378,7 @@ def export_onnx(
         source=str(folder),
         run_opts={"device": "cpu"},
         trust_remote_code=trust_remote_code,
+        trust_unverified=trust_unverified,
         backend="pytorch",  # the reference for parity: never a graph already in the folder
     )
     frontend, student = classifier.mods.frontend, classifier.mods.student

@@ -9,13 +9,24 @@ the yaml as data first (a PyYAML *compose*: nodes and tags, nothing built) and
 refuses every tag outside :data:`ALLOWED_TARGETS`, naming the key, the tag and
 the file. The opt-in is ``trust_remote_code=True`` (``--trust_remote_code``).
 
+Before any of that, :func:`check_yaml_bounds` bounds the document: its size
+(:data:`MAX_YAML_CHARS`) and the number of nodes it holds once every alias
+(``*name``) and hyperpyyaml reference (``!ref <key>``, ``!copy <key>``) is
+expanded (:data:`MAX_YAML_NODES`). A "billion laughs" file (ten levels of
+nine aliases, 3.5 billion nodes from a few hundred bytes) would otherwise keep
+hyperpyyaml walking for hours; the bound holds whatever the opt-in, since no
+trust makes such a file loadable.
+
 Overrides passed to ``from_hparams`` are not checked: they come from the local
 user, like the code that calls ``from_hparams``.
 
 Weights are written as safetensors (tensors and string metadata only, no
 pickle) and their SHA-256 recorded in ``export.json``; :func:`verify_sha256`
-checks a file against it. :func:`load_tensors` also reads the ``.ckpt`` files
-of earlier exports, with ``torch.load(weights_only=True)``.
+checks a file against it. A file with no recorded hash (an earlier export, or
+one whose hashes were deleted) loads only with ``trust_unverified=True``
+(``--trust_unverified``; :mod:`tinyclap.runtime.integrity`). :func:`load_tensors`
+also reads the ``.ckpt`` files of earlier exports, with
+``torch.load(weights_only=True)``.
 
 Example
 -------
@@ -72,6 +83,15 @@ TUPLE_PATTERN = re.compile(r"^\(.*\)$", re.DOTALL)  # hyperpyyaml's implicit !tu
 SAFETENSORS_MAGIC_OFFSET = 8  # u64 header length, then the JSON header
 
 
+MAX_YAML_CHARS = 1_000_000  # an exported hyperparams.yaml is a few kB
+MAX_YAML_NODES = 100_000  # ...and a few hundred nodes, expanded (a 1024-entry kept_dims: ~1k)
+_REFERENCE = re.compile(r"<([^>]*)>")  # hyperpyyaml's <key[a][b].attr> inside !ref / !copy
+
+
+class OversizedYamlError(ValueError):
+    """A yaml document too large, or expanding to too many nodes, to load."""
+
+
 class UntrustedCodeError(RuntimeError):
     """A shared folder would run code that tinyclap does not vouch for."""
 
@@ -108,6 +128,102 @@ def _walk(node, path, seen):
     elif isinstance(node, yaml.SequenceNode):
         for i, value in enumerate(node.value):
             yield from _walk(value, [*path, i], seen)
+
+
+def _reference_target(root, reference):
+    """The node a hyperpyyaml reference ``key[a][b].attr`` points to in ``root`` (or None)."""
+    node = root
+    for part in reference.split(".", 1)[0].split("["):
+        part = part.strip("]")
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        node = next((v for k, v in node.value
+                     if isinstance(k, yaml.ScalarNode) and k.value == part), None)  # fmt: skip
+        if node is None:
+            return None
+    return node
+
+
+def expanded_nodes(root, limit=MAX_YAML_NODES):
+    r"""Nodes of a composed document with aliases and ``!ref`` / ``!copy`` expanded.
+
+    Composing keeps an alias as the node it names (no copy), so the count is
+    computed over the graph, each node once, and stops growing past ``limit``.
+    A reference in a ``!ref`` / ``!copy`` scalar counts the node it names
+    (resolved from the top-level mapping); a circular one counts nothing
+    (hyperpyyaml refuses it itself).
+
+    Example
+    -------
+    >>> bomb = "a: &a [x, x, x]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b, !ref <b>]"
+    >>> expanded_nodes(yaml.compose(bomb, Loader=yaml.SafeLoader))
+    75
+    """
+    sizes, cap = {}, limit + 1
+
+    def size(node):
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 0  # in progress: a cycle counts nothing more
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif node.tag in ("!ref", "!copy"):
+            children = [t for r in _REFERENCE.findall(str(node.value))
+                        if (t := _reference_target(root, r)) is not None]  # fmt: skip
+        else:
+            children = []
+        for child in children:
+            total = min(cap, total + size(child))
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
+
+
+def check_yaml_bounds(text, filename, max_chars=MAX_YAML_CHARS, max_nodes=MAX_YAML_NODES):
+    r"""Raise :class:`OversizedYamlError` if ``text`` is too large to load safely.
+
+    Parameters
+    ----------
+    text : str
+        A yaml document (read as data: composed, nothing constructed).
+    filename : str
+        Where it comes from (named in the error).
+    max_chars, max_nodes : int
+        The bounds: characters, and nodes once aliases and references are expanded.
+
+    Example
+    -------
+    >>> laughs = "l0: &l0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    ...     f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 10))
+    >>> check_yaml_bounds(laughs, "h.yaml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tinyclap.deploy.safety.OversizedYamlError: h.yaml: more than 100000 yaml nodes once ...
+    """
+    if len(text) > max_chars:
+        raise OversizedYamlError(
+            f"{filename}: {len(text)} characters, more than the {max_chars} a model's "
+            "hyperparams may hold; not loaded"
+        )
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        count = 0 if root is None else expanded_nodes(root, max_nodes)
+    except yaml.YAMLError as err:
+        raise OversizedYamlError(f"{filename}: not readable as yaml data: {err}") from None
+    except RecursionError:
+        raise OversizedYamlError(
+            f"{filename}: nested or chained too deeply to be a model's hyperparams; not loaded"
+        ) from None
+    if count > max_nodes:
+        raise OversizedYamlError(
+            f"{filename}: more than {max_nodes} yaml nodes once its aliases (*name) and "
+            "references (!ref) are expanded (an exported folder has a few hundred): a "
+            "'billion laughs' file, not loaded"
+        )
 
 
 def _tuple_problem(text):
@@ -192,7 +308,10 @@ def check_hparams(text, filename, allowed=ALLOWED_TARGETS):
     ------
     UntrustedCodeError
         Naming the first offending key and tag (and how many more there are).
+    OversizedYamlError
+        The document is too large, or expands to too many nodes (:func:`check_yaml_bounds`).
     """
+    check_yaml_bounds(text, filename)
     try:
         problems = hparams_problems(text, allowed)
     except yaml.YAMLError as err:

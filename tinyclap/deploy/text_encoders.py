@@ -13,9 +13,9 @@ A shared student needs class embeddings in its latent space. Two sources:
   teacher's text side: the packaged MiniLM sentence encoder plus the teacher's
   text projection, stored in a small text-only checkpoint) or
   :class:`TeacherTextEncoder` (a pointer: a teacher name and where its weights
-  come from, loaded with :func:`tinyclap.teachers.mini.load_teacher` on first use).
+  come from, loaded with :func:`tinyclap.teachers.load_teacher` on first use).
 
-Both are SpeechBrain loadables: the ``pretrainer`` of an exported
+The tables and the trained encoders are SpeechBrain loadables: the ``pretrainer`` of an exported
 ``hyperparams.yaml`` fills them from ``label_embeddings.safetensors`` and
 ``text_encoder.safetensors`` (tensors plus JSON string metadata: no pickle;
 the ``.ckpt`` files of earlier exports still load, with ``weights_only=True``).
@@ -268,7 +268,7 @@ class TeacherTextEncoder:
     Parameters
     ----------
     teacher : str
-        A :func:`tinyclap.teachers.mini.load_teacher` name (``msclap-2022``, ...).
+        A :func:`tinyclap.teachers.load_teacher` name (``msclap-2022``, ...).
     checkpoint : str, optional
         Where its weights come from (default: the teacher's own default,
         e.g. a hub download).

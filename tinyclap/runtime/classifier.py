@@ -18,6 +18,9 @@ teacher's embeddings; the others are embedded by the folder's text student
 :mod:`tinyclap.runtime.text`; needs the ``sentencepiece`` package), exactly as
 the full install does. A folder without that graph (or without sentencepiece)
 raises :class:`MissingTextEncoderError` naming the prompts and the reason.
+Free-form labels that name a few-shot prototype class of an adapted set take
+the prototype, and no labels at all take the adapted set (the folder's
+default): the rule of :mod:`tinyclap.runtime.labels`.
 
 ``open_set.json`` (``tinyclap calibrate``), checked against its SHA-256 in
 ``export.json``, gives the "none of these" and multi-label decisions of
@@ -40,7 +43,10 @@ from tinyclap.runtime.decisions import (
     read_folder_calibration,
 )
 from tinyclap.runtime.engine import OnnxStudentEngine
-from tinyclap.runtime.text import DEFAULT_TEMPLATE, OnnxTextEncoder, readable_label, sha256_of
+from tinyclap.runtime.frontend import check_frontend_settings
+from tinyclap.runtime.integrity import require_recorded
+from tinyclap.runtime.labels import default_label_set, plan_labels
+from tinyclap.runtime.text import DEFAULT_TEMPLATE, OnnxTextEncoder, sha256_of
 
 TABLES_FORMAT = "tinyclap-label-embeddings"
 SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64,
@@ -95,6 +101,7 @@ def folder_config(folder):
     for key in ("frontend", "clip_seconds"):
         if key not in info:
             raise ValueError(f"{path}: no {key!r} entry; re-export the folder (tinyclap export)")
+    check_frontend_settings(info["frontend"], info["clip_seconds"], where=str(path))
     pad_mode = info.get("pad_mode")
     yaml_path = folder / "hyperparams.yaml"
     if pad_mode is None and yaml_path.is_file():
@@ -129,6 +136,8 @@ class RuntimeClassifier:
         The folder's ``open_set.json`` (open-set and multi-label thresholds).
     no_text_encoder : str
         Why there is no text encoder (named in :class:`MissingTextEncoderError`).
+    default_labels : str, optional
+        The set used when no labels are given (an adapted folder's ``adapted`` set).
 
     Example
     -------
@@ -138,8 +147,9 @@ class RuntimeClassifier:
     """
 
     def __init__(self, engine, tables, template=DEFAULT_TEMPLATE, text_encoder=None,
-                 calibration=None, no_text_encoder=""):  # fmt: skip
+                 calibration=None, no_text_encoder="", default_labels=None):  # fmt: skip
         self.engine = engine
+        self.default_labels = default_labels if default_labels in tables else None
         self.tables = tables
         self.template = template
         self.calibration = calibration
@@ -152,7 +162,7 @@ class RuntimeClassifier:
         self._encoded = {}  # prompts embedded by the text encoder, cached
 
     @classmethod
-    def from_folder(cls, folder, threads=1, batch_size=1):
+    def from_folder(cls, folder, threads=1, batch_size=1, trust_unverified=False):
         """Load an exported folder (``tinyclap export`` with its ``onnx/student.onnx``).
 
         Parameters
@@ -164,6 +174,10 @@ class RuntimeClassifier:
         batch_size : int
             Windows per onnxruntime call (1, the default, is the fastest on one
             thread; see :class:`~tinyclap.runtime.engine.OnnxStudentEngine`).
+        trust_unverified : bool
+            Load files that ``export.json`` records no SHA-256 for (an earlier
+            export, or hashes removed): only for folders you trust
+            (:mod:`tinyclap.runtime.integrity`).
 
         Raises
         ------
@@ -171,7 +185,8 @@ class RuntimeClassifier:
             ``export.json``, ``label_embeddings.safetensors`` or ``onnx/student.onnx`` missing.
         ValueError
             The label tables, the text graph, its tokenizer or ``open_set.json`` do not
-            match the SHA-256 recorded in ``export.json``.
+            match the SHA-256 recorded in ``export.json``, or have none recorded
+            (:class:`~tinyclap.runtime.integrity.UnverifiedFileError`) without the opt-in.
         """
         folder = Path(folder)
         config = folder_config(folder)
@@ -182,6 +197,10 @@ class RuntimeClassifier:
                 "(or `tinyclap export` where the onnx package is installed)"
             )
         recorded_graph = (config["info"].get("onnx_graphs") or {}).get("onnx/student.onnx")
+        recorded = config["weights"].get("label_embeddings", {}).get("sha256")
+        unrecorded = [name for name, digest in (("onnx/student.onnx", recorded_graph),
+                      ("label_embeddings.safetensors", recorded)) if not digest]  # fmt: skip
+        require_recorded(unrecorded, str(folder), trust_unverified)
         if recorded_graph and sha256_of(student) != recorded_graph:
             raise ValueError(
                 f"{student}: SHA-256 does not match export.json; the graph was modified or "
@@ -193,7 +212,6 @@ class RuntimeClassifier:
         tables_path = folder / "label_embeddings.safetensors"
         if not tables_path.is_file():
             raise FileNotFoundError(f"{tables_path}: not found (label tables of tinyclap export)")
-        recorded = config["weights"].get("label_embeddings", {}).get("sha256")
         if recorded and sha256_of(tables_path) != recorded:
             raise ValueError(
                 f"{tables_path}: SHA-256 does not match export.json; the file was modified "
@@ -206,13 +224,14 @@ class RuntimeClassifier:
         for name, table in sets.items():
             table["embeddings"] = tensors[name]
         template = metadata.get("template") or config["prompt_template"]
-        encoder, why = cls.text_encoder(folder, config["info"], threads)
-        calibration = read_folder_calibration(folder, config["info"])
+        encoder, why = cls.text_encoder(folder, config["info"], threads, trust_unverified)
+        calibration = read_folder_calibration(folder, config["info"], trust_unverified)
         return cls(engine, sets, template, text_encoder=encoder, calibration=calibration,
-                   no_text_encoder=why)  # fmt: skip
+                   no_text_encoder=why,
+                   default_labels=default_label_set(config["info"], sets))  # fmt: skip
 
     @staticmethod
-    def text_encoder(folder, info=None, threads=1):
+    def text_encoder(folder, info=None, threads=1, trust_unverified=False):
         """``(encoder or None, why not)``: the folder's text student for free-form prompts.
 
         The encoder is :class:`tinyclap.runtime.text.OnnxTextEncoder` of
@@ -222,7 +241,7 @@ class RuntimeClassifier:
         """
         if info is None:
             info = folder_config(folder)["info"]
-        return OnnxTextEncoder.from_folder(folder, info, threads=threads)
+        return OnnxTextEncoder.from_folder(folder, info, threads, trust_unverified)
 
     @property
     def has_text_encoder(self):
@@ -239,25 +258,31 @@ class RuntimeClassifier:
         """Rate the student reads, in Hz."""
         return self.engine.sample_rate
 
-    def resolve_labels(self, labels):
+    def label_plan(self, labels=None):
+        """The :class:`~tinyclap.runtime.labels.LabelPlan` of a label spec (None: the default set).
+
+        Free-form labels naming a prototype class of an adapted set take the
+        prototype (:mod:`tinyclap.runtime.labels`); :attr:`LabelPlan.note` says so.
+        """
+        return plan_labels(labels, self.tables, self.template, self.default_labels)
+
+    def resolve_labels(self, labels=None):
         """``(class names, class embeddings [C, K])`` of a label spec.
 
-        ``labels``: a bundled set's name, ``"a,b,c"`` or a list of labels.
+        ``labels``: a bundled set's name, ``"a,b,c"``, a list of labels, or None
+        (the folder's default set, see :meth:`label_plan`).
 
         Raises
         ------
         MissingTextEncoderError
             Prompts not in the tables and no text encoder in the folder.
+        NoLabelsError
+            No labels and no default set.
         """
-        if isinstance(labels, str):
-            if labels in self.tables:
-                table = self.tables[labels]
-                return list(table["labels"]), table["embeddings"]
-            labels = [part.strip() for part in labels.split(",") if part.strip()]
-        labels = [str(label) for label in labels]
-        if not labels:
-            raise ValueError("no labels given")
-        prompts = [self.template.format(label=readable_label(label)) for label in labels]
+        plan = self.label_plan(labels)
+        if plan.set_name is not None:
+            return list(plan.names), self.tables[plan.set_name]["embeddings"]
+        prompts = plan.prompts
         missing = [p for p in prompts if p not in self._by_prompt and p not in self._encoded]
         if missing:
             if self._text_encoder is None:
@@ -276,7 +301,10 @@ class RuntimeClassifier:
                     f"{width}: the folder's text graph is not this student's"
                 )
             self._encoded.update(zip(missing, embedded))
-        return labels, np.stack([self._by_prompt.get(p, self._encoded.get(p)) for p in prompts])
+        lookup = {**self._by_prompt, **self._encoded}
+        rows = [self.tables[s[1]]["embeddings"][s[2]] if s[0] == "set" else lookup[s[1]]
+                for s in plan.sources]  # fmt: skip
+        return list(plan.names), np.stack(rows)
 
     def labels_of(self, labels):
         """Class names in the order of the score columns for ``labels``."""
@@ -336,7 +364,7 @@ class RuntimeClassifier:
         present, text_labs = multi_label_decisions(scores, names, self.calibration, thresholds)
         return scores, present, text_labs
 
-    def classify_files(self, paths, labels, top=3, files_per_call=16, open_set=False,
+    def classify_files(self, paths, labels=None, top=3, files_per_call=16, open_set=False,
                        multi_label=False, threshold=None):  # fmt: skip
         """Zero-shot top labels of audio files (folders expanded), several files per call.
 
@@ -344,8 +372,8 @@ class RuntimeClassifier:
         ----------
         paths : list of str
             Audio files or folders.
-        labels : str or list of str
-            A bundled set's name, ``"a,b,c"`` or a list.
+        labels : str or list of str, optional
+            A bundled set's name, ``"a,b,c"`` or a list (default: the folder's default set).
         top : int
             Labels kept per file.
         files_per_call : int
@@ -392,7 +420,7 @@ class RuntimeClassifier:
                 records.append({"file": path, "top": ranked, **extra})
         return records
 
-    def classify_folder(self, paths, labels, top=3, files_per_call=16, **decisions):
+    def classify_folder(self, paths, labels=None, top=3, files_per_call=16, **decisions):
         """:meth:`classify_files` and its throughput (files, seconds, files_per_s, cpu_seconds).
 
         ``cpu_seconds`` (this process's CPU time) is the figure to compare on a loaded

@@ -34,7 +34,11 @@ def classify(args):
     source = args.model or os.environ.get(MODEL_ENV)
     if not source:
         raise UsageError(f"no model: pass --model FOLDER or set {MODEL_ENV}")
-    clf = RuntimeClassifier.from_folder(source, threads=args.threads, batch_size=args.batch_size)
+    clf = RuntimeClassifier.from_folder(source, threads=args.threads, batch_size=args.batch_size,
+                                        trust_unverified=args.trust_unverified)  # fmt: skip
+    note = clf.label_plan(args.labels).note
+    if note:
+        print(f"tinyclap-runtime: note: {note}", file=sys.stderr)
     records, speed = clf.classify_folder(args.files, args.labels, args.top, args.files_per_call,
                                          open_set=args.open_set, multi_label=args.multi_label,
                                          threshold=args.threshold)  # fmt: skip
@@ -96,9 +100,11 @@ def build_parser():
     c.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                    help=argparse.SUPPRESS)  # fmt: skip
     c.add_argument("files", nargs="+", help="audio files or folders (any format soundfile reads)")
-    c.add_argument("--labels", required=True,
+    c.add_argument("--labels",
                    help="a bundled or adapted set (esc50, us8k, adapted...) or 'a,b,c' (any "
-                   "words with a folder exported with a text student)")  # fmt: skip
+                   "words with a folder exported with a text student; names of an adapted "
+                   "set's prototype classes take the prototype); default: the folder's "
+                   "adapted set")  # fmt: skip
     c.add_argument("--model", help=f"exported folder (default: ${MODEL_ENV})")
     c.add_argument("--top", type=int, default=3, help="labels shown per file")
     c.add_argument("--open_set", action="store_true",
@@ -111,6 +117,10 @@ def build_parser():
                    help="with --open_set/--multi_label: this threshold instead of the "
                    "calibrated one(s)")  # fmt: skip
     c.add_argument("--json", action="store_true", help="print JSON")
+    c.add_argument("--trust_unverified", action="store_true",
+                   help="load files that the folder's export.json records no SHA-256 for "
+                   "(an earlier export, or hashes removed); only for folders you "
+                   "trust")  # fmt: skip
     c.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
     c.add_argument("--batch_size", type=int, default=1, help="windows per onnxruntime call")
     c.add_argument("--files_per_call", type=int, default=16, help="files embedded together")

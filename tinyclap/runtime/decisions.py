@@ -60,7 +60,7 @@ def check_calibration(payload, where=CALIBRATION_FILE):
     return payload
 
 
-def read_folder_calibration(folder, info):
+def read_folder_calibration(folder, info, trust_unverified=False):
     """A folder's ``open_set.json`` checked against ``export.json["calibration"]``, or None.
 
     Parameters
@@ -68,12 +68,16 @@ def read_folder_calibration(folder, info):
     folder : str or Path
         The exported folder.
     info : dict
-        Its ``export.json`` (without a recorded SHA-256 the file is read with a warning).
+        Its ``export.json``.
+    trust_unverified : bool
+        Read the file even when ``export.json`` records no SHA-256 for it
+        (:mod:`tinyclap.runtime.integrity`).
 
     Raises
     ------
     ValueError
-        The file does not match the recorded SHA-256, or is not a calibration.
+        The file does not match the recorded SHA-256 (or has none, without the
+        opt-in), or is not a calibration.
 
     Example
     -------
@@ -91,7 +95,9 @@ def read_folder_calibration(folder, info):
                 "corrupted after calibration: re-run `tinyclap calibrate` or re-download"
             )
     else:
-        logger.warning("%s: no SHA-256 recorded in export.json; read unverified", path)
+        from tinyclap.runtime.integrity import require_recorded
+
+        require_recorded([CALIBRATION_FILE], str(Path(folder)), trust_unverified)
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as err:

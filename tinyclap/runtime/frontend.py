@@ -14,6 +14,11 @@ it (no librosa needed at run time; the tests compare the two).
 The single-file ONNX audio graph cannot call an FFT: it computes a factored
 two-stage DFT as matrix products (:mod:`tinyclap.deploy.onnx_frontends`); the
 rFFT here costs ``O(n_fft log n_fft)`` per frame.
+
+:func:`check_frontend_settings` bounds the settings (the one check, used by
+:class:`HostLogMel`, :class:`tinyclap.audio.features.LogMel` and both folder
+loaders): a shared folder's ``n_fft: 1000000000`` is refused in one line
+instead of ending in a numpy allocation error.
 """
 
 import math
@@ -27,6 +32,88 @@ try:  # scipy's pocketfft transforms float32 directly and is ~2x faster; optiona
 except ImportError:  # the torch-free runtime needs numpy only
     _fft = np.fft
     _FFT_KW = {}
+
+
+DEFAULTS = {"sample_rate": 44100, "n_fft": 1024, "hop_length": 320, "win_length": 1024,
+            "n_mels": 64, "f_min": 50.0, "f_max": 14000.0, "amin": 1e-10, "ref": 1.0}  # fmt: skip
+# Sane bounds, far outside every CLAP frontend (16-48 kHz, n_fft 512-1024, 64 mels, 5-10 s)
+# and far below what exhausts memory: (low, high), inclusive.
+BOUNDS = {"sample_rate": (1000, 384000), "n_fft": (16, 65536), "hop_length": (1, 65536),
+          "win_length": (1, 65536), "n_mels": (1, 1024), "f_min": (0.0, 192000.0),
+          "f_max": (1.0, 192000.0), "amin": (1e-30, 1.0), "ref": (1e-30, 1e30)}  # fmt: skip
+MAX_CLIP_SECONDS = 600.0
+MAX_WINDOW_FRAMES = 100_000  # frames of one window (CLAP 2022: 690)
+
+
+class FrontendSettingsError(ValueError):
+    """Log-mel or window settings outside sane bounds (e.g. from a hostile folder)."""
+
+
+def _number(name, value, where):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise FrontendSettingsError(f"{where}: {name}={value!r} is not a number")
+    return value
+
+
+def check_frontend_settings(config, clip_seconds=None, where="frontend settings"):
+    """Raise :class:`FrontendSettingsError` (one line, naming ``where``) on insane settings.
+
+    Parameters
+    ----------
+    config : dict
+        Log-mel settings (``export.json["frontend"]``, :attr:`LogMel.config`); missing
+        keys take the CLAP 2022 defaults.
+    clip_seconds : float, optional
+        The analysis window, checked too (with the frames it gives).
+    where : str
+        Named in the error (e.g. the file the settings come from).
+
+    Returns
+    -------
+    dict
+        The settings with defaults filled in.
+
+    Example
+    -------
+    >>> check_frontend_settings({"sample_rate": 16000, "f_max": 8000.0})["n_fft"]
+    1024
+    >>> check_frontend_settings({"n_fft": 1000000000}, where="export.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tinyclap.runtime.frontend.FrontendSettingsError: export.json: n_fft=1000000000 is outside ...
+    """
+    if not isinstance(config, dict):
+        raise FrontendSettingsError(f"{where}: the frontend settings are not a mapping")
+    unknown = sorted(set(config) - set(DEFAULTS))
+    if unknown:
+        raise FrontendSettingsError(f"{where}: unknown frontend setting(s) {unknown}")
+    settings = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+    for name, (low, high) in BOUNDS.items():
+        value = _number(name, settings[name], where)
+        if not low <= value <= high:
+            raise FrontendSettingsError(f"{where}: {name}={value!r} is outside {low:g}..{high:g}")
+    if settings["win_length"] > settings["n_fft"]:
+        raise FrontendSettingsError(
+            f"{where}: win_length={settings['win_length']} is longer than n_fft={settings['n_fft']}"
+        )
+    if not settings["f_min"] < settings["f_max"] <= settings["sample_rate"] / 2:
+        raise FrontendSettingsError(
+            f"{where}: f_min={settings['f_min']}, f_max={settings['f_max']}: need "
+            f"f_min < f_max <= sample_rate / 2 = {settings['sample_rate'] / 2:g}"
+        )
+    if clip_seconds is not None:
+        seconds = _number("clip_seconds", clip_seconds, where)
+        if not 0 < seconds <= MAX_CLIP_SECONDS:
+            raise FrontendSettingsError(
+                f"{where}: clip_seconds={seconds!r} is outside (0, {MAX_CLIP_SECONDS:g}]"
+            )
+        frames = int(seconds * settings["sample_rate"]) // int(settings["hop_length"]) + 1
+        if frames > MAX_WINDOW_FRAMES:
+            raise FrontendSettingsError(
+                f"{where}: a {seconds:g} s window at hop {settings['hop_length']} gives "
+                f"{frames} frames, more than {MAX_WINDOW_FRAMES}"
+            )
+    return settings
 
 
 def hz_to_mel(freqs):
@@ -127,6 +214,10 @@ class HostLogMel:
         amin=1e-10,
         ref=1.0,
     ):
+        check_frontend_settings({"sample_rate": sample_rate, "n_fft": n_fft,
+                                 "hop_length": hop_length, "win_length": win_length,
+                                 "n_mels": n_mels, "f_min": f_min, "f_max": f_max,
+                                 "amin": amin, "ref": ref})  # fmt: skip
         self.sample_rate, self.n_fft = int(sample_rate), int(n_fft)
         self.hop_length, self.win_length = int(hop_length), int(win_length)
         self.n_mels, self.f_min, self.f_max = int(n_mels), float(f_min), float(f_max)

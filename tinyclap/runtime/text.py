@@ -171,7 +171,7 @@ class OnnxTextEncoder:
             )
 
     @classmethod
-    def from_folder(cls, folder, info, threads=1):
+    def from_folder(cls, folder, info, threads=1, trust_unverified=False):
         """The encoder of an exported folder, or ``(None, why)`` when it cannot have one.
 
         Parameters
@@ -182,6 +182,9 @@ class OnnxTextEncoder:
             Its ``export.json``.
         threads : int
             onnxruntime intra-op threads.
+        trust_unverified : bool
+            Load a graph or tokenizer with no SHA-256 in ``export.json``
+            (:mod:`tinyclap.runtime.integrity`).
 
         Returns
         -------
@@ -209,6 +212,11 @@ class OnnxTextEncoder:
             graph: (record.get("files") or {}).get("onnx_sha256"),
             model: ((info.get("weights") or {}).get("text_tokenizer") or {}).get("sha256"),
         }
+        from tinyclap.runtime.integrity import require_recorded
+
+        unrecorded = [f"{p.parent.name}/{p.name}" if p == graph else p.name
+                      for p, digest in expected.items() if not digest]  # fmt: skip
+        require_recorded(unrecorded, str(folder), trust_unverified)
         for path, digest in expected.items():
             if digest and sha256_of(path) != digest:
                 raise ValueError(
