@@ -38,7 +38,7 @@ integrity {INTEGRITY}).
 """
 
 
-class OrtWebError(RuntimeError):
+class OrtWebError(OSError):
     """onnxruntime-web could not be packed or its tarball does not match the pinned integrity."""
 
 
