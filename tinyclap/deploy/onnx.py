@@ -4,7 +4,7 @@
 graphs compute :class:`tinyclap.audio.features.LogMel` with one of the
 exportable frontends of :mod:`tinyclap.deploy.onnx_frontends` (equal to it
 within 1e-3 dB; by default the factored two-stage DFT, the fastest measured
-under onnxruntime: ``results/onnx_frontend/README.md``). Graphs:
+under onnxruntime: ``results/onnx_frontend_bench/README.md``). Graphs:
 
 * ``onnx/audio_encoder.onnx``: ``waveform [batch, window_samples]`` ->
   ``embedding [batch, K]`` (L2-normalised; dynamic batch). Longer clips are cut

@@ -24,7 +24,7 @@ what decides the graph's speed under onnxruntime:
 :data:`FRONTENDS` maps the names to classes; :data:`DEFAULT_FRONTEND` is the one
 :func:`tinyclap.deploy.onnx.export_onnx` puts in ``audio_encoder.onnx`` (chosen
 by ``python -m tinyclap.bench.onnx_frontend``, see
-``results/onnx_frontend/README.md``), or ``used_conv`` where the factored DFT does not
+``results/onnx_frontend_bench/README.md``), or ``used_conv`` where the factored DFT does not
 apply (:func:`onnx_frontend`).
 """
 

@@ -286,7 +286,7 @@ def optimize_student_graph(path, out=None, multiple=16, fuse=False):
 
     Fusing is off by default: it saved nothing measurable on the PhiNet students
     (edge student, fp32 and int8), while padding to 16 channels made the fp32 graph
-    1.3x and the static int8 graph 2x faster (``results/onnx_frontend/int8_*.md``).
+    1.3x and the static int8 graph 2x faster (``results/onnx_int8_bench/*.md``).
 
     Writes ``out`` (default: over ``path``) and returns its path. The graph's
     inputs and outputs are unchanged; ``onnx.checker`` validates the result.
