@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
-from tinyclap.data import synth
+from tinyclap.data import synth_sounds as synth
 from tinyclap.data.manifests import mark_prepared, skip_if_prepared, write_manifest
 from tinyclap.prepare.synth import prepare_synth
 

@@ -216,7 +216,7 @@ def check_train(args):
 
 
 def check_tinyclap(args):
-    """``tinyclap ARGS``: the real parser; ``train``, ``sweep --`` and ``demo`` go further."""
+    """``tinyclap ARGS``: the real parser (``demo`` included); ``train`` and ``sweep --`` go further."""
     from tinyclap.cli.main import build_parser
 
     train_args = None
@@ -228,8 +228,6 @@ def check_tinyclap(args):
         return
     if parsed.command == "train":
         check_train(parsed.train_args)
-    elif parsed.command == "demo":
-        check_module("tinyclap.studies.demo", parsed.demo_args)
     if train_args is not None:
         check_train(train_args)
 

@@ -85,11 +85,11 @@ def test_run_blocks_exist():
 @pytest.mark.parametrize(
     "line",
     [
-        "tinyclap classify a.wav --model m",  # --labels is required
+        "tinyclap classify --labels a,b --model m",  # no file to classify
         "tinyclap export s.ckpt --out d --int8_mode static",  # no such option
         "tinyclap bench deploy --no_such_option 1",
         "tinyclap sweep --grid alpha=1 -- hparams/distill.yaml --alhpa 2",  # misspelt key
-        "tinyclap-runtime classify a.wav",  # --labels is required
+        "tinyclap-runtime classify --labels a,b",  # no file to classify
         "python train.py hparams/nope.yaml",
         "python train.py hparams/prune.yaml --alpha 1.5",  # not a prune.yaml key
         "torchrun --nproc_per_node=2 train.py hparams/distill.yaml --batchsize 3",

@@ -18,6 +18,16 @@ options beyond ``--data_folder`` / ``--save_folder`` / ``--allow_missing``, an
 ``main("<name>")``) and ``recipes/<Name>/README.md``; and
 ``tests/prepare/test_<name>.py`` building the official layout with small audio.
 
+Shared by every ``prepare_<name>(data_folder, save_folder, ..., allow_missing=False)``:
+
+* ``save_folder``: where the manifests (``<split>.json``) and ``prepare_report.json`` go;
+  a second call with the same options returns at once
+  (:func:`tinyclap.data.manifests.prepare_once`);
+* ``allow_missing``: drop clips listed in the metadata but missing on disk, counting
+  them in ``prepare_report.json`` (:func:`tinyclap.data.manifests.preparation_report`),
+  instead of raising :class:`tinyclap.data.manifests.MissingAudioError` (the default);
+* the return value: ``{split: manifest_path}`` of the non-empty splits.
+
 Every preparation runs from the command line as
 ``python -m tinyclap.prepare NAME --data_folder DIR [--save_folder DIR] [options]``.
 """

@@ -56,20 +56,17 @@ def prepare_audiocaps(data_folder, save_folder, audio_pattern=DEFAULT_PATTERN, a
     data_folder : str or pathlib.Path
         Folder holding the csv files (or ``dataset/`` with them) and ``audio/``.
     save_folder : str or pathlib.Path
-        Where the manifests and ``prepare_report.json`` go.
+        See :mod:`tinyclap.prepare`.
     audio_pattern : str
         File name of a clip, with ``{youtube_id}``, ``{start_time}`` and/or
         ``{audiocap_id}`` (the first caption's id).
     allow_missing : bool
-        Drop clips listed in the metadata but missing on disk, counting them
-        in ``prepare_report.json`` (see
-        :func:`tinyclap.data.manifests.preparation_report`), instead of
-        raising :class:`tinyclap.data.manifests.MissingAudioError` (default).
+        See :mod:`tinyclap.prepare` (shared by every preparation).
 
     Returns
     -------
     dict
-        ``{split: manifest_path}`` of the non-empty splits.
+        ``{split: manifest_path}`` (see :mod:`tinyclap.prepare`).
 
     Example
     -------

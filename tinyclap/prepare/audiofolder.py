@@ -84,7 +84,7 @@ def prepare_audiofolder(
     Returns
     -------
     dict
-        ``{split: manifest_path}`` of the non-empty splits.
+        ``{split: manifest_path}`` (see :mod:`tinyclap.prepare`).
 
     Example
     -------

@@ -41,21 +41,18 @@ def prepare_esc50(data_folder, save_folder, test_folds=None, valid_folds=None, a
     data_folder : str or pathlib.Path
         ``ESC-50-master`` (or the folder containing it).
     save_folder : str or pathlib.Path
-        Where the manifests and ``prepare_report.json`` go.
+        See :mod:`tinyclap.prepare`.
     test_folds : list of int, optional
         Folds of the test split; ``None`` (default) puts all 2000 clips there.
     valid_folds : list of int, optional
         Folds of the validation split (the remaining folds are ``train``).
     allow_missing : bool
-        Drop clips listed in the metadata but missing on disk, counting them
-        in ``prepare_report.json`` (see
-        :func:`tinyclap.data.manifests.preparation_report`), instead of
-        raising :class:`tinyclap.data.manifests.MissingAudioError` (default).
+        See :mod:`tinyclap.prepare` (shared by every preparation).
 
     Returns
     -------
     dict
-        ``{split: manifest_path}`` of the non-empty splits.
+        ``{split: manifest_path}`` (see :mod:`tinyclap.prepare`).
 
     Example
     -------

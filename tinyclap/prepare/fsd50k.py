@@ -33,17 +33,14 @@ def prepare_fsd50k(data_folder, save_folder, allow_missing=False):
     data_folder : str or pathlib.Path
         Folder holding ``FSD50K.ground_truth/`` and the audio folders.
     save_folder : str or pathlib.Path
-        Where the manifests and ``prepare_report.json`` go.
+        See :mod:`tinyclap.prepare`.
     allow_missing : bool
-        Drop clips listed in the metadata but missing on disk, counting them
-        in ``prepare_report.json`` (see
-        :func:`tinyclap.data.manifests.preparation_report`), instead of
-        raising :class:`tinyclap.data.manifests.MissingAudioError` (default).
+        See :mod:`tinyclap.prepare` (shared by every preparation).
 
     Returns
     -------
     dict
-        ``{split: manifest_path}`` of the non-empty splits.
+        ``{split: manifest_path}`` (see :mod:`tinyclap.prepare`).
 
     Example
     -------

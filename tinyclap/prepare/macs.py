@@ -54,22 +54,19 @@ def prepare_macs(
     data_folder : str or pathlib.Path
         Folder holding ``MACS.yaml`` (and, by default, the TAU 2019 audio).
     save_folder : str or pathlib.Path
-        Where the manifests and ``prepare_report.json`` go.
+        See :mod:`tinyclap.prepare`.
     audio_folder : str or pathlib.Path, optional
         Folder of the TAU 2019 development wavs (default
         ``data_folder/TAU-urban-acoustic-scenes-2019-development/audio``).
     valid_fraction : float
         Fraction of recordings in ``valid``.
     allow_missing : bool
-        Drop clips listed in the metadata but missing on disk, counting them
-        in ``prepare_report.json`` (see
-        :func:`tinyclap.data.manifests.preparation_report`), instead of
-        raising :class:`tinyclap.data.manifests.MissingAudioError` (default).
+        See :mod:`tinyclap.prepare` (shared by every preparation).
 
     Returns
     -------
     dict
-        ``{split: manifest_path}`` of the non-empty splits.
+        ``{split: manifest_path}`` (see :mod:`tinyclap.prepare`).
 
     Example
     -------

@@ -111,21 +111,18 @@ def prepare_tut17(
         Folder holding ``TUT-acoustic-scenes-2017-development`` and/or
         ``TUT-acoustic-scenes-2017-evaluation`` (or one release folder itself).
     save_folder : str or pathlib.Path
-        Where the manifests and ``prepare_report.json`` go.
+        See :mod:`tinyclap.prepare`.
     test_set : str
         ``"evaluation"``, ``"development"`` or ``"auto"`` (see the module doc).
     test_folds, valid_folds : list of int, optional
         Development folds (1-4) of the test and validation splits.
     allow_missing : bool
-        Drop clips listed in the metadata but missing on disk, counting them
-        in ``prepare_report.json`` (see
-        :func:`tinyclap.data.manifests.preparation_report`), instead of
-        raising :class:`tinyclap.data.manifests.MissingAudioError` (default).
+        See :mod:`tinyclap.prepare` (shared by every preparation).
 
     Returns
     -------
     dict
-        ``{split: manifest_path}`` of the non-empty splits.
+        ``{split: manifest_path}`` (see :mod:`tinyclap.prepare`).
 
     Example
     -------

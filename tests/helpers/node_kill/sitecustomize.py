@@ -12,7 +12,7 @@ import os
 if os.environ.get("TINYCLAP_KILL_MARKER") and os.environ.get("RANK") == os.environ.get(
     "TINYCLAP_KILL_RANK"
 ):
-    from tinyclap.stages import shard_data
+    from tinyclap.training import shard_data
 
     _start = shard_data.ShardEpochs.start
 

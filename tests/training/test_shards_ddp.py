@@ -23,8 +23,8 @@ import torch
 from tests.helpers.tiny import REPO
 from tinyclap.data.shard_reader import ShardDataset
 from tinyclap.data.shards import ShardError, load_index, write_shards
-from tinyclap.stages import shard_cache
 from tinyclap.teachers import load_teacher
+from tinyclap.training import shard_cache
 from tinyclap.training.cache import TeacherEmbeddingCache
 from tinyclap.training.shard_cache import add_teacher_fields, teacher_record
 from tinyclap.training.shard_data import DistillDecoder, ids_hash
@@ -222,8 +222,8 @@ def test_stage_positions_the_stream_from_the_checkpointed_step_and_layout(synth_
 def test_stage_resumes_an_interrupted_epoch_at_the_exact_batch(debug_teacher, tmp_path,
                                                                monkeypatch):  # fmt: skip
     from tinyclap.cli.main import main as cli_main
-    from tinyclap.stages import shard_data
     from tinyclap.stages.run import main
+    from tinyclap.training import shard_data
 
     data = debug_teacher["data"]
     sizes = [f"{k}={data[data.index(f'--{k}') + 1]}" for k in ("n_train", "n_valid", "n_test")]
