@@ -38,7 +38,7 @@ TINYCLAP_CASES = [
     (["bench", "onnx_int8"], 2, "--calibration_manifest"),
     (["sweep", "--grid", "alpha=1"], 2, "after --"),
     (["classify", "{wav}", "--labels", "a,b"], 2, "--model"),
-    (["classify", "{wav}"], 2, "--labels"),
+    (["classify", "{wav}"], 2, "--model"),  # labels default to an adapted set; a model is needed
     (["classify", "{wav}", "--labels", "a,b", "--model", "{tmp}", "--hop", "1"], 2, "--hop"),
     (["bench", "model", "{missing}.ckpt"], 1, "missing.ckpt"),
     (["bench", "model", "{corrupt}"], 1, "student.ckpt"),
@@ -58,7 +58,7 @@ TINYCLAP_CASES = [
 RUNTIME_CASES = [
     (["classify", "{wav}", "--labels", "a,b"], 2, "--model"),
     (["classify", "--labels", "a,b", "--model", "{tmp}"], 2, "files"),
-    (["classify", "{wav}", "--label", "a,b", "--model", "{tmp}"], 2, "--labels"),  # no abbrev
+    (["classify", "{wav}", "--label", "a,b", "--model", "{tmp}"], 2, "--label a,b"),  # no abbrev
     (
         ["classify", "{wav}", "--labels", "a", "--model", "{tmp}", "--files-per-call", "2"],
         2,

@@ -154,7 +154,7 @@ def test_the_runtime_refuses_them_too(folder, tmp_path, capsys, frontend, clip_s
                                                         clip_seconds=clip_seconds))  # fmt: skip
     with pytest.raises(FrontendSettingsError, match=f"export.json: .*{what}"):
         RuntimeClassifier.from_folder(copy)
-    assert runtime_main(["classify", str(folder[1]), "--model", str(copy), "--labels", "us8k"]) == 2
+    assert runtime_main(["classify", str(folder[1]), "--model", str(copy), "--labels", "us8k"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("tinyclap-runtime: ") and what in err and err.count("\n") == 1
 
@@ -212,7 +212,7 @@ def test_a_deleted_graph_hash_needs_the_opt_in_in_both_loaders(folder, tmp_path,
         RuntimeClassifier.from_folder(copy)
     capsys.readouterr()
     args = ["classify", str(folder[1]), "--model", str(copy), "--labels", "us8k", "--json"]
-    assert runtime_main(args) == 2
+    assert runtime_main(args) == 1  # bad input (the CLI policy: 1, usage 2)
     assert "--trust_unverified" in capsys.readouterr().err
     assert runtime_main([*args, "--trust_unverified"]) == 0
     trusted = json.loads(capsys.readouterr().out)

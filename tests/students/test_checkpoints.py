@@ -37,7 +37,7 @@ def test_student_with_wrong_keys_lists_them(tmp_path):
 
 
 def test_corrupt_student_checkpoint_is_not_reported_as_a_teacher(tmp_path, mini_teacher):
-    from tinyclap.cli.main import load_model
+    from tinyclap.bench.models import load_model
     from tinyclap.students.encoder import is_student_checkpoint
     from tinyclap.students.official import load_any_student
 

@@ -149,11 +149,17 @@ def test_run_stage_raises_on_a_signal_or_an_error(monkeypatch, tmp_path):
 
 
 def test_killed_stage_ends_without_a_traceback(tmp_path):
-    """``python -m tinyclap.studies.demo`` with a ``train.py`` that kills itself."""
-    (tmp_path / "train.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    """``python -m tinyclap.studies.demo`` whose first stage process kills itself."""
+    site = tmp_path / "site"  # sitecustomize: a stage process (-m tinyclap.stages.run) dies
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import os, signal, sys\n"
+        "if 'tinyclap.stages.run' in getattr(sys, 'orig_argv', []):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(site), str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
     done = subprocess.run(
         [sys.executable, "-m", "tinyclap.studies.demo", "--runs", "runs", "--results", "results"],

@@ -24,7 +24,8 @@ from tinyclap.deploy.web.browser import chromium, console_errors, ensure_chromiu
 
 WHY = ensure_chromium()
 pytestmark = pytest.mark.skipif(bool(WHY), reason=f"no headless browser: {WHY}")
-LABELS = ["rain", "siren", "church bell", "a purring kitten", "clock ticking"]  # 1 free-form
+# text labels: the adapted classes' own names would take their prototypes (tested below)
+LABELS = ["rain falling", "a siren nearby", "bells ringing", "a purring kitten", "clock ticking"]
 TOL = 1e-4
 
 
@@ -76,6 +77,24 @@ def test_audio_url_scores_equal_the_python_runtime(server, web_folder):
         assert console_errors(driver) == []
     sorted_rows = np.sort(want, axis=1)
     assert (sorted_rows[:, -1] - sorted_rows[:, -2]).min() > 10 * TOL  # the order is decided
+
+
+def test_names_of_adapted_classes_take_their_prototypes(server, web_folder):
+    """As in the runtime (tinyclap.runtime.labels): a typed class name uses its prototype."""
+    from tinyclap.runtime.classifier import RuntimeClassifier
+
+    path = web_folder["files"][0]
+    names = [str(n) for n in RuntimeClassifier.from_folder(web_folder["folder"]).tables[
+        "adapted"]["labels"][:3]]  # fmt: skip
+    plan = RuntimeClassifier.from_folder(web_folder["folder"]).label_plan(",".join(names))
+    assert plan.prototypes, "the fixture's adapted set has prototype classes"
+    _, want = python_scores(web_folder["folder"], [path], ",".join(names))
+    with chromium() as driver:
+        load(driver, server, f"audio=audio/{path.name}&labels={','.join(names)}")
+        assert driver.find_element("id", "error").text == ""
+        got, _ = page_scores(driver)
+        assert np.abs(np.array([got[n] for n in names]) - want[0]).max() < TOL
+        assert console_errors(driver) == []
 
 
 def test_file_input_and_open_set_decisions(server, web_folder):

@@ -71,6 +71,8 @@ def model_settings(folder, classifier, why_no_text=""):
         "pad_mode": config["pad_mode"],
         "prompt_template": classifier.template,
         "label_sets": classifier.label_sets,
+        # typed names of its prototype classes take the prototypes (tinyclap.runtime.labels)
+        "default_labels": classifier.default_labels,
         "text_encoder": "text_encoder.onnx" if classifier.has_text_encoder else None,
         "no_text_encoder": why_no_text,
         "text_max_length": (record.get("tokenizer") or {}).get("max_length"),

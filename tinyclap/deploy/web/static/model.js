@@ -18,6 +18,16 @@ import { SentencePiece, tokenize } from "./tokenizer.js";
 
 export class ModelError extends Error {}
 
+/** Lower case, runs of whitespace to one space, stripped (tinyclap.runtime.text.normalise). */
+export function normalise(text) {
+  return String(text).toLowerCase().replace(/\s+/g, " ").trim();
+}
+
+/** How a typed label is matched to a class name (tinyclap.runtime.labels.match_key). */
+export function matchKey(label) {
+  return normalise(readableLabel(label));
+}
+
 /** A class name as prompt words (tinyclap.runtime.text.readable_label). */
 export function readableLabel(name) {
   return String(name).split("/").map((p) => p.replaceAll("_", " ").trim()).join(" or ");
@@ -122,6 +132,21 @@ export class WebClassifier {
       table.embeddings = table.labels.map((_, i) => data.subarray(i * shape[1], (i + 1) * shape[1]));
       table.prompts.forEach((p, i) => this.byPrompt.set(p, table.embeddings[i]));
     }
+    // few-shot prototypes by typed name: the default set first, then the others by name
+    // (tinyclap.runtime.labels.prototype_classes)
+    this.prototypes = new Map();
+    const fallback = this.settings.default_labels;
+    const order = (fallback in this.sets ? [fallback] : []).concat(
+      Object.keys(this.sets).filter((n) => n !== fallback).sort());
+    for (const setName of order) {
+      const table = this.sets[setName];
+      (table.kinds || []).forEach((kind, i) => {
+        const key = matchKey(table.labels[i]);
+        if ((kind === "prototype" || kind === "mixed") && !this.prototypes.has(key)) {
+          this.prototypes.set(key, table.embeddings[i]);
+        }
+      });
+    }
   }
 
   get labelSets() {
@@ -140,8 +165,11 @@ export class WebClassifier {
       throw new ModelError("no labels given: type labels separated by commas (e.g. dog barking, rain) " +
         `or a label set's name (${this.labelSets.join(", ")})`);
     }
+    // a name of an adapted set's prototype class takes the prototype, as in the runtime
+    const proto = names.map((n) => this.prototypes.get(matchKey(n)));
     const prompts = names.map((n) => this.template.replaceAll("{label}", readableLabel(n)));
-    const missing = [...new Set(prompts.filter((p) => !this.byPrompt.has(p) && !this.encoded.has(p)))];
+    const missing = [...new Set(prompts.filter(
+      (p, i) => !proto[i] && !this.byPrompt.has(p) && !this.encoded.has(p)))];
     if (missing.length) {
       if (!this.text) {
         throw new ModelError(`${missing.length} label(s) are not in this model's label sets ` +
@@ -158,7 +186,7 @@ export class WebClassifier {
       const width = out.dims[1];
       missing.forEach((p, i) => this.encoded.set(p, out.data.slice(i * width, (i + 1) * width)));
     }
-    const embeddings = prompts.map((p) => this.byPrompt.get(p) || this.encoded.get(p));
+    const embeddings = prompts.map((p, i) => proto[i] || this.byPrompt.get(p) || this.encoded.get(p));
     return { names, embeddings };
   }
 
