@@ -570,8 +570,8 @@ def add_arguments(r):
                    help="convert each student without MCU figures (the mcu extra)")  # fmt: skip
     m.add_argument("--calibration_manifest",
                    help="calibration clips of --mcu (default: each run's train.json)")  # fmt: skip
-    m.add_argument("--max_arena_kb", type=float, help="pick the best student within this arena")
-    m.add_argument("--max_flash_kb", type=float, help="... and this int8 model size")
+    m.add_argument("--max_arena_kb", type=float, help="best student whose TFLM arena fits (KB)")
+    m.add_argument("--max_flash_kb", type=float, help="best student whose int8 model fits (KB)")
     m.add_argument("--pareto_x", nargs="+", choices=sorted(COSTS), default=["macs", "params"],
                    help="x axes of pareto.png (one panel each)")  # fmt: skip
 
