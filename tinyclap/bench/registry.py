@@ -31,7 +31,7 @@ import importlib
 from pathlib import Path
 
 BENCHES = ("models", "distill", "cache", "data", "deploy", "onnx_frontend", "onnx_int8",
-           "runtime", "timeline_memory", "shards")  # fmt: skip
+           "runtime", "timeline_memory", "shards", "mcu")  # fmt: skip
 
 
 def benches():

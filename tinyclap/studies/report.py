@@ -15,6 +15,13 @@ this machine, with the stated number of threads -- and writes to ``--out``:
 - ``README.md``: the commands that made the sweep and the report, the column
   definitions, the machine and its load, and the text of ``--notes FILE``.
 
+MCU columns (:mod:`tinyclap.studies.mcu_columns`): ``int8 flash`` and ``TFLM
+arena`` bytes of each student, read from an ``--mcu`` export of its run or, with
+``--mcu``, converted now (the ``mcu`` extra). ``--max_arena_kb`` /
+``--max_flash_kb`` ask for the best student that fits a chip (a ``fits`` column,
+and the pick printed; none fitting is an error naming the closest), and
+``--pareto_x arena`` draws the Pareto front against arena bytes.
+
 A student is *Pareto-optimal* (for a cost: MACs or parameters) when no other
 student costs at most as much and scores at least as well, one of the two
 strictly (:func:`pareto_front`). With several datasets the score is the mean
@@ -23,6 +30,7 @@ accuracy; the teacher never takes part.
 Example
 -------
 tinyclap report runs/sweep --teacher runs/demo/teacher/teacher.ckpt --out results/sweep
+tinyclap report runs/sweep --mcu --max_arena_kb 512 --max_flash_kb 1024 --pareto_x arena
 """
 
 import csv
@@ -36,6 +44,7 @@ from pathlib import Path
 from tinyclap.nn.complexity import format_markdown_table, profile_models
 from tinyclap.runtime.machine import machine_info
 from tinyclap.studies.entry import module_main
+from tinyclap.studies.mcu_columns import budget_line, mcu_figures, within_budget
 from tinyclap.studies.sweep import MANIFEST, format_value, read_top_level
 
 NAME = "report"
@@ -50,7 +59,13 @@ __all__ = [
     "write_report",
 ]
 
-COSTS = {"macs": "MACs per clip", "params": "parameters"}
+COSTS = {
+    "macs": "MACs per clip",
+    "params": "parameters",
+    "arena": "TFLM arena bytes",
+    "flash": "int8 flash bytes",
+}
+COST_KEYS = {"macs": "macs", "params": "params", "arena": "arena_bytes", "flash": "flash_bytes"}
 PROFILE_KEYS = (
     "params",
     "backbone_params",
@@ -134,7 +149,7 @@ def _score(row, acc_keys):
 
 
 def mark_pareto(rows, acc_keys):
-    """Set ``score`` and ``pareto_macs`` / ``pareto_params`` on student rows.
+    """Set ``score`` and ``pareto_COST`` (macs, params, arena, flash) on student rows.
 
     Parameters
     ----------
@@ -157,7 +172,8 @@ def mark_pareto(rows, acc_keys):
     for row in rows:
         row["score"] = _score(row, acc_keys)
     for cost in COSTS:
-        flags = pareto_front([r.get(cost) for r in students], [r["score"] for r in students])
+        key = COST_KEYS[cost]
+        flags = pareto_front([r.get(key) for r in students], [r["score"] for r in students])
         for row in rows:
             row[f"pareto_{cost}"] = False
         for row, flag in zip(students, flags):
@@ -205,6 +221,7 @@ def _student_row(results_path, results_dir):
     from tinyclap.students.encoder import load_student
 
     row["checkpoint"] = str(checkpoint)
+    row["run_folder"] = str(folder)
     return row, load_student(checkpoint)
 
 
@@ -222,7 +239,8 @@ def _teacher_row(checkpoint):
     return row, load_teacher(str(checkpoint))
 
 
-def collect_rows(results_dir, teacher=None, profile=None, threads=1, repeats=20):
+def collect_rows(results_dir, teacher=None, profile=None, threads=1, repeats=20, mcu=False,
+                 calibration_manifest=None):  # fmt: skip
     """One row per distillation run under ``results_dir`` (plus the teacher's).
 
     Parameters
@@ -239,6 +257,11 @@ def collect_rows(results_dir, teacher=None, profile=None, threads=1, repeats=20)
         batch sizes 1 and 16, latency in interleaved rounds).
     threads, repeats : int
         Latency settings of the default profiler.
+    mcu : bool
+        Convert each student without MCU figures (:func:`mcu_figures`); the
+        figures of ``--mcu`` exports and earlier conversions are read anyway.
+    calibration_manifest : str, optional
+        Calibration clips of those conversions (default: each run's ``train.json``).
 
     Returns
     -------
@@ -266,6 +289,9 @@ def collect_rows(results_dir, teacher=None, profile=None, threads=1, repeats=20)
         infos = [profile(model) for _, model in loaded]
     for (row, _), info in zip(loaded, infos):
         row.update(info)
+    for row, _ in loaded:
+        if row["kind"] == "student":
+            row.update(mcu_figures(row["run_folder"], row["checkpoint"], mcu, calibration_manifest))
 
     def order(row):
         macs, params = row.get("macs"), row.get("params")
@@ -279,18 +305,21 @@ def collect_rows(results_dir, teacher=None, profile=None, threads=1, repeats=20)
 
 def _pareto_label(row):
     """``MACs, params`` / ``MACs`` / ``params`` / ``""`` for the table."""
-    flags = (("MACs", "macs"), ("params", "params"))
+    flags = (("MACs", "macs"), ("params", "params"), ("arena", "arena"), ("flash", "flash"))
     return ", ".join(name for name, key in flags if row.get(f"pareto_{key}"))
 
 
-def table_columns(acc_keys):
-    """``(key, header)`` columns of ``table.md``.
+def table_columns(acc_keys, mcu=False, budget=False):
+    """``(key, header)`` columns of ``table.md`` (MCU sizes, and ``fits`` of a budget).
 
     Examples
     --------
     >>> [h for _, h in table_columns(["acc_synth"])][-2:]
     ['synth acc %', 'Pareto']
+    >>> [h for _, h in table_columns(["acc_synth"], mcu=True, budget=True)][-5:]
+    ['int8 flash', 'TFLM arena', 'fits', 'synth acc %', 'Pareto']
     """
+    sizes = [("flash_bytes", "int8 flash"), ("arena_bytes", "TFLM arena")] if mcu else []
     return [
         ("model", "model"),
         ("alpha", "α"),
@@ -304,6 +333,8 @@ def table_columns(acc_keys):
         ("ms_b1", "ms b1"),
         ("ms_b16", "ms b16"),
         ("peak_mem_mb", "peak MB"),
+        *sizes,
+        *([("fits", "fits")] if budget else []),
         *[(k, f"{k[4:]} acc %") for k in acc_keys],
         ("pareto", "Pareto"),
     ]
@@ -318,11 +349,13 @@ CSV_KEYS = (
     "num_layers",
     *PROFILE_KEYS,
     "threads",
+    "flash_bytes",
+    "arena_bytes",
 )
 
 
-def plot_pareto(rows, acc_keys, path):
-    """Two panels, accuracy vs MACs and vs parameters, Pareto fronts marked.
+def plot_pareto(rows, acc_keys, path, costs=("macs", "params")):
+    """One panel per cost (default: MACs, parameters), accuracy against it, fronts marked.
 
     Parameters
     ----------
@@ -332,6 +365,8 @@ def plot_pareto(rows, acc_keys, path):
         Accuracy columns (their mean is the y axis).
     path : str or Path
         Output image.
+    costs : sequence of str
+        Keys of :data:`COSTS` (``arena``, ``flash``: the MCU figures).
     """
     import matplotlib
 
@@ -346,20 +381,23 @@ def plot_pareto(rows, acc_keys, path):
         ylabel = f"{acc_keys[0][4:]} zero-shot accuracy (%)"
     elif acc_keys:
         ylabel = f"mean zero-shot accuracy over {len(acc_keys)} datasets (%)"
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
-    for ax, (cost, label) in zip(axes, COSTS.items()):
-        pts = [r for r in students if r.get(cost) is not None]
+    fig, axes = plt.subplots(1, len(costs), figsize=(6 * len(costs), 4.8), sharey=True,
+                             squeeze=False)  # fmt: skip
+    axes = axes[0]
+    for ax, cost in zip(axes, costs):
+        label, key = COSTS[cost], COST_KEYS[cost]
+        pts = [r for r in students if r.get(key) is not None]
         others = [r for r in pts if not r[f"pareto_{cost}"]]
-        front = sorted((r for r in pts if r[f"pareto_{cost}"]), key=lambda r: r[cost])
+        front = sorted((r for r in pts if r[f"pareto_{cost}"]), key=lambda r: r[key])
         ax.scatter(
-            [r[cost] for r in others],
+            [r[key] for r in others],
             [r["score"] for r in others],
             facecolors="none",
             edgecolors="tab:blue",
             label="student",
         )
         ax.plot(
-            [r[cost] for r in front],
+            [r[key] for r in front],
             [r["score"] for r in front],
             "o-",
             color="tab:blue",
@@ -370,16 +408,16 @@ def plot_pareto(rows, acc_keys, path):
             on_front = r[f"pareto_{cost}"]
             ax.annotate(
                 r["model"],
-                (r[cost], r["score"]),
+                (r[key], r["score"]),
                 fontsize=7,
                 xytext=(-4, 5) if on_front else (4, -10),
                 ha="right" if on_front else "left",
                 textcoords="offset points",
             )
         for r in teachers:
-            if r.get(cost) is not None:
+            if r.get(key) is not None:
                 ax.scatter(
-                    [r[cost]],
+                    [r[key]],
                     [r["score"]],
                     marker="*",
                     s=160,
@@ -415,7 +453,8 @@ def _machine(threads, repeats):
     }
 
 
-def write_report(rows, acc_keys, out, *, command="", sweep_commands=(), notes=(), machine=None):
+def write_report(rows, acc_keys, out, *, command="", sweep_commands=(), notes=(), machine=None,
+                 costs=("macs", "params"), budget=None):  # fmt: skip
     """Write ``table.md``, ``table.csv``, ``pareto.png`` and ``README.md`` to ``out``.
 
     Parameters
@@ -432,6 +471,10 @@ def write_report(rows, acc_keys, out, *, command="", sweep_commands=(), notes=()
         Extra paragraphs for ``README.md``.
     machine : dict, optional
         Measurement conditions, listed in ``README.md``.
+    costs : sequence of str
+        The Pareto plot's x axes (:func:`plot_pareto`).
+    budget : dict, optional
+        ``{"max_arena_kb", "max_flash_kb"}``: rows get a ``fits`` column.
 
     Returns
     -------
@@ -442,17 +485,23 @@ def write_report(rows, acc_keys, out, *, command="", sweep_commands=(), notes=()
     out.mkdir(parents=True, exist_ok=True)
     for row in rows:
         row["pareto"] = _pareto_label(row)
+    mcu = any(r.get("arena_bytes") is not None for r in rows)
+    if budget:
+        fitting, _ = within_budget(rows, **budget)
+        for row in rows:
+            measured = row["kind"] == "student" and row.get("arena_bytes") is not None
+            row["fits"] = ("yes" if row in fitting else "no") if measured else None
     shown = [{k: (round(v, 2) if k.startswith("acc_") else v) for k, v in r.items()} for r in rows]
-    table = format_markdown_table(shown, table_columns(acc_keys))
+    table = format_markdown_table(shown, table_columns(acc_keys, mcu, bool(budget)))
     (out / "table.md").write_text(table + "\n", encoding="utf-8")
-    keys = [*CSV_KEYS, *acc_keys, "score", "pareto_macs", "pareto_params", "train_seconds"]
+    keys = [*CSV_KEYS, *acc_keys, "score", *(f"pareto_{c}" for c in COSTS), "train_seconds"]
     keys += ["checkpoint", "command"]
     with open(out / "table.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: row.get(k) for k in keys})
-    plot_pareto(rows, acc_keys, out / "pareto.png")
+    plot_pareto(rows, acc_keys, out / "pareto.png", costs)
     machine = machine or {}
     threads = machine.get("latency_threads", "?")
     lines = ["# Sweep report", ""]
@@ -479,6 +528,18 @@ def write_report(rows, acc_keys, out, *, command="", sweep_commands=(), notes=()
         "one strictly); the teacher is a reference and not part of the fronts.",
         "",
     ]
+    if mcu:
+        lines += [
+            "MCU columns: `int8 flash` is the full-int8 `.tflite` model (litert-torch PT2E; "
+            "the frontend and label table of an export add a few KB), `TFLM arena` the tensor "
+            "arena TensorFlow Lite Micro's recording allocator measured for one window; read "
+            "from each run's `--mcu` export (`mcu/report.json`) or converted by "
+            "`tinyclap report --mcu` (`mcu/sizes.json`).",
+            "",
+        ]
+    if budget:
+        limits = ", ".join(f"{k[4:-3]} <= {v} KB" for k, v in budget.items() if v is not None)
+        lines += [f"Budget: {limits} (`fits`).", ""]
     if machine:
         lines += ["Measured on: " + ", ".join(f"{k} {v}" for k, v in machine.items()), ""]
     lines += [*[n + "\n" for n in notes]]
@@ -504,6 +565,15 @@ def add_arguments(r):
     r.add_argument("--threads", type=int, default=1, help="torch threads for latency")
     r.add_argument("--repeats", type=int, default=20, help="timed runs per batch size")
     r.add_argument("--notes", help="markdown file appended to README.md (e.g. how runs differ)")
+    m = r.add_argument_group("microcontroller (int8 flash, TFLM arena)")
+    m.add_argument("--mcu", action="store_true",
+                   help="convert each student without MCU figures (the mcu extra)")  # fmt: skip
+    m.add_argument("--calibration_manifest",
+                   help="calibration clips of --mcu (default: each run's train.json)")  # fmt: skip
+    m.add_argument("--max_arena_kb", type=float, help="best student whose TFLM arena fits (KB)")
+    m.add_argument("--max_flash_kb", type=float, help="best student whose int8 model fits (KB)")
+    m.add_argument("--pareto_x", nargs="+", choices=sorted(COSTS), default=["macs", "params"],
+                   help="x axes of pareto.png (one panel each)")  # fmt: skip
 
 
 def main(argv=None):
@@ -516,11 +586,20 @@ def run(args):
     results_dir = Path(args.results_dir)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"report: no folder {results_dir}")
+    budget = {"max_arena_kb": args.max_arena_kb, "max_flash_kb": args.max_flash_kb}
+    budget = budget if any(v is not None for v in budget.values()) else None
     rows, acc_keys = collect_rows(
-        results_dir, teacher=args.teacher, threads=args.threads, repeats=args.repeats
-    )
+        results_dir, teacher=args.teacher, threads=args.threads, repeats=args.repeats,
+        mcu=args.mcu, calibration_manifest=args.calibration_manifest,
+    )  # fmt: skip
     if not any(r["kind"] == "student" for r in rows):
         raise FileNotFoundError(f"report: no distill results.json under {results_dir}")
+    needs_mcu = budget or {"arena", "flash"} & set(args.pareto_x)
+    if needs_mcu and not any(r.get("arena_bytes") is not None for r in rows):
+        raise ValueError(
+            f"report: no MCU figures under {results_dir} for --max_arena_kb / --max_flash_kb / "
+            "--pareto_x arena: pass --mcu (or export the runs with tinyclap export --mcu)"
+        )
     out = Path(args.out or results_dir)
     table = write_report(
         rows,
@@ -530,7 +609,18 @@ def run(args):
         sweep_commands=_sweep_commands(results_dir),
         notes=[Path(args.notes).read_text(encoding="utf-8").strip()] if args.notes else [],
         machine=_machine(args.threads, args.repeats),
+        costs=args.pareto_x,
+        budget=budget,
     )
     print(table)
     print(f"\nwrote {out / 'table.md'}, table.csv, pareto.png, README.md", file=sys.stderr)
+    if budget:
+        fitting, closest = within_budget(rows, **budget)
+        if not fitting:
+            raise ValueError(
+                "report: no student fits "
+                + ", ".join(f"--{k} {v:g}" for k, v in budget.items() if v is not None)
+                + "; closest: " + budget_line(closest, **budget)
+            )  # fmt: skip
+        print("best student within the budget: " + budget_line(fitting[0], **budget))
     return 0

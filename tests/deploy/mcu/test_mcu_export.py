@@ -182,3 +182,26 @@ def test_an_op_tflm_cannot_run_names_the_op_and_the_layer(tmp_path):
     calibration = np.random.default_rng(0).standard_normal((4, 8, 6)).astype(np.float32)
     with pytest.raises(UnsupportedOpError, match=r"no kernel for SIGN in head"):
         convert_student(_SignStudent().eval(), calibration, tmp_path / "x.tflite")
+
+
+def test_bench_mcu_reads_the_export_report(mcu_export, tmp_path, capsys):
+    """``tinyclap bench mcu --export DIR`` tabulates the export's own figures, unchanged."""
+    from tinyclap.cli.main import main
+
+    out = tmp_path / "bench"
+    assert main(["bench", "mcu", "--export", str(mcu_export["folder"]), "--out", str(out)]) == 0
+    (row,) = json.loads((out / "results.json").read_text())["exports"]
+    report = mcu_export["report"]
+    assert row["arena_bytes"] == report["arena_bytes"]
+    assert row["flash_bytes"] == report["flash_bytes"]
+    assert row["int8_accuracy_pct"] == round(100 * report["int8_accuracy"], 2)
+    assert row["int8_minus_fp32_points"] == round(
+        row["int8_accuracy_pct"] - row["fp32_accuracy_pct"], 2
+    )
+    assert row["frames"] == 51 and row["cosine_min"] <= row["cosine_mean"]
+    table = (out / "table.md").read_text()
+    assert f"| {row['flash_bytes']} | {row['arena_bytes']} |" in table
+    assert capsys.readouterr().out.startswith("CPU: ")
+    # a folder without an --mcu export: one line naming the command that makes it
+    assert main(["bench", "mcu", "--export", str(tmp_path)]) == 2
+    assert "tinyclap export" in capsys.readouterr().err
