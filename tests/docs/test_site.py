@@ -41,7 +41,7 @@ def test_every_page_is_in_the_navigation_and_exists():
     pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
     assert nav - served == pages, {"not in nav": pages - nav, "missing": nav - served - pages}
     assert all((REPO / page).is_file() for page in served), served
-    readmes = {p.relative_to(REPO).as_posix() for p in (REPO / "results").glob("*/README.md")}
+    readmes = {p.relative_to(REPO).as_posix() for p in (REPO / "results").rglob("README.md")}
     assert readmes == served, {"results README not in nav": readmes - served}
 
 
