@@ -8,7 +8,9 @@ hparams files and the installed ``tinyclap`` command reach it from anywhere;
 ``python -m tinyclap.prepare macs ...`` is the same command.
 """
 
-from tinyclap.prepare import main
+import sys
+
+from tinyclap.prepare import cli
 
 if __name__ == "__main__":
-    main("macs")
+    sys.exit(cli("macs"))

@@ -184,7 +184,7 @@ def check_script(script, args):
     assert path.is_file(), f"no script {script}"
     text = path.read_text(encoding="utf-8")
     if not _uses_argparse(path):  # a thin script calling a library main (recipes)
-        imported = re.findall(r"^from (tinyclap[\w.]*) import main$", text, re.MULTILINE)
+        imported = re.findall(r"^from (tinyclap[\w.]*) import (?:main|cli)$", text, re.MULTILINE)
         assert imported, f"{script}: no parser to check"
         assert _uses_argparse(importlib.util.find_spec(imported[0]).origin)
     _run_until_parsed(lambda: runpy.run_path(str(path), run_name="__main__"), [script, *args],

@@ -15,7 +15,7 @@ stages only call it.
 with its ``prepare_<name>`` function (found by name: no table to edit) and, for
 options beyond ``--data_folder`` / ``--save_folder`` / ``--allow_missing``, an
 ``add_arguments(parser)``; ``recipes/<Name>/<name>_prepare.py`` (one line:
-``main("<name>")``) and ``recipes/<Name>/README.md``; and
+``sys.exit(cli("<name>"))``) and ``recipes/<Name>/README.md``; and
 ``tests/prepare/test_<name>.py`` building the official layout with small audio.
 
 Shared by every ``prepare_<name>(data_folder, save_folder, ..., allow_missing=False)``:
@@ -127,15 +127,35 @@ def main(name=None, argv=None):
     from tinyclap.data.manifests import prepare_cli
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if name is None:
-        if not argv or argv[0].startswith("-"):
-            known = ", ".join(sorted(PREPARATIONS))
-            raise SystemExit(f"usage: python -m tinyclap.prepare NAME --data_folder DIR ...\n"
-                             f"NAME: one of {known}")  # fmt: skip
+    if name is None and argv and not argv[0].startswith("-"):
         name, argv = argv[0], argv[1:]
+    if name not in PREPARATIONS:  # usage (exit 2), as every tinyclap command line
+        known = ", ".join(sorted(PREPARATIONS))
+        print("usage: python -m tinyclap.prepare NAME --data_folder DIR ...\n"
+              f"tinyclap.prepare: error: NAME must be one of {known}"
+              + (f", not {name!r}" if name else ""), file=sys.stderr)  # fmt: skip
+        raise SystemExit(2)
     function = preparation_function(name)
     module = sys.modules[function.__module__]
     if hasattr(module, "main"):  # a preparation with a command line of its own (synth)
         return module.main(argv)
     description = (module.__doc__ or "").split("\n\n")[0]
     return prepare_cli(function, argv, description, getattr(module, "add_arguments", None))
+
+
+def cli(name=None, argv=None):
+    """:func:`main` as a command: errors as one line (exit 1), as every tinyclap command line.
+
+    ``python -m tinyclap.prepare`` and the ``recipes/*/*_prepare.py`` scripts run this.
+
+    Returns
+    -------
+    int
+        0 when prepared; 1 for a missing or malformed dataset (the message names it).
+    """
+    try:
+        main(name, argv)
+    except (OSError, ValueError) as err:
+        print(f"tinyclap.prepare: error: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,6 +1,8 @@
 """``python -m tinyclap.prepare NAME --data_folder DIR``: see :func:`tinyclap.prepare.main`."""
 
-from tinyclap.prepare import main
+import sys
+
+from tinyclap.prepare import cli
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())
