@@ -120,4 +120,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # ``python -m tinyclap.stages.run ARGS`` is ``python train.py ARGS`` (train.py only calls
+    # main): results.json records the command as train.py's, so a rerun recognises a stage
+    # finished by either (tinyclap.studies.demo.finished_results)
+    sys.argv[0] = "train.py"
     main()
