@@ -9,9 +9,12 @@ from first principles:
 * :func:`logmel_error_bound`: per log-mel cell, from a per-bin error model of a
   float32 DFT (``|dX_k| <= gamma * ||X||_2`` per frame) carried exactly through
   the mel sums and the log;
-* :func:`score_error_bound`: per zero-shot score, the log-mel bound carried
-  through the student by its float64 Jacobian (first order), plus the
-  student's own float32 rounding.
+* :func:`assert_logmels_agree`: two float32 frontends within twice that bound.
+
+Carried through a student by its float64 Jacobian, this worst-case bound is far
+too loose for scores (about 5 for a cosine on the timeline test's student: the
+near-floor cells dominate it), so score-level tests assert decisions instead
+(tests/deploy/test_timeline_export.py).
 
 A real defect (a wrong window, hop, mel row or filter) moves log-mels by
 decibels: far above these bounds, which the tests show on a broken frontend.
@@ -22,7 +25,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 EPS32 = float(np.finfo(np.float32).eps)  # 1.19e-7
 
@@ -88,51 +90,6 @@ def logmel_error_bound(logmel, wavs):
     centre = db(power)
     spread = torch.maximum(db(power + slack) - centre, centre - db(power - slack))
     return spread + centre.abs() * 4 * EPS32 + 1e-6
-
-
-def score_error_bound(student, logmel, wavs, text, student_rounding):
-    """Largest change float32 rounding may make to each zero-shot score of ``wavs``.
-
-    ``scores = normalize(student(logmel(wavs))) @ text.T``. The frontend's
-    bound (:func:`logmel_error_bound`) is carried through the float64
-    Jacobian of every score (``sum |d score / d logmel| * bound``: first
-    order, exact for errors this small), and ``student_rounding`` is added
-    for the student's own float32 arithmetic.
-
-    Parameters
-    ----------
-    student : torch.nn.Module
-        Log-mels ``[B, frames, mels]`` to embeddings (eval mode; copied to float64).
-    logmel : LogMel
-    wavs : Tensor ``[B, T]``
-    text : Tensor ``[C, D]``
-        Label embeddings.
-    student_rounding : float
-        Bound on the score change of the student's float32 arithmetic alone.
-
-    Returns
-    -------
-    (Tensor ``[B, C]``, Tensor ``[B, C]``)
-        The float64 reference scores and the bound for each.
-    """
-    net = copy.deepcopy(student).double().eval()
-    mels = float64_logmel(logmel)(wavs.double()).detach().requires_grad_(True)
-    scores = F.normalize(net(mels), dim=-1) @ text.double().T
-    cell_bound = logmel_error_bound(logmel, wavs)
-    bound = torch.empty_like(scores)
-    for c in range(scores.shape[1]):
-        (grad,) = torch.autograd.grad(scores[:, c].sum(), mels, retain_graph=True)
-        bound[:, c] = (grad.abs() * cell_bound).sum(dim=(1, 2))
-    return scores.detach(), bound + student_rounding
-
-
-def top_label_is_stable(reference, bound):
-    """Windows whose best label no error within ``bound`` can change (margin > both bounds)."""
-    top2 = reference.topk(2, dim=1)
-    best, second = top2.indices[:, 0], top2.indices[:, 1]
-    rows = torch.arange(reference.shape[0])
-    margin = top2.values[:, 0] - top2.values[:, 1]
-    return margin > bound[rows, best] + bound[rows, second]
 
 
 def assert_logmels_agree(got, expected, logmel, wavs):
