@@ -52,6 +52,7 @@ import webdataset as wds
 from tqdm import tqdm
 
 from tinyclap.audio.io import AudioLoadError, describe_source, resample
+from tinyclap.runtime.audio import decode_mono
 
 FORMAT = "tinyclap-shards"
 VERSION = 1
@@ -126,17 +127,9 @@ def decode_audio(data, source, sample_rate=None):
     >>> decode_audio(b"not audio", "shard-000000.tar key a")
     Traceback (most recent call last):
     ...
-    tinyclap.audio.io.AudioLoadError: cannot decode audio of shard-000000.tar key a: ...
+    tinyclap.audio.io.AudioLoadError: cannot read audio of shard-000000.tar key a: ...
     """
-    try:
-        wav, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except Exception as err:  # libsndfile raises several error types
-        raise AudioLoadError(f"cannot decode audio of {source}: {err}") from err
-    if wav.shape[0] == 0:
-        raise AudioLoadError(f"audio of {source} has no samples")
-    if not np.isfinite(wav).all():
-        raise AudioLoadError(f"audio of {source} holds NaN or Inf samples")
-    wav = wav.mean(axis=1)
+    wav, rate = decode_mono(io.BytesIO(data), f"audio of {source}", AudioLoadError)
     if sample_rate is not None and int(sample_rate) != rate:
         import torch
 

@@ -105,15 +105,32 @@ def read_mono(path, source=None, error=RuntimeAudioError):
     source = path if source is None else source
     if not Path(path).is_file():
         raise error(f"audio file not found: {source}")
+    return decode_mono(str(path), f"audio file {source}", error)
+
+
+def decode_mono(file, what, error=RuntimeAudioError):
+    """``(mono float32 [T], rate)`` of a path or file-like object, channels averaged, checked.
+
+    The checks every reader shares (whole files here, shard members in
+    :func:`tinyclap.data.shards.decode_audio`); ``what`` names the audio in errors.
+
+    Example
+    -------
+    >>> import io
+    >>> decode_mono(io.BytesIO(b"not audio"), "audio of x")
+    Traceback (most recent call last):
+    ...
+    tinyclap.runtime.audio.RuntimeAudioError: cannot read audio of x: ...
+    """
     try:
-        data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+        data, rate = sf.read(file, dtype="float32", always_2d=True)
     except Exception as err:  # libsndfile raises several error types
-        raise error(f"cannot read audio file {source}: {err}") from err
+        raise error(f"cannot read {what}: {err}") from err
     if data.shape[0] == 0:
-        raise error(f"audio file has no samples: {source}")
+        raise error(f"{what} has no samples")
     if not np.isfinite(data).all():
-        raise error(f"audio file holds NaN or Inf samples: {source}")
-    return data.mean(axis=1), file_sr
+        raise error(f"{what} holds NaN or Inf samples")
+    return data.mean(axis=1), rate
 
 
 def load_audio(path, sample_rate=None):
