@@ -33,3 +33,44 @@ def distill_text_debug(root, teacher_args, embedding_dim):
     assert result["trained_on"]["train"] == 16 and result["optimizer_steps"] == 4
     assert payload["teacher_fingerprint"]  # checked again at export
     return result
+
+
+# The tiny SentencePiece corpus and the classes of the open-vocabulary folders below.
+CORPUS = [
+    f"{t} {w}"
+    for t in ("this is the sound of", "a recording of", "")
+    for w in ("dog barking", "rain falling", "a door creaking", "wind", "siren wailing",
+              "birds singing", "an engine idling", "glass breaking")
+]  # fmt: skip
+CLASSES = ["church bell", "clock ticking", "rain", "siren"]
+
+
+def export_text_folder(root, mini_teacher, tiny_student):
+    """``root/text``: a tiny student exported with a tiny text student and its ONNX graphs.
+
+    The student and text student are written as a run (``root/run/student``,
+    ``root/run/text_student``, where export finds the text student), then
+    exported with the us8k and synth label sets. Returns the folder.
+    """
+    import torch
+
+    from tinyclap.deploy.export import export_student
+    from tinyclap.deploy.onnx import export_onnx
+    from tinyclap.stages.distill_text import train_tokenizer
+    from tinyclap.students.encoder import save_student
+    from tinyclap.students.text import TextStudent, save_text_student
+    from tinyclap.teachers import load_teacher
+
+    teacher = load_teacher("mini", checkpoint=mini_teacher.path)
+    student_path = root / "run" / "student" / "student.ckpt"
+    save_student(student_path, tiny_student.model(), teacher=str(mini_teacher.path))
+    tokenizer = train_tokenizer(CORPUS, root / "tok", vocab_size=40, max_length=16)
+    torch.manual_seed(3)
+    text_student = TextStudent(tokenizer.vocab_size, 16, d_model=32, num_layers=1, num_heads=2,
+                               ff_dim=64, max_length=16).eval()  # fmt: skip
+    save_text_student(root / "run" / "text_student" / "text_student.ckpt", text_student,
+                      tokenizer, teacher=str(mini_teacher.path),
+                      teacher_fingerprint=teacher.fingerprint)  # fmt: skip
+    export_student(student_path, root / "text", label_sets=["us8k", "synth"])
+    export_onnx(root / "text", repeats=2)
+    return root / "text"

@@ -17,24 +17,20 @@ import textwrap
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
+from tests.helpers.text_student import CLASSES, export_text_folder
 from tests.helpers.tiny import REPO
 from tinyclap.data.label_sets import readable_label as full_readable_label
 from tinyclap.data.synth_sounds import example_rng, render_example
 from tinyclap.data.text_corpus import normalise as full_normalise
 from tinyclap.deploy.adapt import adapt_export
-from tinyclap.deploy.export import export_student
 from tinyclap.deploy.inference import ZeroShotAudioClassifier
 from tinyclap.runtime import audio as rt_audio
 from tinyclap.runtime import text as rt_text
 from tinyclap.runtime.classifier import MissingTextEncoderError, RuntimeClassifier
 from tinyclap.runtime.cli import main as runtime_main
 from tinyclap.runtime.decisions import MissingCalibrationError
-from tinyclap.stages.distill_text import train_tokenizer
-from tinyclap.students.encoder import save_student
-from tinyclap.students.text import TextStudent, embed_texts, load_text_student, save_text_student
-from tinyclap.teachers import load_teacher
+from tinyclap.students.text import embed_texts, load_text_student
 from tinyclap.zeroshot.prompts import class_prompts
 
 pytestmark = pytest.mark.numerics
@@ -42,13 +38,6 @@ pytestmark = pytest.mark.numerics
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-CORPUS = [
-    f"{t} {w}"
-    for t in ("this is the sound of", "a recording of", "")
-    for w in ("dog barking", "rain falling", "a door creaking", "wind", "siren wailing",
-              "birds singing", "an engine idling", "glass breaking")
-]  # fmt: skip
-CLASSES = ["church bell", "clock ticking", "rain", "siren"]
 # free-form text labels of the same sounds: typed bare, the class names of the adapted
 # folder take its prototypes (tinyclap.runtime.labels), so these are worded differently
 FREE_FORM = ["a purring kitten", *(f"{c} nearby" for c in CLASSES)]
@@ -67,21 +56,9 @@ def _render(path, label, index, split):
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, mini_teacher, tiny_student):
     """``{"text": exported folder with a text student, "adapted": adapted + calibrated, ...}``."""
-    from tinyclap.deploy.onnx import export_onnx
 
     root = tmp_path_factory.mktemp("open_vocabulary")
-    teacher = load_teacher("mini", checkpoint=mini_teacher.path)
-    student_path = root / "run" / "student" / "student.ckpt"
-    save_student(student_path, tiny_student.model(), teacher=str(mini_teacher.path))
-    tokenizer = train_tokenizer(CORPUS, root / "tok", vocab_size=40, max_length=16)
-    torch.manual_seed(3)
-    text_student = TextStudent(tokenizer.vocab_size, 16, d_model=32, num_layers=1, num_heads=2,
-                               ff_dim=64, max_length=16).eval()  # fmt: skip
-    text_path = root / "run" / "text_student" / "text_student.ckpt"
-    save_text_student(text_path, text_student, tokenizer, teacher=str(mini_teacher.path),
-                      teacher_fingerprint=teacher.fingerprint)  # fmt: skip
-    export_student(student_path, root / "text", label_sets=["us8k", "synth"])
-    export_onnx(root / "text", repeats=2)
+    export_text_folder(root, mini_teacher, tiny_student)
     files, valid = [], {}
     for c, label in enumerate(CLASSES):
         for i in range(3):
@@ -94,7 +71,8 @@ def folders(tmp_path_factory, mini_teacher, tiny_student):
     adapt_export(root / "text", root / "examples", root / "adapted", labels="dog barking",
                  calibrate=root / "valid.json", onnx=False)  # fmt: skip
     return {"root": root, "text": root / "text", "adapted": root / "adapted",
-            "files": sorted(files), "text_student": text_path}  # fmt: skip
+            "files": sorted(files),
+            "text_student": root / "run" / "text_student" / "text_student.ckpt"}  # fmt: skip
 
 
 def _full(folder):

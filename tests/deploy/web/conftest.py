@@ -16,18 +16,10 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
+from tests.helpers.text_student import CLASSES, export_text_folder
 from tests.helpers.tiny import REPO
 from tinyclap.data.synth_sounds import example_rng, render_example
-
-CORPUS = [
-    f"{t} {w}"
-    for t in ("this is the sound of", "a recording of", "")
-    for w in ("dog barking", "rain falling", "a door creaking", "wind", "siren wailing",
-              "birds singing", "an engine idling", "glass breaking")
-]  # fmt: skip
-CLASSES = ["church bell", "clock ticking", "rain", "siren"]
 
 
 def render(path, label, index, split, seconds=1.0, rate=16000):
@@ -44,26 +36,9 @@ def web_folder(tmp_path_factory, mini_teacher, tiny_student):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     from tinyclap.deploy.adapt import adapt_export
-    from tinyclap.deploy.export import export_student
-    from tinyclap.deploy.onnx import export_onnx
-    from tinyclap.stages.distill_text import train_tokenizer
-    from tinyclap.students.encoder import save_student
-    from tinyclap.students.text import TextStudent, save_text_student
-    from tinyclap.teachers import load_teacher
 
     root = tmp_path_factory.mktemp("web")
-    teacher = load_teacher("mini", checkpoint=mini_teacher.path)
-    student_path = root / "run" / "student" / "student.ckpt"
-    save_student(student_path, tiny_student.model(), teacher=str(mini_teacher.path))
-    tokenizer = train_tokenizer(CORPUS, root / "tok", vocab_size=40, max_length=16)
-    torch.manual_seed(3)
-    text_student = TextStudent(tokenizer.vocab_size, 16, d_model=32, num_layers=1, num_heads=2,
-                               ff_dim=64, max_length=16).eval()  # fmt: skip
-    save_text_student(root / "run" / "text_student" / "text_student.ckpt", text_student,
-                      tokenizer, teacher=str(mini_teacher.path),
-                      teacher_fingerprint=teacher.fingerprint)  # fmt: skip
-    export_student(student_path, root / "text", label_sets=["us8k", "synth"])
-    export_onnx(root / "text", repeats=2)
+    export_text_folder(root, mini_teacher, tiny_student)
     valid = {}
     for c, label in enumerate(CLASSES):
         for i in range(2):
