@@ -63,6 +63,12 @@ def test_onnxruntime_matches_pytorch(folder):
     clf = ZeroShotAudioClassifier.from_hparams(source=str(folder / "out"))
     report = json.loads((folder / "out" / "onnx" / "onnx_report.json").read_text())
     assert report["int8"] == {"mode": "dynamic"}  # export --quantize: the default recipe
+    # ... which never becomes the folder's default graph (the projection only)
+    info = json.loads((folder / "out" / "export.json").read_text())
+    assert report["runtime_graph"] == info["runtime_graph"]
+    assert report["runtime_graph"]["precision"] == "fp32"
+    assert "projection only" in report["runtime_graph"]["why"]
+    assert clf.precision == "fp32"
     assert report["frontend"] == "FactoredLogMel"
     for name in ("audio_encoder", "student", "classifier_scores"):
         assert report["graphs"][name]["max_abs_diff_vs_torch"] <= 1e-4, name
@@ -121,8 +127,25 @@ def test_int8_graphs_stay_close_and_accuracy_is_reported(folder):
     predicted = [classes[i] for i in (int8_emb @ text.T).argmax(-1).tolist()]
     expected_accuracy = np.mean([p == e["label"] for p, e in zip(predicted, manifest.values())])
     accuracy = report["accuracy"]
-    assert accuracy["pytorch"] == accuracy["audio_encoder"]
+    assert accuracy["pytorch"] == accuracy["audio_encoder"] == accuracy["runtime"]
     assert accuracy["audio_encoder_int8"] == pytest.approx(expected_accuracy)
+    # the runtime path on the static int8 graph is measured too, and decides the default
+    loss = accuracy["runtime"] - accuracy["runtime_int8"]
+    choice = report["runtime_graph"]
+    assert choice["precision"] == ("int8" if loss <= 0.005 else "fp32"), choice
+    assert json.loads((folder / "out" / "export.json").read_text())["runtime_graph"] == choice
+    from tinyclap.runtime.classifier import RuntimeClassifier
+
+    assert RuntimeClassifier.from_folder(folder / "out").precision == choice["precision"]
+    assert ZeroShotAudioClassifier.from_hparams(source=str(folder / "out")).precision == (
+        choice["precision"]
+    )
+    for precision in ("fp32", "int8"):  # either graph on demand
+        runtime = RuntimeClassifier.from_folder(folder / "out", precision=precision)
+        assert runtime.precision == precision
+        assert runtime.engine.path.endswith(
+            "student.int8.onnx" if precision == "int8" else "student.onnx"
+        )
 
 
 def test_graph_checksums_are_recorded_and_checked(folder, tmp_path):
@@ -142,9 +165,15 @@ def test_graph_checksums_are_recorded_and_checked(folder, tmp_path):
     with open(copy / "onnx" / "student.onnx", "ab") as handle:
         handle.write(b"\0")  # a graph that is not the exported one
     with pytest.raises(WeightsChecksumError, match="student.onnx"):
-        ZeroShotAudioClassifier.from_hparams(source=str(copy), savedir=str(tmp_path / "sd"))
+        ZeroShotAudioClassifier.from_hparams(source=str(copy), savedir=str(tmp_path / "sd"),
+                                             precision="fp32")  # fmt: skip
     with pytest.raises(ValueError, match="student.onnx: SHA-256"):
-        RuntimeClassifier.from_folder(copy)
+        RuntimeClassifier.from_folder(copy, precision="fp32")
+    # the int8 graph is checked as well, when it is the one loaded
+    with open(copy / "onnx" / "student.int8.onnx", "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ValueError, match=r"student\.int8\.onnx: SHA-256"):
+        RuntimeClassifier.from_folder(copy, precision="int8")
     # the PyTorch backend does not read the graph: it still loads
     clf = ZeroShotAudioClassifier.from_hparams(source=str(copy), backend="pytorch",
                                                savedir=str(tmp_path / "sd2"))  # fmt: skip

@@ -10,6 +10,7 @@ from tinyclap.deploy.quantize import (
     depthwise_convs,
     quantize_graph,
     quantize_static_graph,
+    stem_conv,
 )
 
 pytest.importorskip("onnxruntime")
@@ -62,14 +63,19 @@ def test_static_int8_quantizes_the_convolutions_only_and_stays_close(graphs, nam
     assert out.name == f"{name}.int8.onnx"
     nodes = ops(out)
     float_convs = [n for op, n in ops(graphs[name]) if op == "Conv" and "frontend" not in n]
-    # every student convolution reads int8 weights through a DequantizeLinear ...
+    # every student convolution but the stem reads int8 weights through a DequantizeLinear ...
     model = onnx.load(str(out))
     producers = {o: n.op_type for n in model.graph.node for o in n.output}
-    convs = [n for n in model.graph.node if n.op_type == "Conv"]
-    assert len(convs) == len(float_convs) > 0
-    assert all(producers.get(c.input[1]) == "DequantizeLinear" for c in convs)
-    assert all(producers.get(c.input[0]) == "DequantizeLinear" for c in convs)
-    # ... the frontend and the projection stay float
+    convs = [n for n in model.graph.node if n.op_type == "Conv" and "frontend" not in n.name]
+    assert len(convs) == len(float_convs) > 1
+    stem, rest = convs[0], convs[1:]
+    assert stem.name == stem_conv(model)
+    assert all(producers.get(c.input[1]) == "DequantizeLinear" for c in rest)
+    assert all(producers.get(c.input[0]) == "DequantizeLinear" for c in rest)
+    # ... the stem (one input channel: the log-mels, unquantized) stays float, as do
+    # the frontend and the projection
+    assert producers.get(stem.input[1]) != "DequantizeLinear"
+    assert producers.get(stem.input[0]) != "DequantizeLinear"
     assert not [n for op, n in nodes if "frontend" in n and "Quantize" in op]
     matmuls = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm")]
     assert matmuls and all(producers.get(m.input[1]) != "DequantizeLinear" for m in matmuls)
@@ -79,6 +85,16 @@ def test_static_int8_quantizes_the_convolutions_only_and_stays_close(graphs, nam
     diff = np.abs(int8 - fp32).max()
     assert 0 < diff < STATIC_BOUND, diff
     assert (np.sum(int8 * fp32, -1) > 0.9999).all()
+
+
+def test_a_quantized_stem_when_asked(graphs, tmp_path):
+    out = quantize_static_graph(graphs["student"], graphs["calibration"]["student"],
+                                tmp_path / "q.onnx", float_stem=False)  # fmt: skip
+    model = onnx.load(str(out))
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    assert producers.get(next(n for n in model.graph.node if n.op_type == "Conv").input[1]) == (
+        "DequantizeLinear"
+    )
 
 
 def test_pointwise_only_leaves_the_depthwise_convolutions_float(graphs, tmp_path):
@@ -91,7 +107,8 @@ def test_pointwise_only_leaves_the_depthwise_convolutions_float(graphs, tmp_path
     for node in model.graph.node:
         if node.op_type == "Conv" and "frontend" not in node.name:
             quantized = producers.get(node.input[1]) == "DequantizeLinear"
-            assert quantized == (node.name not in depthwise), node.name
+            expected = node.name not in depthwise and node.name != stem_conv(model)
+            assert quantized == expected, node.name
 
 
 def test_quantize_graph_modes(graphs, tmp_path):

@@ -174,3 +174,54 @@ def test_classify_cli_on_a_folder_prints_files_per_second(exported, capsys):
     captured = capsys.readouterr()
     assert [r["file"] for r in json.loads(captured.out)] == files
     assert "4 files in" in captured.err and "backend onnxruntime" in captured.err
+
+
+def test_the_runtime_runs_the_graph_the_export_chose(exported, tmp_path):
+    """precision='auto' follows export.json["runtime_graph"]; fp32 / int8 insist; bad records fail."""
+    import shutil
+
+    from tinyclap.deploy.onnx import record_graph_checksums, record_runtime_graph
+    from tinyclap.deploy.quantize import quantize_static_graph
+    from tinyclap.runtime.classifier import RuntimeClassifier
+    from tinyclap.runtime.cli import main as runtime_main
+    from tinyclap.runtime.graphs import student_graph
+
+    folder, files = exported
+    info = json.loads((folder / "export.json").read_text())
+    # an export without int8 records fp32, and says why
+    assert info["runtime_graph"]["precision"] == "fp32"
+    assert "no int8 graphs" in info["runtime_graph"]["why"]
+    assert RuntimeClassifier.from_folder(folder).precision == "fp32"
+    for load in (lambda: RuntimeClassifier.from_folder(folder, precision="int8"),
+                 lambda: ZeroShotAudioClassifier.from_hparams(source=str(folder),
+                                                              precision="int8")):  # fmt: skip
+        with pytest.raises(FileNotFoundError, match=r"student\.int8\.onnx.*--int8_mode static"):
+            load()
+    assert runtime_main(["classify", files[0], "--model", str(folder), "--labels", "us8k",
+                         "--precision", "int8"]) == 1  # fmt: skip
+    # a folder whose export recorded static int8 runs it, by default
+    copy = tmp_path / "int8"
+    shutil.copytree(folder, copy)
+    fp32 = RuntimeClassifier.from_folder(copy)
+    windows = 0.2 * np.random.default_rng(3).standard_normal((16, fp32.engine.window_samples))
+    logmels = fp32.engine.frontend(windows.astype(np.float32))
+    quantize_static_graph(copy / "onnx" / "student.onnx", logmels)
+    record_graph_checksums(copy)
+    record_runtime_graph(copy, {"precision": "int8", "graph": "onnx/student.int8.onnx",
+                                "why": "test"})  # fmt: skip
+    int8 = RuntimeClassifier.from_folder(copy)
+    assert int8.precision == "int8" and int8.engine.path.endswith("student.int8.onnx")
+    assert ZeroShotAudioClassifier.from_hparams(source=str(copy)).precision == "int8"
+    assert RuntimeClassifier.from_folder(copy, precision="fp32").precision == "fp32"
+    # int8 embeddings point where fp32's do (cosine >= 0.99 on these windows; measured
+    # ~0.9999 on the random-weight tiny student; unrelated 16-d unit vectors are near 0)
+    a, b = int8.engine.embed_logmels(logmels), fp32.engine.embed_logmels(logmels)
+    assert 0 < np.abs(a - b).max() and (np.sum(a * b, -1) > 0.99).all()
+    # a hand-edited record is refused, not followed
+    info = json.loads((copy / "export.json").read_text())
+    info["runtime_graph"]["precision"] = "../../etc/passwd"
+    (copy / "export.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="runtime_graph precision"):
+        RuntimeClassifier.from_folder(copy)
+    with pytest.raises(ValueError, match="choose one of auto, fp32, int8"):
+        student_graph({}, "int4")

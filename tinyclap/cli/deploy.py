@@ -144,6 +144,7 @@ def classify(args):
     classifier = ZeroShotAudioClassifier.from_hparams(
         source=source, savedir=args.savedir, trust_remote_code=args.trust_remote_code,
         trust_unverified=args.trust_unverified, backend=getattr(args, "backend", "auto"),
+        precision=getattr(args, "precision", "auto"),
     )  # fmt: skip
     note = classifier.label_plan(args.labels).note  # prototypes, or the default set
     if note:
@@ -178,8 +179,15 @@ def classify(args):
             print(f"{record['file']}: {_decision_text(record)}{ranked}")
     noun = "file" if len(files) == 1 else "files"
     print(f"{len(files)} {noun} in {seconds:.2f} s ({len(files) / max(seconds, 1e-9):.1f} files/s, "
-          f"{cpu:.2f} s of CPU, backend {classifier.backend})", file=sys.stderr)  # fmt: skip
+          f"{cpu:.2f} s of CPU, backend {_backend_text(classifier)})", file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _backend_text(classifier):
+    """``onnxruntime int8``, ``onnxruntime fp32`` or ``pytorch``."""
+    if classifier.backend == "onnxruntime":
+        return f"onnxruntime {classifier.precision}"
+    return classifier.backend
 
 
 def misplaced_timeline_options(args):
@@ -351,6 +359,10 @@ def add_hub_commands(sub):
     c.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "pytorch"],
                    help="auto: onnxruntime + host frontend when the folder has "
                    "onnx/student.onnx and onnxruntime is installed, else PyTorch")  # fmt: skip
+    c.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"],
+                   help="onnxruntime's student graph: the folder's recorded choice (static "
+                   "int8 where the export measured no accuracy loss, else fp32), or insist "
+                   "on one")  # fmt: skip
     c.add_argument(
         "--batch_size",
         type=int,

@@ -21,6 +21,11 @@ under onnxruntime: ``results/onnx_frontend_bench/README.md``). Graphs:
   the frontend always stays float (quantizing the power spectrum dropped the
   embedded-set accuracy from 92% to 27% in an exploratory run).
 
+With an evaluation manifest the report also holds the runtime path's accuracy
+(host log-mels + ``student.onnx`` / ``student.int8.onnx``), and
+:func:`runtime_graph_choice` records in ``export.json["runtime_graph"]`` which
+of the two the folder runs by default (:mod:`tinyclap.runtime.graphs`).
+
 The graphs are written with the TorchScript-based exporter
 (``torch.onnx.export(..., dynamo=False)``), which needs no ``onnxscript``.
 """
@@ -39,6 +44,8 @@ from tinyclap.audio.windows import split_windows
 from tinyclap.deploy.onnx_frontends import DenseConvLogMel, onnx_frontend
 from tinyclap.deploy.onnx_layout import optimize_student_graph
 from tinyclap.deploy.quantize import quantize_graph
+from tinyclap.runtime.engine import OnnxStudentEngine
+from tinyclap.runtime.graphs import INT8_MAX_LOSS, STUDENT_GRAPHS
 
 OPSET = 17
 
@@ -458,10 +465,85 @@ def export_onnx(
                         sess, wavs, window, pad_mode=classifier.pad_mode
                     ),
                 )
+        for name in ("student", "student_int8"):  # the runtime path: host log-mels + graph
+            if name in graphs:
+                engine = OnnxStudentEngine(graphs[name], frontend.config, window,
+                                           classifier.pad_mode, threads=threads)  # fmt: skip
+                accuracy[name.replace("student", "runtime")] = _accuracy(
+                    classifier,
+                    eval_manifest,
+                    lambda wavs, e=engine: torch.from_numpy(
+                        e.embed_clips([w.numpy() for w in wavs])
+                    ),
+                )
         report["accuracy"] = {"manifest": str(eval_manifest), **accuracy}
+    report["runtime_graph"] = runtime_graph_choice(report)
     (out / "onnx_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     record_graph_checksums(folder)
+    record_runtime_graph(folder, report["runtime_graph"])
     return report
+
+
+def runtime_graph_choice(report):
+    """The student graph an export makes its folder's default, and why.
+
+    Static int8 ``student.int8.onnx`` when the runtime path on it (host
+    log-mels + graph) lost at most :data:`tinyclap.runtime.graphs.INT8_MAX_LOSS`
+    of zero-shot accuracy against fp32 ``student.onnx`` on the evaluation
+    manifest; else fp32. Dynamic int8 (the projection only) is never the default.
+    The decision reads accuracies only (deterministic); the measured latencies
+    are quoted in ``why``.
+
+    Parameters
+    ----------
+    report : dict
+        :func:`export_onnx`'s report (``int8``, ``accuracy``, ``latency_ms_batch1``).
+
+    Returns
+    -------
+    dict
+        ``{"precision", "graph", "why"}``, as ``export.json["runtime_graph"]`` records it.
+
+    Example
+    -------
+    >>> runtime_graph_choice({"int8": {"mode": "static"},
+    ...                       "accuracy": {"runtime": 0.9, "runtime_int8": 0.9}})["precision"]
+    'int8'
+    >>> runtime_graph_choice({"int8": {"mode": "static"},
+    ...                       "accuracy": {"runtime": 0.9, "runtime_int8": 0.88}})["why"]
+    'static int8 loses 2.0 points of zero-shot accuracy (88.0% vs 90.0%), more than 0.5'
+    """
+    mode = (report.get("int8") or {}).get("mode")
+    accuracy = report.get("accuracy") or {}
+    latency = report.get("latency_ms_batch1") or {}
+    if mode != "static":
+        why = ("no int8 graphs (tinyclap export --quantize --int8_mode static)" if mode is None
+               else f"{mode} int8 quantizes the projection only: not the fast path")  # fmt: skip
+    elif "runtime_int8" not in accuracy:
+        why = "static int8 accuracy not measured (no --eval_manifest)"
+    else:
+        fp32, int8 = accuracy["runtime"], accuracy["runtime_int8"]
+        figures = f"({100 * int8:.1f}% vs {100 * fp32:.1f}%)"
+        if fp32 - int8 > INT8_MAX_LOSS + 1e-12:
+            why = (f"static int8 loses {100 * (fp32 - int8):.1f} points of zero-shot accuracy "
+                   f"{figures}, more than {100 * INT8_MAX_LOSS:g}")  # fmt: skip
+        else:
+            why = (f"static int8 keeps zero-shot accuracy within {100 * INT8_MAX_LOSS:g} "
+                   f"point {figures}")  # fmt: skip
+            speed = [latency.get(f"onnxruntime_student{s}") for s in ("", "_int8")]
+            if all(speed):
+                why += f"; student {speed[0]:.2f} -> {speed[1]:.2f} ms at batch 1"
+            return {"precision": "int8", "graph": STUDENT_GRAPHS["int8"], "why": why}
+    return {"precision": "fp32", "graph": STUDENT_GRAPHS["fp32"], "why": why}
+
+
+def record_runtime_graph(folder, choice):
+    """Write :func:`runtime_graph_choice`'s ``choice`` to ``export.json["runtime_graph"]``."""
+    info_path = Path(folder) / "export.json"
+    if info_path.is_file():
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        info["runtime_graph"] = choice
+        info_path.write_text(json.dumps(info, indent=2), encoding="utf-8")
 
 
 def record_graph_checksums(folder):

@@ -9,7 +9,8 @@ dynamic range does not survive int8):
   convolutions (per-channel int8 weights, uint8 activations with ranges
   calibrated on real windows) and of the element-wise ops between them, so that
   the chain stays in int8 (onnxruntime fuses it into ``QLinearConv`` /
-  ``QLinearAdd`` ...); the projection (``MatMul`` / ``Gemm``) stays float.
+  ``QLinearAdd`` ...); the stem convolution (one input channel) and the
+  projection (``MatMul`` / ``Gemm``) stay float.
 
 Which one ``tinyclap export --quantize`` writes is :data:`DEFAULT_INT8`:
 dynamic, because static int8 needs calibration clips (``--int8_mode static
@@ -92,6 +93,21 @@ class _Reader:
         pass
 
 
+def stem_conv(model):
+    """Name of the student's first ``Conv`` (its stem: one input channel, the log-mels), or None.
+
+    Static int8 leaves it float (``float_stem``): onnxruntime's ``QLinearConv`` on
+    one input channel is slow (edge student, MS-CLAP 2022 window: 0.37 ms int8 vs
+    0.045 ms fp32 NCHWc, onnxruntime profile), and a float stem reads the log-mels
+    unquantized. Measured on the whole edge graph: 0.87 vs 1.02 ms (median, batch 1,
+    one thread), cosine to fp32 unchanged (``results/deploy_bench/ISSUE26.md``).
+    """
+    for node in model.graph.node:
+        if node.op_type == "Conv" and "frontend" not in node.name:
+            return node.name
+    return None
+
+
 def depthwise_convs(model):
     """Names of the grouped (depthwise) ``Conv`` nodes of ``model``."""
     return [n.name for n in model.graph.node if n.op_type == "Conv"
@@ -99,7 +115,13 @@ def depthwise_convs(model):
 
 
 def quantize_static_graph(
-    path, calibration, out=None, depthwise=True, per_channel=True, batch_size=16
+    path,
+    calibration,
+    out=None,
+    depthwise=True,
+    per_channel=True,
+    batch_size=16,
+    float_stem=True,
 ):
     """Static QDQ int8 quantization of the student's convolutions; returns the new path.
 
@@ -107,8 +129,8 @@ def quantize_static_graph(
     optimisations, as onnxruntime recommends), then every student ``Conv`` gets
     int8 weights (per output channel) and uint8 activations with ranges
     calibrated (min/max) on ``calibration``, as do the element-wise ops of
-    :data:`STATIC_OPS`; the frontend and the projection (``MatMul`` / ``Gemm``)
-    stay float.
+    :data:`STATIC_OPS`; the frontend, the stem convolution (:func:`stem_conv`) and
+    the projection (``MatMul`` / ``Gemm``) stay float.
 
     Parameters
     ----------
@@ -125,6 +147,8 @@ def quantize_static_graph(
         Per-output-channel weight scales (recommended for depthwise convolutions).
     batch_size : int
         Calibration batch size.
+    float_stem : bool
+        Leave the first convolution float (:func:`stem_conv`; faster and exact on the input).
 
     Example
     -------
@@ -154,6 +178,8 @@ def quantize_static_graph(
         quant_pre_process(str(path), str(pre))
         model = onnx.load(str(pre))
         exclude = float_input_nodes(model) + ([] if depthwise else depthwise_convs(model))
+        if float_stem and stem_conv(model):
+            exclude.append(stem_conv(model))
         quantize_static(
             str(pre),
             str(out),

@@ -9,7 +9,9 @@
   bundled label sets (read here with a few lines of numpy: the safetensors
   layout is a length, a JSON header and raw little-endian arrays);
 * ``onnx/student.onnx``: the student (log-mels in), run by
-  :class:`tinyclap.runtime.engine.OnnxStudentEngine`.
+  :class:`tinyclap.runtime.engine.OnnxStudentEngine`; or its static int8
+  twin ``onnx/student.int8.onnx`` where the export recorded that one as the
+  folder's default (``precision``, :mod:`tinyclap.runtime.graphs`).
 
 Labels are a bundled (or adapted) set's name (``esc50``, ``us8k``,
 ``adapted``...) or free-form words. Prompts found in the tables take the
@@ -44,6 +46,7 @@ from tinyclap.runtime.decisions import (
 )
 from tinyclap.runtime.engine import OnnxStudentEngine
 from tinyclap.runtime.frontend import check_frontend_settings
+from tinyclap.runtime.graphs import student_graph
 from tinyclap.runtime.integrity import require_recorded
 from tinyclap.runtime.labels import default_label_set, plan_labels
 from tinyclap.runtime.text import DEFAULT_TEMPLATE, OnnxTextEncoder, sha256_of
@@ -149,6 +152,7 @@ class RuntimeClassifier:
     def __init__(self, engine, tables, template=DEFAULT_TEMPLATE, text_encoder=None,
                  calibration=None, no_text_encoder="", default_labels=None):  # fmt: skip
         self.engine = engine
+        self.precision = "fp32"  # the student graph's (from_folder sets the one it loaded)
         self.default_labels = default_labels if default_labels in tables else None
         self.tables = tables
         self.template = template
@@ -162,7 +166,8 @@ class RuntimeClassifier:
         self._encoded = {}  # prompts embedded by the text encoder, cached
 
     @classmethod
-    def from_folder(cls, folder, threads=1, batch_size=1, trust_unverified=False):
+    def from_folder(cls, folder, threads=1, batch_size=1, trust_unverified=False,
+                    precision="auto"):  # fmt: skip
         """Load an exported folder (``tinyclap export`` with its ``onnx/student.onnx``).
 
         Parameters
@@ -178,11 +183,16 @@ class RuntimeClassifier:
             Load files that ``export.json`` records no SHA-256 for (an earlier
             export, or hashes removed): only for folders you trust
             (:mod:`tinyclap.runtime.integrity`).
+        precision : str
+            The student graph: ``"auto"`` (the export's recorded choice,
+            ``export.json["runtime_graph"]``: static int8 where it kept zero-shot
+            accuracy, else fp32), ``"fp32"`` or ``"int8"``
+            (:func:`tinyclap.runtime.graphs.student_graph`).
 
         Raises
         ------
         FileNotFoundError
-            ``export.json``, ``label_embeddings.safetensors`` or ``onnx/student.onnx`` missing.
+            ``export.json``, ``label_embeddings.safetensors`` or the student graph missing.
         ValueError
             The label tables, the text graph, its tokenizer or ``open_set.json`` do not
             match the SHA-256 recorded in ``export.json``, or have none recorded
@@ -190,15 +200,16 @@ class RuntimeClassifier:
         """
         folder = Path(folder)
         config = folder_config(folder)
-        student = folder / "onnx" / "student.onnx"
+        precision, graph = student_graph(config["info"], precision)
+        student = folder / graph
         if not student.is_file():
+            how = "--onnx" if precision == "fp32" else "--onnx --quantize --int8_mode static"
             raise FileNotFoundError(
-                f"{student}: not found; write it with `tinyclap export ... --onnx` "
-                "(or `tinyclap export` where the onnx package is installed)"
+                f"{student}: not found; write it with `tinyclap export ... {how}`"
             )
-        recorded_graph = (config["info"].get("onnx_graphs") or {}).get("onnx/student.onnx")
+        recorded_graph = (config["info"].get("onnx_graphs") or {}).get(graph)
         recorded = config["weights"].get("label_embeddings", {}).get("sha256")
-        unrecorded = [name for name, digest in (("onnx/student.onnx", recorded_graph),
+        unrecorded = [name for name, digest in ((graph, recorded_graph),
                       ("label_embeddings.safetensors", recorded)) if not digest]  # fmt: skip
         require_recorded(unrecorded, str(folder), trust_unverified)
         if recorded_graph and sha256_of(student) != recorded_graph:
@@ -226,9 +237,11 @@ class RuntimeClassifier:
         template = metadata.get("template") or config["prompt_template"]
         encoder, why = cls.text_encoder(folder, config["info"], threads, trust_unverified)
         calibration = read_folder_calibration(folder, config["info"], trust_unverified)
-        return cls(engine, sets, template, text_encoder=encoder, calibration=calibration,
-                   no_text_encoder=why,
-                   default_labels=default_label_set(config["info"], sets))  # fmt: skip
+        classifier = cls(engine, sets, template, text_encoder=encoder, calibration=calibration,
+                         no_text_encoder=why,
+                         default_labels=default_label_set(config["info"], sets))  # fmt: skip
+        classifier.precision = precision
+        return classifier
 
     @staticmethod
     def text_encoder(folder, info=None, threads=1, trust_unverified=False):

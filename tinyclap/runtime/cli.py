@@ -35,7 +35,8 @@ def classify(args):
     if not source:
         raise UsageError(f"no model: pass --model FOLDER or set {MODEL_ENV}")
     clf = RuntimeClassifier.from_folder(source, threads=args.threads, batch_size=args.batch_size,
-                                        trust_unverified=args.trust_unverified)  # fmt: skip
+                                        trust_unverified=args.trust_unverified,
+                                        precision=args.precision)  # fmt: skip
     note = clf.label_plan(args.labels).note
     if note:
         print(f"tinyclap-runtime: note: {note}", file=sys.stderr)
@@ -49,7 +50,8 @@ def classify(args):
             ranked = ", ".join(f"{t['label']} ({t['score']:.3f})" for t in record["top"])
             print(f"{record['file']}: {decision_text(record)}{ranked}")
     print(f"{speed['files']} files in {speed['seconds']:.2f} s: {speed['files_per_s']:.1f} "
-          f"files/s ({speed['cpu_seconds']:.2f} s of CPU)", file=sys.stderr)  # fmt: skip
+          f"files/s ({speed['cpu_seconds']:.2f} s of CPU, {clf.precision} student)",
+          file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -121,6 +123,9 @@ def build_parser():
                    help="load files that the folder's export.json records no SHA-256 for "
                    "(an earlier export, or hashes removed); only for folders you "
                    "trust")  # fmt: skip
+    c.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"],
+                   help="student graph: the folder's recorded choice (static int8 where the "
+                   "export measured no accuracy loss, else fp32), or insist on one")  # fmt: skip
     c.add_argument("--threads", type=int, default=1, help="onnxruntime threads")
     c.add_argument("--batch_size", type=int, default=1, help="windows per onnxruntime call")
     c.add_argument("--files_per_call", type=int, default=16, help="files embedded together")

@@ -76,6 +76,7 @@ class OnnxStudentEngine:
         batch_size=1,
     ):  # fmt: skip
         self.frontend = HostLogMel.from_config(frontend_config)
+        self.path = str(student_onnx)  # the graph run (student.onnx or student.int8.onnx)
         self.session = ort_session(student_onnx, threads)
         self.input_name = self.session.get_inputs()[0].name
         if self.input_name != "logmel":
