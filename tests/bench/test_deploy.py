@@ -32,7 +32,22 @@ def test_bench_deploy_quick_json(tmp_path, capsys):
             assert row["speedup_vs_teacher"] == pytest.approx(expected, rel=0.05, abs=0.1)
             assert 0 < row["ms_per_clip_min"] <= row["ms_per_clip"] + 1e-3  # min <= median
     verdict = result["verdict"]["edge"]
-    assert verdict["target"] == 150.0 and set(verdict) == {"target", "batch_1", "batch_2"}
+    assert verdict["target"] == 150.0
+    assert set(verdict) == {"target", "batch_1", "batch_2", "frontend_share"}
+    # the frontend's share of the fastest runtime path at batch 1, and the rFFT floor's
+    share = verdict["frontend_share"]
+    frontends = {r["model"].split(" ")[1]: r["ms_per_clip"] for r in rows
+                 if r["role"] == "frontend" and r["batch"] == 1}  # fmt: skip
+    runtime = [r for r in rows if r["batch"] == 1 and r["role"] == "student"
+               and r["path"] in ("runtime", "runtime_int8")]  # fmt: skip
+    fastest = min(runtime, key=lambda r: r["ms_per_clip"])
+    assert (share["path"], share["deployed_ms"]) == (fastest["path"], fastest["ms_per_clip"])
+    assert share["target"] == 0.25
+    assert share["share"] == pytest.approx(frontends["HostLogMel"] / share["deployed_ms"],
+                                           abs=1e-3)  # fmt: skip
+    assert share["fft_alone_share"] == pytest.approx(frontends["rFFT"] / share["deployed_ms"],
+                                                     abs=1e-3)  # fmt: skip
+    assert share["meets"] == (share["share"] <= 0.25)
     table = (tmp_path / "table.md").read_text()
     assert (
         table.startswith("Command: `tinyclap bench deploy --quick")

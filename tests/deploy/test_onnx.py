@@ -137,9 +137,8 @@ def test_int8_graphs_stay_close_and_accuracy_is_reported(folder):
     from tinyclap.runtime.classifier import RuntimeClassifier
 
     assert RuntimeClassifier.from_folder(folder / "out").precision == choice["precision"]
-    assert ZeroShotAudioClassifier.from_hparams(source=str(folder / "out")).precision == (
-        choice["precision"]
-    )
+    loaded = ZeroShotAudioClassifier.from_hparams(source=str(folder / "out"))
+    assert loaded.precision == choice["precision"]
     for precision in ("fp32", "int8"):  # either graph on demand
         runtime = RuntimeClassifier.from_folder(folder / "out", precision=precision)
         assert runtime.precision == precision
