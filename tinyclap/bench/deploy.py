@@ -22,7 +22,7 @@ them alike):
   shares of the fastest runtime path);
 * with int8 (default; ``--no_int8`` skips it): ``runtime_int8``, the runtime
   path on the static int8 graph (``student.int8.onnx`` as ``tinyclap export
-  --quantize --int8_mode static`` writes it), and ``ort_student_only_int8``.
+  --quantize --int8 static`` writes it), and ``ort_student_only_int8``.
 
 All at batch 1 and 16 (``--batch_sizes``), one thread (torch, onnxruntime and
 numpy's BLAS). Each row: median ``ms_per_call``, ``ms_per_clip`` (per call /
@@ -66,7 +66,7 @@ STUDENTS = [
 ]
 PATHS = ("pytorch", "runtime", "onnx_single_file")
 # what an exported folder runs: runtime_int8 = the runtime on student.int8.onnx (export
-# --quantize --int8_mode static), the runtime's default where the export measured it within
+# --quantize --int8 static), the runtime's default where the export measured it within
 # 0.5 point of fp32's accuracy (tinyclap.runtime.graphs)
 SHIPPED_PATHS = ("pytorch", "runtime", "onnx_single_file", "runtime_int8")
 TARGETS = {"edge": 150.0, "paper": 30.0}  # issue 26: edge 150x (was 100x)

@@ -312,8 +312,9 @@ def add_hub_commands(sub):
     e.add_argument(
         "--int8",
         choices=["static", "dynamic"],
-        help="int8 recipe: static QDQ convolutions (calibrated) or dynamic projection "
-        "(default: tinyclap.deploy.quantize.DEFAULT_INT8)",
+        help="int8 recipe: static QDQ convolutions (calibrated) + dynamic projection, or "
+        "the dynamic projection only (default: static, calibrated on --calibration_manifest "
+        "or --eval_manifest; dynamic without either)",
     )
     e.add_argument(
         "--calibration_manifest",

@@ -802,7 +802,7 @@ def _student_graph(source, fetch_kwargs, info=None, trust_unverified=False, prec
         if precision == "int8":
             raise FileNotFoundError(
                 f"{source}: no {graph} (the int8 student graph); export it with "
-                "`tinyclap export ... --onnx --quantize --int8_mode static`, or load with "
+                "`tinyclap export ... --onnx --quantize --eval_manifest M`, or load with "
                 "precision='fp32'"
             )
         return None, None

@@ -517,7 +517,7 @@ def runtime_graph_choice(report):
     accuracy = report.get("accuracy") or {}
     latency = report.get("latency_ms_batch1") or {}
     if mode != "static":
-        why = ("no int8 graphs (tinyclap export --quantize --int8_mode static)" if mode is None
+        why = ("no int8 graphs (tinyclap export --quantize --eval_manifest M)" if mode is None
                else f"{mode} int8 quantizes the projection only: not the fast path")  # fmt: skip
     elif "runtime_int8" not in accuracy:
         why = "static int8 accuracy not measured (no --eval_manifest)"

@@ -13,9 +13,13 @@ dynamic range does not survive int8):
   then the projection (``MatMul`` / ``Gemm``) quantized dynamically.
 
 Which one ``tinyclap export --quantize`` writes is :data:`DEFAULT_INT8`:
-dynamic, because static int8 needs calibration clips (``--int8_mode static
---calibration_manifest``). Static int8 pays once the graph's channel counts are
-padded to 16 (:mod:`tinyclap.deploy.onnx_layout`, applied by every export):
+static, calibrated on ``--calibration_manifest`` (else on ``--eval_manifest``);
+without either it falls back to dynamic, saying so in the report. An export
+with an evaluation manifest then makes static int8 the folder's default graph
+where it keeps zero-shot accuracy (:mod:`tinyclap.runtime.graphs`).
+
+Static int8 pays once the graph's channel counts are padded to 16
+(:mod:`tinyclap.deploy.onnx_layout`, applied by every export):
 onnxruntime's int8 depthwise kernel was 3x slower than fp32 on 36 channels, and
 on 16-aligned channels the edge student's static int8 graph runs ~1.5x faster
 than its (equally padded) fp32 graph at batch 1, one thread, on an AVX-512 VNNI
@@ -23,11 +27,12 @@ CPU (``results/deploy_bench/README.md``, ``docs/how-to/fast-cpu-inference.md``).
 Unpadded, static int8 was 1.0-1.2x.
 """
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
-DEFAULT_INT8 = "dynamic"
+DEFAULT_INT8 = "static"  # falls back to dynamic without calibration clips
 MODES = ("static", "dynamic")
 # Student ops that static int8 quantizes (those with int8 kernels in onnxruntime's CPU EP;
 # quantizing the element-wise ones too keeps the activations int8 between convolutions:
@@ -202,7 +207,15 @@ def quantize_static_graph(
             calibrate_method=CalibrationMethod.MinMax,
         )
         if dynamic_projection:
-            quantize_dynamic_graph(static_out, out)
+            # onnxruntime warns on the root logger that a graph with QDQ nodes may be
+            # "already quantized": it is, on purpose (the convolutions); quiet only that call
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)
+            try:
+                quantize_dynamic_graph(static_out, out)
+            finally:
+                root.setLevel(level)
     return out
 
 
@@ -216,7 +229,8 @@ def quantize_graph(path, mode=None, calibration=None, out=None):
     >>> quantize_graph("onnx/student.onnx", "dynamic")  # doctest: +SKIP
     PosixPath('onnx/student.int8.onnx')
     """
-    mode = DEFAULT_INT8 if mode is None else mode
+    if mode is None:  # the default recipe where there is something to calibrate on
+        mode = DEFAULT_INT8 if calibration is not None else "dynamic"
     if mode == "dynamic":
         return quantize_dynamic_graph(path, out)
     if mode == "static":

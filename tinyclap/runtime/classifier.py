@@ -203,7 +203,7 @@ class RuntimeClassifier:
         precision, graph = student_graph(config["info"], precision)
         student = folder / graph
         if not student.is_file():
-            how = "--onnx" if precision == "fp32" else "--onnx --quantize --int8_mode static"
+            how = "--onnx" if precision == "fp32" else "--onnx --quantize --eval_manifest M"
             raise FileNotFoundError(
                 f"{student}: not found; write it with `tinyclap export ... {how}`"
             )

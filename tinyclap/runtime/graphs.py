@@ -1,6 +1,6 @@
 """Which student graph an exported folder runs: fp32 ``student.onnx`` or int8 ``student.int8.onnx``.
 
-``tinyclap export --onnx --quantize --int8_mode static --eval_manifest M``
+``tinyclap export --onnx --quantize --eval_manifest M``
 writes both graphs, measures the runtime path (host log-mels + graph) on ``M``
 with each, and records its choice in ``export.json["runtime_graph"]``: the int8
 graph when it is static int8 and loses at most :data:`INT8_MAX_LOSS` of
