@@ -261,3 +261,21 @@ def test_adapt_takes_a_hub_repo_id_like_classify(workspace, tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert err.startswith("tinyclap: error: cannot load 'someone/not-cached': it is not a local")
     assert "HF_HUB_OFFLINE=1" in err and err.count("\n") == 1
+
+
+def test_adapt_keeps_the_static_int8_recipe_where_its_clips_remain(tmp_path):
+    """An adapted folder is re-quantized as its source was, and checked on the same clips."""
+    from tinyclap.deploy.adapt import _source_int8_plan
+
+    (tmp_path / "onnx").mkdir()
+    calib, test = tmp_path / "valid.json", tmp_path / "test.json"
+    calib.write_text("{}")
+    test.write_text("{}")
+    report = {"int8": {"mode": "static", "calibration_manifest": str(calib)},
+              "accuracy": {"manifest": str(test)}}  # fmt: skip
+    (tmp_path / "onnx" / "onnx_report.json").write_text(json.dumps(report))
+    assert _source_int8_plan(tmp_path) == {"int8_mode": "static", "calibration_manifest": str(calib),
+                                           "eval_manifest": str(test)}  # fmt: skip
+    calib.unlink()  # calibration clips gone: export_onnx calibrates on the evaluation clips
+    assert _source_int8_plan(tmp_path) == {"int8_mode": "static", "eval_manifest": str(test)}
+    assert _source_int8_plan(tmp_path / "nowhere") == {}

@@ -195,7 +195,9 @@ def test_the_runtime_runs_the_graph_the_export_chose(exported, tmp_path):
     for load in (lambda: RuntimeClassifier.from_folder(folder, precision="int8"),
                  lambda: ZeroShotAudioClassifier.from_hparams(source=str(folder),
                                                               precision="int8")):  # fmt: skip
-        with pytest.raises(FileNotFoundError, match=r"student\.int8\.onnx.*--quantize --eval_manifest"):
+        with pytest.raises(
+            FileNotFoundError, match=r"student\.int8\.onnx.*--quantize --eval_manifest"
+        ):
             load()
     assert runtime_main(["classify", files[0], "--model", str(folder), "--labels", "us8k",
                          "--precision", "int8"]) == 1  # fmt: skip

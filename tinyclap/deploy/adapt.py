@@ -272,5 +272,26 @@ def adapt_export(
 
         int8 = (source / "onnx" / "audio_encoder.int8.onnx").is_file()
         export_onnx(out, labels=set_name, quantize_int8=int8, trust_remote_code=trust_remote_code,
-                    trust_unverified=trust_unverified)  # fmt: skip
+                    trust_unverified=trust_unverified, **_source_int8_plan(source))  # fmt: skip
     return json.loads((out / "export.json").read_text(encoding="utf-8"))
+
+
+def _source_int8_plan(source):
+    """The source's static int8 recipe and evaluation clips, where they are still there.
+
+    So that an adapted folder gets the same int8 graph and the same check that
+    made it the default (``export.json["runtime_graph"]``); otherwise
+    :func:`tinyclap.deploy.onnx.export_onnx` falls back to dynamic int8 (fp32 default).
+    """
+    path = Path(source) / "onnx" / "onnx_report.json"
+    report = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    plan, kwargs = report.get("int8") or {}, {}
+    if plan.get("mode"):
+        kwargs["int8_mode"] = plan["mode"]  # static without clips falls back in export_onnx
+    calibration = plan.get("calibration_manifest")
+    if plan.get("mode") == "static" and calibration and Path(calibration).is_file():
+        kwargs["calibration_manifest"] = calibration
+    manifest = (report.get("accuracy") or {}).get("manifest")
+    if manifest and Path(manifest).is_file():
+        kwargs["eval_manifest"] = manifest
+    return kwargs
