@@ -12,6 +12,8 @@ without torch). The pieces, lowest first:
   deterministic evaluation windows (numpy twins of :mod:`tinyclap.audio`);
 * :mod:`~tinyclap.runtime.engine`: :class:`OnnxStudentEngine`, the frontend
   feeding ``onnx/student.onnx`` under onnxruntime;
+* :mod:`~tinyclap.runtime.graphs`: which student graph a folder runs (fp32, or the
+  static int8 one where the export recorded it as the default);
 * :mod:`~tinyclap.runtime.text`: prompts and :class:`OnnxTextEncoder`, the text
   student's SentencePiece ids feeding ``onnx/text_encoder.onnx`` (free-form labels);
 * :mod:`~tinyclap.runtime.decisions`: ``open_set.json`` and the open-set /
