@@ -100,7 +100,7 @@ ONNX_FILE = re.compile(
 )
 # `tinyclap export --mcu` (tinyclap.deploy.mcu)
 MCU_FILE = re.compile(
-    r"^mcu/(student_int8\.(tflite|cc|h)|frontend\.(c|h)|labels\.h|report\.json|README\.md)$"
+    r"^mcu/(student_int8\.(tflite|cc|h)|frontend\.(c|h)|labels\.h|main\.cc|report\.json|README\.md)$"
 )
 
 

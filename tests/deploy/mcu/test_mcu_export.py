@@ -1,7 +1,8 @@
 """``tinyclap export --mcu``: int8 TFLite through TFLM's interpreter against the fp32 student.
 
 One export of the session's tiny random-weight student (16 kHz, 1 s windows,
-51 x 64 log-mels) calibrated on tiny Synth clips, shared by the tests here.
+51 x 64 log-mels) calibrated on tiny Synth clips (``mcu_export``, conftest.py),
+shared by the tests here and by test_host_build.py.
 """
 
 import ctypes
@@ -13,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import copy_to
+from tests.deploy.mcu.conftest import read_label_table
 from tests.helpers.dataset_trees import build_esc50
 
 pytest.importorskip("litert_torch")
 pytest.importorskip("tflite_micro")
 
-from tinyclap.deploy.export import export_files, export_student  # noqa: E402
+from tinyclap.deploy.export import export_files  # noqa: E402
 from tinyclap.deploy.mcu.c_arrays import label_decisions, label_scores  # noqa: E402
 from tinyclap.deploy.mcu.convert import UnsupportedOpError, convert_student  # noqa: E402
 from tinyclap.deploy.mcu.export import (  # noqa: E402
@@ -32,22 +33,10 @@ from tinyclap.deploy.mcu.tflm import TflmModel, arena_bytes  # noqa: E402
 CC = shutil.which("cc") or shutil.which("gcc")
 
 
-@pytest.fixture(scope="module")
-def mcu_export(tmp_path_factory, tiny_student, synth_tree):
-    root = tmp_path_factory.mktemp("mcu")
-    student = copy_to(tiny_student.path, root / "run")
-    test = synth_tree["manifests"]["test"]
-    export_student(student, root / "exported", eval_manifest=test)
-    report = export_mcu(root / "exported", student, eval_manifest=test,
-                        calibration_manifest=synth_tree["manifests"]["train"],
-                        calibration_windows_max=16)  # fmt: skip
-    return {"root": root, "folder": root / "exported", "student": student, "report": report}
-
-
 def test_mcu_folder_holds_every_file(mcu_export):
     mcu = mcu_export["folder"] / "mcu"
     for name in ("student_int8.tflite", "student_int8.cc", "student_int8.h", "frontend.c",
-                 "frontend.h", "labels.h", "report.json", "README.md"):  # fmt: skip
+                 "frontend.h", "labels.h", "main.cc", "report.json", "README.md"):  # fmt: skip
         assert (mcu / name).is_file(), name
     report = json.loads((mcu / "report.json").read_text())
     for key in ("flash_bytes", "arena_bytes", "fp32_accuracy", "int8_accuracy", "macs", "fits"):
@@ -62,7 +51,7 @@ def test_mcu_folder_holds_every_file(mcu_export):
         in (mcu / "student_int8.cc").read_text()
     )
     ours, others = export_files(mcu_export["folder"])
-    assert others == [] and "mcu/student_int8.tflite" in ours
+    assert others == [] and {"mcu/student_int8.tflite", "mcu/main.cc"} <= set(ours)
 
 
 def test_arena_is_tflms_own_figure(mcu_export):
@@ -133,10 +122,7 @@ def test_label_table_in_c_matches_numpy(mcu_export, tmp_path):
                     "-o", str(lib), "-lm"], check=True, capture_output=True)  # fmt: skip
     classify = ctypes.CDLL(str(lib)).classify
     labels = mcu_export["report"]["labels"]
-    text = (mcu / "labels.h").read_text()
-    rows = [r for r in text.split("tinyclap_label_int8")[1].split("};")[0].splitlines() if "{" in r]
-    table = {"int8": np.array([[int(v) for v in r.strip(" {},").split(",")] for r in rows[1:]],
-                              np.int8), "scale": labels["scale"]}  # fmt: skip
+    table = read_label_table(mcu / "labels.h", labels["scale"])
     rng = np.random.default_rng(0)
     for _ in range(20):
         e = rng.standard_normal(table["int8"].shape[1]).astype(np.float32)

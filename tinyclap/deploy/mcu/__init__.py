@@ -9,6 +9,9 @@ of this package:
   (the ``tflite-micro`` package): peak tensor arena, int8 inference;
 * :mod:`~tinyclap.deploy.mcu.c_arrays`: the model and the label table as C sources;
 * :mod:`~tinyclap.deploy.mcu.frontend_c`: the dependency-free C99 log-mel frontend;
+* :mod:`~tinyclap.deploy.mcu.main_cc`: ``main.cc``, the TFLM program (frontend -> model ->
+  labels), and :mod:`~tinyclap.deploy.mcu.host_build`, which compiles and runs it on the
+  host against TFLM built from source;
 * :mod:`~tinyclap.deploy.mcu.report`: flash / RAM budgets, ``report.json`` and ``README.md``;
 * :mod:`~tinyclap.deploy.mcu.export`: the whole export and its int8-vs-fp32 evaluation.
 

@@ -5,7 +5,8 @@
 calibrated on real clips, its C array, the C frontend, the label table, and
 ``report.json`` / ``README.md`` with flash, measured arena, MACs and the
 zero-shot accuracy of the fp32 student and of the int8 model run by TFLM's own
-interpreter, on the same windows (the log-mels of the student's frontend).
+interpreter, on the same windows (the log-mels of the student's frontend), and
+``main.cc``, the TFLM program joining frontend, model and label table.
 
 Example
 -------
@@ -198,6 +199,7 @@ def export_mcu(
         frontend_ram_bytes,
         write_frontend,
     )
+    from tinyclap.deploy.mcu.main_cc import write_main
     from tinyclap.deploy.mcu.report import compiled_size, write_report
     from tinyclap.deploy.mcu.tflm import TflmModel
     from tinyclap.nn.complexity import count_macs
@@ -223,6 +225,7 @@ def export_mcu(
     converted = convert_student(encoder.student, calibration, tflite)
     model = TflmModel(tflite)
     write_model_array(tflite, out)
+    write_main(out, model.arena_bytes, converted["ops"])
     frontend_files = write_frontend(encoder.frontend_config, encoder.clip_seconds, out)
     names, text = _device_labels(classifier, labels, eval_manifest)
     threshold = _threshold(classifier, names)
