@@ -256,6 +256,44 @@ def read_window(path, mcu_dir):
     return window
 
 
+def evaluate_manifest(program, mcu_dir, manifest, progress=None):
+    """The program's zero-shot accuracy on a labelled manifest's clips (first window each).
+
+    Also its agreement with the int8 decisions that ``report.json`` records for
+    the same manifest (TFLM's Python interpreter at export), when it has them.
+
+    Returns
+    -------
+    dict
+        ``num_clips``, ``accuracy``, ``agreement_with_report`` (or None),
+        ``arena_used_bytes`` (every value seen).
+    """
+    import json
+
+    from tinyclap.data.pipelines import manifest_classes, read_manifest
+
+    classes = manifest_classes(manifest)
+    entries = list(read_manifest(manifest).values())
+    best, arena = [], set()
+    for index, entry in enumerate(entries):
+        result = run_program(program, read_window(entry["wav"], mcu_dir))
+        best.append(result["best"])
+        arena.add(result["arena_used_bytes"])
+        if progress:
+            progress(index + 1, len(entries))
+    correct = sum(b >= 0 and classes[b] == e["label"] for b, e in zip(best, entries))
+    report = json.loads((Path(mcu_dir) / "report.json").read_text(encoding="utf-8"))
+    recorded = report.get("accuracy") or {}
+    agreement = None
+    predictions = (recorded.get("predictions") or {}).get("int8")
+    if predictions is not None and Path(str(recorded.get("manifest"))).resolve() == (
+        Path(manifest).resolve()
+    ):
+        agreement = float(np.mean(np.array(best) == np.array(predictions)))
+    return {"num_clips": len(entries), "accuracy": correct / max(1, len(entries)),
+            "agreement_with_report": agreement, "arena_used_bytes": sorted(arena)}  # fmt: skip
+
+
 def build_parser():
     """The command line of ``python -m tinyclap.deploy.mcu.host_build``."""
     parser = argparse.ArgumentParser(
@@ -271,6 +309,9 @@ def build_parser():
     parser.add_argument("--out", help="where the program goes (default: CACHE/program)")
     parser.add_argument("--jobs", type=int, help="parallel compiles (default: CPU count)")
     parser.add_argument("--wav", help="run the program on this clip's first window")
+    parser.add_argument("--manifest",
+                        help="run it on every clip of this labelled manifest (first window): "
+                        "accuracy, and agreement with report.json's int8 decisions")  # fmt: skip
     return parser
 
 
@@ -292,6 +333,13 @@ def main(argv=None):
             print(f"arena used: {result['arena_used_bytes']} bytes")
             print("output:", " ".join(f"{v:.6g}" for v in result["output_float32"]))
             print(f"best: {result['best']} {result['label']}")
+        if args.manifest:
+            summary = evaluate_manifest(built["program"], args.mcu_dir, args.manifest)
+            agreement = summary["agreement_with_report"]
+            print(f"{summary['num_clips']} clips: accuracy {100 * summary['accuracy']:.2f}%, "
+                  "agreement with report.json's int8 decisions "
+                  + ("n/a" if agreement is None else f"{100 * agreement:.2f}%")
+                  + f", arena used {summary['arena_used_bytes']} bytes")  # fmt: skip
     except HostBuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
