@@ -2,11 +2,12 @@
 // settings (export.json["frontend"]).
 //
 // Centred frames (reflect padding of n_fft / 2), a periodic Hann window (float32 values, centred
-// when win_length < n_fft), the power spectrum of a radix-2 FFT (any other n_fft: a direct DFT of
-// the bins used), librosa's Slaney mel filterbank (float32 weights, built as the Python side
-// builds them), then 10 log10(max(x, amin)) - 10 log10(max(amin, ref)). Arithmetic is float64;
-// the output is float32 (the student graph's input). Only the FFT bins the filterbank uses are
-// kept, as in HostLogMel.
+// when win_length < n_fft), the power spectrum of a real FFT (a radix-2 complex FFT of half the
+// size on the even / odd samples, then one split pass; any other n_fft: a direct DFT of the bins
+// used), librosa's Slaney mel filterbank (float32 weights, built as the Python side builds them;
+// each mel sums only its triangle's non-zero bins), then 10 log10(max(x, amin)) -
+// 10 log10(max(amin, ref)). Arithmetic is float64; the output is float32 (the student graph's
+// input). Only the FFT bins the filterbank uses are kept, as in HostLogMel.
 //
 //   const frontend = new LogMel({ sample_rate: 16000, f_max: 8000 });
 //   const mels = frontend.compute(window);  // Float32Array [frames * n_mels]
@@ -72,6 +73,16 @@ export class LogMel {
     this.firstBin = first;
     this.lastBin = last + 1;
     this.fb = fb.map((row) => row.slice(this.firstBin, this.lastBin));
+    // each mel's non-zero span of used bins: [start, start + weights.length)
+    this.melStart = new Int32Array(this.nMels);
+    this.melWeights = this.fb.map((row, m) => {
+      let lo = row.findIndex((v) => v !== 0);
+      if (lo < 0) lo = 0;
+      let hi = row.length;
+      while (hi > lo && row[hi - 1] === 0) hi -= 1;
+      this.melStart[m] = lo;
+      return Float64Array.from(row.subarray(lo, hi));
+    });
     this.window = new Float32Array(this.nFft);
     const offset = Math.floor((this.nFft - c.win_length) / 2);
     for (let n = 0; n < c.win_length; n++) {
@@ -86,29 +97,39 @@ export class LogMel {
     return Math.floor(numSamples / this.hop) + 1;
   }
 
+  // Tables of the real FFT: a complex radix-2 FFT of m = n_fft / 2 points on
+  // z[k] = x[2k] + i x[2k + 1], then X[k] = E[k] + W^k O[k] with E, O the spectra of the even
+  // and odd samples (E = (Z[k] + conj Z[m - k]) / 2, O = (Z[k] - conj Z[m - k]) / 2i).
   prepareFft() {
     const n = this.nFft;
-    this.rev = new Uint32Array(n);
-    const bits = Math.log2(n);
-    for (let i = 0; i < n; i++) {
+    const m = n / 2;
+    this.rev = new Uint32Array(m);
+    const bits = Math.log2(m);
+    for (let i = 0; i < m; i++) {
       let r = 0;
       for (let b = 0; b < bits; b++) r |= ((i >> b) & 1) << (bits - 1 - b);
       this.rev[i] = r;
     }
-    this.cos = new Float64Array(n / 2);
-    this.sin = new Float64Array(n / 2);
-    for (let k = 0; k < n / 2; k++) {
-      this.cos[k] = Math.cos((2 * Math.PI * k) / n);
-      this.sin[k] = -Math.sin((2 * Math.PI * k) / n);
+    this.cos = new Float64Array(Math.max(1, m / 2));
+    this.sin = new Float64Array(Math.max(1, m / 2));
+    for (let k = 0; k < m / 2; k++) {
+      this.cos[k] = Math.cos((2 * Math.PI * k) / m);
+      this.sin[k] = -Math.sin((2 * Math.PI * k) / m);
     }
-    this.re = new Float64Array(n);
-    this.im = new Float64Array(n);
+    this.postCos = new Float64Array(m + 1);
+    this.postSin = new Float64Array(m + 1);
+    for (let k = 0; k <= m; k++) {
+      this.postCos[k] = Math.cos((2 * Math.PI * k) / n);
+      this.postSin[k] = -Math.sin((2 * Math.PI * k) / n);
+    }
+    this.re = new Float64Array(m);
+    this.im = new Float64Array(m);
   }
 
   // |X_k|^2 for the used bins of one windowed frame (Float64Array frame of n_fft samples).
   power(frame, out) {
     const n = this.nFft;
-    if (!this.radix2) {
+    if (!this.radix2 || n < 4) {
       for (let k = this.firstBin; k < this.lastBin; k++) {
         let re = 0;
         let im = 0;
@@ -121,15 +142,16 @@ export class LogMel {
       }
       return;
     }
+    const m = n / 2;
     const { re, im, rev, cos, sin } = this;
-    for (let i = 0; i < n; i++) {
-      re[rev[i]] = frame[i];
-      im[rev[i]] = 0;
+    for (let i = 0; i < m; i++) {
+      re[rev[i]] = frame[2 * i];
+      im[rev[i]] = frame[2 * i + 1];
     }
-    for (let size = 2; size <= n; size *= 2) {
+    for (let size = 2; size <= m; size *= 2) {
       const half = size / 2;
-      const step = n / size;
-      for (let start = 0; start < n; start += size) {
+      const step = m / size;
+      for (let start = 0; start < m; start += size) {
         for (let j = 0; j < half; j++) {
           const wr = cos[j * step];
           const wi = sin[j * step];
@@ -144,7 +166,22 @@ export class LogMel {
         }
       }
     }
-    for (let k = this.firstBin; k < this.lastBin; k++) out[k - this.firstBin] = re[k] ** 2 + im[k] ** 2;
+    const { postCos, postSin } = this;
+    for (let k = this.firstBin; k < this.lastBin; k++) {
+      const ka = k % m;
+      const kb = (m - k) % m;
+      const ar = re[ka];
+      const ai = im[ka];
+      const br = re[kb];
+      const bi = -im[kb];
+      const or = (ai - bi) / 2; // O = -i (Z[k] - conj Z[m - k]) / 2
+      const oi = -(ar - br) / 2;
+      const c = postCos[k];
+      const s = postSin[k];
+      const xr = (ar + br) / 2 + c * or - s * oi;
+      const xi = (ai + bi) / 2 + c * oi + s * or;
+      out[k - this.firstBin] = xr * xr + xi * xi;
+    }
   }
 
   /** Log-mels of one window: Float32Array [frames * n_mels], row-major (frame, mel). */
@@ -163,14 +200,20 @@ export class LogMel {
     const frame = new Float64Array(n);
     const power = new Float64Array(this.lastBin - this.firstBin);
     const floorDb = 10 * Math.log10(this.amin);
+    const { window, melStart, melWeights } = this;
     for (let f = 0; f < frames; f++) {
       const start = f * this.hop - pad;
-      for (let t = 0; t < n; t++) frame[t] = at(start + t) * this.window[t];
+      if (start >= 0 && start + n <= wav.length) {
+        for (let t = 0; t < n; t++) frame[t] = wav[start + t] * window[t];
+      } else {
+        for (let t = 0; t < n; t++) frame[t] = at(start + t) * window[t];
+      }
       this.power(frame, power);
       for (let m = 0; m < this.nMels; m++) {
-        const row = this.fb[m];
+        const weights = melWeights[m];
+        const first = melStart[m];
         let sum = 0;
-        for (let k = 0; k < row.length; k++) sum += power[k] * row[k];
+        for (let k = 0; k < weights.length; k++) sum += power[first + k] * weights[k];
         const db = sum > this.amin ? 10 * Math.log10(sum) : floorDb;
         out[f * this.nMels + m] = db - this.offsetDb;
       }
