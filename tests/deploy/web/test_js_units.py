@@ -141,7 +141,7 @@ def test_logmels_equal_the_float64_reference_at_other_settings(config):
     rng = np.random.default_rng(1)
     rate = config["sample_rate"]
     t = np.arange(rate) / rate
-    window = (0.3 * np.sin(2 * np.pi * 1234.5 * t) + 0.05 * rng.standard_normal(rate))
+    window = 0.3 * np.sin(2 * np.pi * 1234.5 * t) + 0.05 * rng.standard_normal(rate)
     window = window.astype(np.float32)
     got = run_node(LOGMEL, {"config": config, "window": window.tolist()})
     ref = _reference_logmel(window, config)
