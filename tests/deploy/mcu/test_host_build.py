@@ -116,3 +116,14 @@ def test_the_program_on_a_manifest_agrees_with_the_export(mcu_export, synth_tree
     assert summary["agreement_with_report"] >= 0.9
     assert abs(summary["accuracy"] - report["accuracy"]["int8_accuracy"]) <= 0.1
     assert all(0 < a <= report["arena_bytes"] for a in summary["arena_used_bytes"])
+
+
+def test_host_build_cli_errors_follow_the_cli_policy(tmp_path, monkeypatch, capsys):
+    from tinyclap.deploy.mcu.host_build import main as host_build
+
+    monkeypatch.delenv("TFLM_SOURCE", raising=False)
+    assert host_build([str(tmp_path)]) == 2  # usage: no TFLM checkout named
+    assert "pass --tflm" in capsys.readouterr().err
+    assert host_build([str(tmp_path), "--tflm", str(tmp_path)]) == 1  # bad input: one line
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no main.cc" in err[0]

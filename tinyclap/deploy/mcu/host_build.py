@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+PROG = "python -m tinyclap.deploy.mcu.host_build"
 DOWNLOADS = Path("tensorflow/lite/micro/tools/make/downloads")
 # TFLM's host flags (tools/make/Makefile), -O2 throughout
 CXX_FLAGS = (
@@ -297,7 +298,7 @@ def evaluate_manifest(program, mcu_dir, manifest, progress=None):
 def build_parser():
     """The command line of ``python -m tinyclap.deploy.mcu.host_build``."""
     parser = argparse.ArgumentParser(
-        prog="python -m tinyclap.deploy.mcu.host_build",
+        prog=PROG,
         description="Compile an --mcu export's main.cc against TFLM built from source; run it.",
     )
     parser.add_argument("mcu_dir", help="the export's mcu/ folder")
@@ -316,10 +317,14 @@ def build_parser():
 
 
 def main(argv=None):
-    """Build (and with ``--wav`` run) the host program; 0 on success, 2 on a failure."""
+    """Build (and run) the host program: exit 0, 1 when it fails (one line), 2 on usage errors.
+
+    The statuses of tinyclap's CLI policy; 130 when interrupted.
+    """
     args = build_parser().parse_args(argv)
     if not args.tflm:
-        print("error: pass --tflm TFLITE_MICRO_CHECKOUT or set TFLM_SOURCE", file=sys.stderr)
+        print(f"{PROG}: error: pass --tflm TFLITE_MICRO_CHECKOUT or set TFLM_SOURCE",
+              file=sys.stderr)  # fmt: skip
         return 2
     try:
         built = build_program(args.mcu_dir, args.tflm, args.out, args.cache, args.downloads,
@@ -341,8 +346,11 @@ def main(argv=None):
                   + ("n/a" if agreement is None else f"{100 * agreement:.2f}%")
                   + f", arena used {summary['arena_used_bytes']} bytes")  # fmt: skip
     except HostBuildError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
