@@ -303,19 +303,28 @@ def interleaved_latency_stats(fns, threads=1, repeats=50, rounds=5, warmup=5):
 
 def _accuracy(classifier, manifest, embed_clips):
     """Zero-shot accuracy on ``manifest`` with clip embeddings from ``embed_clips(wavs)``."""
+    return _accuracies(classifier, manifest, {"only": embed_clips})["only"]
+
+
+def _accuracies(classifier, manifest, embedders):
+    """``{name: zero-shot accuracy}`` of several ``embedders[name](wavs)`` on ``manifest``.
+
+    Each chunk of clips is read once and embedded by every path in turn.
+    """
     from tinyclap.data.pipelines import manifest_classes, read_manifest
 
     classes = manifest_classes(manifest)
     text = classifier.encode_text(classes).cpu()
-    correct = total = 0
+    correct, total = dict.fromkeys(embedders, 0), 0
     entries = list(read_manifest(manifest).values())
     for start in range(0, len(entries), 64):
         chunk = entries[start : start + 64]
         wavs = [classifier.load_audio(e["wav"]).cpu() for e in chunk]
-        predicted = (embed_clips(wavs) @ text.T).argmax(-1).tolist()
-        correct += sum(classes[p] == e["label"] for p, e in zip(predicted, chunk))
+        for name, embed_clips in embedders.items():
+            predicted = (embed_clips(wavs) @ text.T).argmax(-1).tolist()
+            correct[name] += sum(classes[p] == e["label"] for p, e in zip(predicted, chunk))
         total += len(chunk)
-    return correct / max(1, total)
+    return {name: hits / max(1, total) for name, hits in correct.items()}
 
 
 def export_onnx(
@@ -454,28 +463,20 @@ def export_onnx(
         "waveform = frontend included, logmel = student alone"
     )
     if eval_manifest is not None:
-        accuracy = {"pytorch": _accuracy(classifier, eval_manifest, classifier.encode_audio)}
+        embedders = {"pytorch": classifier.encode_audio}
         for name in ("audio_encoder", "audio_encoder_int8"):
             if name in sessions:
-                sess = sessions[name]
-                accuracy[name] = _accuracy(
-                    classifier,
-                    eval_manifest,
-                    lambda wavs, sess=sess: onnx_clip_embeddings(
-                        sess, wavs, window, pad_mode=classifier.pad_mode
-                    ),
+                embedders[name] = lambda wavs, sess=sessions[name]: onnx_clip_embeddings(
+                    sess, wavs, window, pad_mode=classifier.pad_mode
                 )
         for name in ("student", "student_int8"):  # the runtime path: host log-mels + graph
             if name in graphs:
                 engine = OnnxStudentEngine(graphs[name], frontend.config, window,
                                            classifier.pad_mode, threads=threads)  # fmt: skip
-                accuracy[name.replace("student", "runtime")] = _accuracy(
-                    classifier,
-                    eval_manifest,
-                    lambda wavs, e=engine: torch.from_numpy(
-                        e.embed_clips([w.numpy() for w in wavs])
-                    ),
+                embedders[name.replace("student", "runtime")] = lambda wavs, e=engine: (
+                    torch.from_numpy(e.embed_clips([w.numpy() for w in wavs]))
                 )
+        accuracy = _accuracies(classifier, eval_manifest, embedders)
         report["accuracy"] = {"manifest": str(eval_manifest), **accuracy}
     report["runtime_graph"] = runtime_graph_choice(report)
     (out / "onnx_report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
