@@ -33,7 +33,7 @@ from tqdm import tqdm
 from tinyclap.deploy.onnx import (
     AudioEmbeddingGraph,
     StudentGraph,
-    _accuracy,
+    _accuracies,
     _export,
     calibration_windows,
     interleaved_latency_stats,
@@ -141,14 +141,15 @@ def run_folder(folder, eval_manifest, calibration_manifest, threads=1, repeats=6
     with tempfile.TemporaryDirectory() as tmp:
         rows, profiles, sessions = measure(clf.mods.frontend, clf.mods.student, calib, check,
                                            threads, repeats, tmp)  # fmt: skip
-        if eval_manifest is not None:
+        if eval_manifest is not None:  # every clip read once for all recipes
+            embedders = {}
             for recipe in ("fp32", *RECIPES):
                 sess = sessions[("audio_encoder", recipe)]
-                rows[f"audio_encoder/{recipe}"]["accuracy"] = _accuracy(
-                    clf, eval_manifest,
-                    lambda wavs, sess=sess: onnx_clip_embeddings(
-                        sess, wavs, clf.window_samples, pad_mode=clf.pad_mode),
-                )  # fmt: skip
+                embedders[f"audio_encoder/{recipe}"] = lambda wavs, sess=sess: onnx_clip_embeddings(
+                    sess, wavs, clf.window_samples, pad_mode=clf.pad_mode
+                )
+            for key, accuracy in _accuracies(clf, eval_manifest, embedders).items():
+                rows[key]["accuracy"] = accuracy
     return {**report, "rows": list(rows.values()), "op_profile_ms": profiles}
 
 

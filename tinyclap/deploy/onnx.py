@@ -301,11 +301,6 @@ def interleaved_latency_stats(fns, threads=1, repeats=50, rounds=5, warmup=5):
     }
 
 
-def _accuracy(classifier, manifest, embed_clips):
-    """Zero-shot accuracy on ``manifest`` with clip embeddings from ``embed_clips(wavs)``."""
-    return _accuracies(classifier, manifest, {"only": embed_clips})["only"]
-
-
 def _accuracies(classifier, manifest, embedders):
     """``{name: zero-shot accuracy}`` of several ``embedders[name](wavs)`` on ``manifest``.
 
