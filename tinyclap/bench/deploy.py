@@ -216,15 +216,17 @@ def _candidates(teacher, batch, folder, students=STUDENTS, with_teacher=True, th
                            "path": "pytorch", "params": params}, lambda: tower(wavs))  # fmt: skip
     torch_frontend, host = LogMel(**setup["frontend"]), HostLogMel(**setup["frontend"])
     out["frontend_torch"] = ({**base, "model": "frontend torch.stft LogMel", "role": "frontend",
-                              "path": "pytorch"}, lambda: torch_frontend(wavs))  # fmt: skip
-    host_row = {**base, "model": f"frontend HostLogMel ({host.bins} bins)", "role": "frontend"}
+                              "frontend": "torch", "path": "pytorch"},
+                             lambda: torch_frontend(wavs))  # fmt: skip
+    host_row = {**base, "model": f"frontend HostLogMel ({host.bins} bins)", "role": "frontend",
+                "frontend": "host"}  # fmt: skip
     out["frontend_host"] = ({**host_row, "path": "runtime"}, lambda: host(wavs_np))
     # the floor of any per-frame FFT frontend: the rFFT of the windowed frames alone
     import scipy.fft
 
     frames = np.ascontiguousarray(host.frames(wavs_np) * host.window)
     out["frontend_fft"] = ({**base, "model": "frontend rFFT alone (HostLogMel's floor)",
-                            "role": "frontend", "path": "runtime"},
+                            "role": "frontend", "frontend": "fft", "path": "runtime"},
                            lambda: scipy.fft.rfft(frames, axis=-1, workers=1))  # fmt: skip
     for spec in students:
         encoder = build_student(spec, teacher, seconds)
@@ -343,10 +345,10 @@ def frontend_share(rows, key):
     if not runtime:
         return None
     best = min(runtime, key=lambda r: r["ms_per_clip"])
-    times = {r["model"].split(" ")[1]: r["ms_per_clip"] for r in rows
+    times = {r.get("frontend"): r["ms_per_clip"] for r in rows
              if r["teacher"] == "msclap-2022" and r["batch"] == 1
              and r["role"] == "frontend"}  # fmt: skip
-    host, fft = times.get("HostLogMel"), times.get("rFFT")
+    host, fft = times.get("host"), times.get("fft")
     if host is None:
         return None
     deployed = best["ms_per_clip"]
